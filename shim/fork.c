@@ -1,0 +1,247 @@
+#include "fork.h"
+
+#include <dlfcn.h>
+#include <errno.h>
+#include <pthread.h>
+#include <pty.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "init.h"
+#include "log.h"
+#include "table.h"
+
+#define LOAD(p) __atomic_load_n((p), __ATOMIC_RELAXED)
+#define LOAD_ACQ(p) __atomic_load_n((p), __ATOMIC_ACQUIRE)
+
+/* A record: pid << 40 | birth point; 0 is free. */
+#define CHILD_MAX 65536u
+#define BIRTH_BITS 40
+#define BIRTH_MASK ((1ull << BIRTH_BITS) - 1)
+
+typedef pid_t (*fork_fn)(void);
+typedef pid_t (*forkpty_fn)(int *, char *, const struct termios *,
+                            const struct winsize *);
+
+static fork_fn real_fork;
+static forkpty_fn real_forkpty;
+
+static uint64_t *children;     /* CHILD_MAX records, mmap'd */
+static uint32_t children_used; /* records [0, children_used) may be set */
+static uint32_t children_lost; /* children we could not record */
+
+static __thread uint64_t tls_birth;
+
+/* ---- records ---- */
+
+static pid_t record_pid(uint64_t r)
+{
+	return (pid_t)(r >> BIRTH_BITS);
+}
+
+static int child_alive(pid_t pid)
+{
+	siginfo_t si;
+	int saved = errno, r;
+
+	si.si_pid = 0;
+	r = waitid(P_PID, (id_t)pid, &si, WEXITED | WNOHANG | WNOWAIT);
+	errno = saved;
+	return r == 0;
+}
+
+/* Frees the records of children that have been reaped. */
+static void records_sweep(void)
+{
+	uint32_t used = LOAD_ACQ(&children_used);
+
+	for (uint32_t i = 0; i < used; i++) {
+		uint64_t r = LOAD(&children[i]);
+
+		if (r != 0 && !child_alive(record_pid(r)))
+			__atomic_compare_exchange_n(&children[i], &r, 0, 0,
+			                            __ATOMIC_RELAXED,
+			                            __ATOMIC_RELAXED);
+	}
+}
+
+static int record_put(uint64_t rec)
+{
+	uint32_t used = LOAD_ACQ(&children_used);
+
+	for (uint32_t i = 0; i < used; i++) {
+		uint64_t r = 0;
+
+		if (__atomic_compare_exchange_n(&children[i], &r, rec, 0,
+		                                __ATOMIC_RELEASE,
+		                                __ATOMIC_RELAXED))
+			return 1;
+	}
+	while (used < CHILD_MAX) {
+		if (__atomic_compare_exchange_n(&children_used, &used, used + 1,
+		                                0, __ATOMIC_ACQ_REL,
+		                                __ATOMIC_ACQUIRE)) {
+			__atomic_store_n(&children[used], rec,
+			                 __ATOMIC_RELEASE);
+			return 1;
+		}
+	}
+	return 0;
+}
+
+static void record_child(pid_t pid, uint64_t birth)
+{
+	uint64_t rec = (uint64_t)pid << BIRTH_BITS |
+	               (birth < BIRTH_MASK ? birth : BIRTH_MASK);
+	uint32_t used = LOAD_ACQ(&children_used);
+
+	if (children == NULL)
+		return;
+	/* A recycled pid: the old record was a child since reaped. */
+	for (uint32_t i = 0; i < used; i++) {
+		uint64_t r = LOAD(&children[i]);
+
+		if (r != 0 && record_pid(r) == pid)
+			__atomic_compare_exchange_n(&children[i], &r, 0, 0,
+			                            __ATOMIC_RELAXED,
+			                            __ATOMIC_RELAXED);
+	}
+	if (record_put(rec))
+		return;
+	records_sweep();
+	if (record_put(rec))
+		return;
+	if (__atomic_fetch_add(&children_lost, 1, __ATOMIC_RELAXED) == 0)
+		log_warn("more than %u live children: visible() now answers "
+		         "0 for pid 0",
+		         CHILD_MAX);
+}
+
+int fork_visible(uint64_t fseq, pid_t pid)
+{
+	uint32_t used = LOAD_ACQ(&children_used);
+	pid_t self = getpid();
+
+	/* In a child made by _Fork or clone that has not adopted the table
+	 * yet, the records are its parent's. */
+	if (children == NULL || table_owner_now() != self)
+		used = 0;
+	if (pid < 0) {
+		errno = ESRCH;
+		return -1;
+	}
+	for (uint32_t i = 0; i < used; i++) {
+		uint64_t r = LOAD_ACQ(&children[i]);
+		pid_t p = record_pid(r);
+
+		if (r == 0 || (pid != 0 && p != pid))
+			continue;
+		if ((r & BIRTH_MASK) >= fseq) {
+			if (pid == 0)
+				continue; /* it can, whether alive or not */
+			if (child_alive(p))
+				return 1;
+		} else if (child_alive(p)) {
+			return 0;
+		}
+		/* Reaped: forget it. */
+		__atomic_compare_exchange_n(&children[i], &r, 0, 0,
+		                            __ATOMIC_RELAXED, __ATOMIC_RELAXED);
+		if (pid != 0)
+			break;
+	}
+	if (pid != 0) {
+		errno = ESRCH;
+		return -1;
+	}
+	return LOAD(&children_lost) == 0;
+}
+
+/* ---- atfork phases ---- */
+
+static void on_prepare(void)
+{
+	if (table_ready())
+		tls_birth = table_prepare();
+}
+
+static void on_parent(void)
+{
+	if (table_ready())
+		table_parent();
+}
+
+static void on_child(void)
+{
+	if (!table_ready())
+		return;
+	table_child();
+	/* The child has no children yet; its records start empty. */
+	__atomic_store_n(&children_used, 0, __ATOMIC_RELEASE);
+	children_lost = 0;
+}
+
+/* ---- wrappers ---- */
+
+static void *load_sym(const char *name, void *self)
+{
+	void *sym = dlsym(RTLD_NEXT, name);
+
+	if (sym == self) /* never call ourselves in a loop */
+		sym = NULL;
+	if (sym == NULL)
+		log_error("cannot resolve the real %s: %s", name, dlerror());
+	return sym;
+}
+
+int fork_init(void)
+{
+	*(void **)&real_fork = load_sym("fork", (void *)fork);
+	*(void **)&real_forkpty = load_sym("forkpty", (void *)forkpty);
+	children =
+	    mmap(NULL, CHILD_MAX * sizeof(uint64_t), PROT_READ | PROT_WRITE,
+	         MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (children == MAP_FAILED) {
+		children = NULL;
+		log_warn("cannot map the child records: visible() will "
+		         "answer ESRCH");
+	}
+	if (pthread_atfork(on_prepare, on_parent, on_child) != 0) {
+		log_error("pthread_atfork failed");
+		return -1;
+	}
+	return real_fork != NULL ? 0 : -1;
+}
+
+__attribute__((visibility("default"))) pid_t fork(void)
+{
+	pid_t pid;
+
+	forkshim_ensure_init();
+	if (real_fork == NULL) {
+		errno = ENOSYS;
+		return -1;
+	}
+	pid = real_fork();
+	if (pid > 0 && table_ready())
+		record_child(pid, tls_birth);
+	return pid;
+}
+
+__attribute__((visibility("default"))) pid_t
+forkpty(int *amaster, char *name, const struct termios *termp,
+        const struct winsize *winp)
+{
+	pid_t pid;
+
+	forkshim_ensure_init();
+	if (real_forkpty == NULL) {
+		errno = ENOSYS;
+		return -1;
+	}
+	pid = real_forkpty(amaster, name, termp, winp);
+	if (pid > 0 && table_ready())
+		record_child(pid, tls_birth);
+	return pid;
+}

@@ -1,0 +1,618 @@
+#include "table.h"
+
+#include <errno.h>
+#include <linux/futex.h>
+#include <sched.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "handle.h"
+#include "log.h"
+#include "tree.h"
+
+#define LOAD(p) __atomic_load_n((p), __ATOMIC_RELAXED)
+#define LOAD_ACQ(p) __atomic_load_n((p), __ATOMIC_ACQUIRE)
+#define STORE(p, v) __atomic_store_n((p), (v), __ATOMIC_RELAXED)
+#define STORE_REL(p, v) __atomic_store_n((p), (v), __ATOMIC_RELEASE)
+
+#define ENTRY_LIVE 1ull
+#define HUGE_ALIGN (2u << 20)
+
+struct entry {         /* what readers need, 32 bytes */
+	uint64_t st;   /* the handle without its slot bits | ENTRY_LIVE */
+	uint64_t addr; /* valid while st says live */
+	uint64_t len;
+	uint64_t fseq; /* the line's freeze count at its first freeze */
+};
+
+struct entry_cold {
+	uint32_t freezes;
+	uint32_t flags;
+	int32_t owner;
+	uint32_t named;
+};
+
+/* Every scalar a write changes: what the journal saves. */
+struct table_state {
+	struct tree_state tree;
+	uint64_t slot_bump; /* slots [0, slot_bump) have been used */
+	uint64_t free_head, free_tail;
+	uint64_t fseq; /* freezes begun in this line */
+	uint64_t live;
+	uint64_t need_rotate; /* take a fresh key before the next freeze */
+};
+
+struct journal {
+	uint64_t active;
+	struct table_state saved;
+	uint64_t key_count;
+	uint32_t slot;
+	uint64_t st;
+	uint32_t freezes;
+};
+
+static struct {
+	size_t cap;
+	void *map;
+	size_t map_len;
+	struct entry *entries;
+	struct entry_cold *cold;
+	char (*names)[FORKSHIM_NAME_MAX];
+	uint32_t *free_ring;
+	struct tree tree;
+	size_t free_min; /* reuse thawed slots once this many wait */
+
+	struct table_state s;
+	struct keyring keys;
+	struct journal j;
+	int lock;
+	pid_t pid;    /* the process this table belongs to */
+	pid_t fixing; /* the process adopting it */
+	int ready;
+} t;
+
+/* Set while this thread is inside a write: a signal handler that interrupts
+ * it must not take the lock again. */
+static __thread int tls_in_write;
+static __thread int tls_fork_skipped_lock;
+
+/* ---- the lock: three-state futex mutex (Drepper, "Futexes are tricky") */
+
+static void futex(int *addr, int op, int val)
+{
+	syscall(SYS_futex, addr, op | FUTEX_PRIVATE_FLAG, val, NULL, NULL, 0);
+}
+
+static void lock_take(void)
+{
+	int c = 0;
+
+	if (__atomic_compare_exchange_n(&t.lock, &c, 1, 0, __ATOMIC_ACQUIRE,
+	                                __ATOMIC_RELAXED))
+		return;
+	if (c != 2)
+		c = __atomic_exchange_n(&t.lock, 2, __ATOMIC_ACQUIRE);
+	while (c != 0) {
+		futex(&t.lock, FUTEX_WAIT, 2);
+		c = __atomic_exchange_n(&t.lock, 2, __ATOMIC_ACQUIRE);
+	}
+}
+
+static void lock_release(void)
+{
+	if (__atomic_fetch_sub(&t.lock, 1, __ATOMIC_RELEASE) != 1) {
+		STORE_REL(&t.lock, 0);
+		futex(&t.lock, FUTEX_WAKE, 1);
+	}
+}
+
+/* ---- set-up ---- */
+
+static size_t align_up(size_t n, size_t a)
+{
+	return (n + a - 1) / a * a;
+}
+
+int table_init(size_t capacity)
+{
+	size_t max_nodes = tree_nodes_for(capacity);
+	size_t off[6], len[6] = {
+	                   capacity * sizeof(struct entry),
+	                   capacity * sizeof(struct entry_cold),
+	                   capacity * FORKSHIM_NAME_MAX,
+	                   capacity * sizeof(uint32_t),
+	                   max_nodes * sizeof(struct tree_node),
+	                   max_nodes * sizeof(struct tree_limbo),
+	               };
+	size_t total = 0;
+	char *base;
+
+	for (int i = 0; i < 6; i++) {
+		off[i] = total;
+		total += align_up(len[i], HUGE_ALIGN);
+	}
+	/* Reserved, not committed: only the pages in use cost memory. */
+	base = mmap(NULL, total + HUGE_ALIGN, PROT_READ | PROT_WRITE,
+	            MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (base == MAP_FAILED) {
+		log_error("cannot reserve %zu bytes for %zu regions: errno %d",
+		          total, capacity, errno);
+		errno = ENOMEM;
+		return -1;
+	}
+	t.map = base;
+	t.map_len = total + HUGE_ALIGN;
+	base = (char *)align_up((size_t)base, HUGE_ALIGN);
+	/* The first 2 MiB of each array stay in small pages, so a process
+	 * with a few regions pays a few pages; beyond, huge pages keep fork
+	 * from copying one page-table entry per 4 KiB of a big table. */
+	for (int i = 0; i < 6; i++)
+		if (len[i] > HUGE_ALIGN)
+			madvise(base + off[i] + HUGE_ALIGN,
+			        align_up(len[i], HUGE_ALIGN) - HUGE_ALIGN,
+			        MADV_HUGEPAGE);
+	t.entries = (struct entry *)(base + off[0]);
+	t.cold = (struct entry_cold *)(base + off[1]);
+	t.names = (char(*)[FORKSHIM_NAME_MAX])(base + off[2]);
+	t.free_ring = (uint32_t *)(base + off[3]);
+	t.tree.nodes = (struct tree_node *)(base + off[4]);
+	t.tree.limbo = (struct tree_limbo *)(base + off[5]);
+	t.tree.max_nodes = (uint32_t)max_nodes;
+	t.tree.st = &t.s.tree;
+	t.s.tree.node_bump = 1;
+	t.cap = capacity;
+	t.free_min = capacity / 2 < 1024 ? capacity / 2 : 1024;
+	t.s.need_rotate = 1;
+	t.pid = getpid();
+	STORE_REL(&t.ready, 1);
+	return 0;
+}
+
+int table_ready(void)
+{
+	return LOAD_ACQ(&t.ready);
+}
+
+size_t table_capacity(void)
+{
+	return t.cap;
+}
+
+size_t table_live(void)
+{
+	return LOAD(&t.s.live);
+}
+
+/* ---- the journal ---- */
+
+/* Saves the state a write may change, slot included, before it changes. */
+static void journal_begin(void)
+{
+	t.j.saved = t.s;
+	t.j.key_count = t.keys.count;
+	t.j.slot = 0;
+	t.j.st = t.entries[0].st;
+	t.j.freezes = t.cold[0].freezes;
+	__atomic_store_n(&t.j.active, 1, __ATOMIC_SEQ_CST);
+}
+
+static void journal_slot(uint32_t slot)
+{
+	t.j.slot = slot;
+	t.j.st = t.entries[slot].st;
+	t.j.freezes = t.cold[slot].freezes;
+	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+}
+
+static void journal_end(void)
+{
+	__atomic_store_n(&t.j.active, 0, __ATOMIC_SEQ_CST);
+}
+
+/* Puts back the state before an unfinished write. The tree is persistent,
+ * so restoring its root and allocator undoes every node it wrote. */
+static void journal_undo(void)
+{
+	STORE_REL(&t.entries[t.j.slot].st, t.j.st);
+	STORE(&t.cold[t.j.slot].freezes, t.j.freezes);
+	t.s = t.j.saved;
+	STORE_REL(&t.keys.count, t.j.key_count);
+	journal_end();
+}
+
+/* ---- adoption by a child ---- */
+
+static void adopt(pid_t now)
+{
+	pid_t seen = LOAD(&t.fixing);
+
+	/* Several threads of a child made by _Fork may get here at once. */
+	while (seen != now) {
+		if (__atomic_compare_exchange_n(&t.fixing, &seen, now, 0,
+		                                __ATOMIC_ACQ_REL,
+		                                __ATOMIC_RELAXED)) {
+			/* Unless this thread is itself inside a write that
+			 * began in the parent and goes on here. */
+			if (!tls_in_write) {
+				t.lock = 0;
+				if (LOAD(&t.j.active))
+					journal_undo();
+			}
+			t.s.need_rotate = 1;
+			STORE_REL(&t.pid, now);
+			return;
+		}
+	}
+	while (LOAD_ACQ(&t.pid) != now)
+		sched_yield();
+}
+
+static int writer_enter(void)
+{
+	pid_t now;
+
+	if (tls_in_write) {
+		errno = EDEADLK;
+		return -1;
+	}
+	/* getpid is a system call: a child made without our atfork handlers
+	 * has a table whose lock may be held by a thread it does not have. */
+	now = getpid();
+	if (now != LOAD_ACQ(&t.pid))
+		adopt(now);
+	lock_take();
+	tls_in_write = 1;
+	return 0;
+}
+
+static void writer_leave(void)
+{
+	tls_in_write = 0;
+	lock_release();
+}
+
+/* ---- fork phases ---- */
+
+uint64_t table_prepare(void)
+{
+	pid_t now = getpid();
+
+	if (now != LOAD_ACQ(&t.pid))
+		adopt(now);
+	/* A signal handler forking while this thread is inside a write: the
+	 * write goes on in both processes after the handler returns. */
+	tls_fork_skipped_lock = tls_in_write;
+	if (!tls_in_write)
+		lock_take();
+	return t.s.fseq;
+}
+
+void table_parent(void)
+{
+	t.s.need_rotate = 1;
+	if (!tls_fork_skipped_lock)
+		lock_release();
+}
+
+void table_child(void)
+{
+	pid_t now = getpid();
+
+	t.fixing = now;
+	if (!tls_fork_skipped_lock)
+		t.lock = 0;
+	t.s.need_rotate = 1;
+	STORE_REL(&t.pid, now);
+}
+
+pid_t table_owner_now(void)
+{
+	return LOAD_ACQ(&t.pid);
+}
+
+/* ---- readers ---- */
+
+static int malformed(forkshim_handle h)
+{
+	return h == 0 || handle_slot(h) >= t.cap || handle_gen(h) == 0 ||
+	       handle_tag(h) == 0;
+}
+
+/* The errno for a handle that does not name a live region of this line;
+ * st is the slot's state word. */
+static int handle_error(forkshim_handle h, uint64_t st)
+{
+	if (st == 0)
+		return ENOENT; /* the slot was never filled in this line */
+	if ((st & ~ENTRY_LIVE) == (h & ~HANDLE_SLOT_MASK))
+		return ESTALE;
+	if (handle_gen(h) > handle_gen(st))
+		return ENOENT; /* filled again by an ancestor after our birth */
+	return handle_made_in_line(&t.keys, h) ? ESTALE : ENOENT;
+}
+
+/* Reads slot fields consistently: returns the entry, or NULL with errno. */
+static const struct entry *live_entry(forkshim_handle h, struct entry *copy)
+{
+	const struct entry *e;
+	uint64_t st, want;
+
+	if (!LOAD_ACQ(&t.ready) || malformed(h)) {
+		errno = EBADF;
+		return NULL;
+	}
+	e = &t.entries[handle_slot(h)];
+	want = (h & ~HANDLE_SLOT_MASK) | ENTRY_LIVE;
+	st = LOAD_ACQ(&e->st);
+	if (st == want) {
+		copy->addr = LOAD(&e->addr);
+		copy->len = LOAD(&e->len);
+		copy->fseq = LOAD(&e->fseq);
+		__atomic_thread_fence(__ATOMIC_ACQUIRE);
+		if (LOAD(&e->st) == want)
+			return e;
+		errno = ESTALE; /* thawed while we read it */
+		return NULL;
+	}
+	errno = handle_error(h, st);
+	return NULL;
+}
+
+const void *table_deref(forkshim_handle h, size_t *len)
+{
+	struct entry copy;
+
+	if (live_entry(h, &copy) == NULL)
+		return NULL;
+	if (len != NULL)
+		*len = copy.len;
+	return (const void *)(uintptr_t)copy.addr;
+}
+
+int table_fseq(forkshim_handle h, uint64_t *fseq)
+{
+	struct entry copy;
+
+	if (live_entry(h, &copy) == NULL)
+		return -1;
+	*fseq = copy.fseq;
+	return 0;
+}
+
+int table_info(forkshim_handle h, struct forkshim_info *out)
+{
+	uint32_t slot = handle_slot(h);
+	struct entry copy;
+	const struct entry *e = live_entry(h, &copy);
+	struct forkshim_info info;
+
+	if (e == NULL)
+		return -1;
+	memset(&info, 0, sizeof(info));
+	info.addr = (const void *)(uintptr_t)copy.addr;
+	info.len = copy.len;
+	info.owner = LOAD(&t.cold[slot].owner);
+	info.flags = LOAD(&t.cold[slot].flags);
+	info.freezes = LOAD(&t.cold[slot].freezes);
+	if (LOAD(&t.cold[slot].named))
+		for (int i = 0; i < FORKSHIM_NAME_MAX - 1; i++)
+			info.name[i] = LOAD(&t.names[slot][i]);
+	__atomic_thread_fence(__ATOMIC_ACQUIRE);
+	if (LOAD(&e->st) != ((h & ~HANDLE_SLOT_MASK) | ENTRY_LIVE)) {
+		errno = ESTALE;
+		return -1;
+	}
+	*out = info;
+	return 0;
+}
+
+static int bad_range(const void *addr, size_t len)
+{
+	uintptr_t a = (uintptr_t)addr;
+
+	/* The end must be representable: [a, a+len) may not wrap. */
+	return addr == NULL || len == 0 || a + len < a || a + len == 0;
+}
+
+forkshim_handle table_find(const void *addr, size_t len)
+{
+	struct tree_entry e;
+	uintptr_t a = (uintptr_t)addr;
+
+	if (bad_range(addr, len)) {
+		errno = EINVAL;
+		return 0;
+	}
+	if (!LOAD_ACQ(&t.ready) || !tree_lookup(&t.tree, a, &e) ||
+	    a + len > e.end) {
+		errno = ENOENT;
+		return 0;
+	}
+	return e.handle;
+}
+
+/* ---- writers ---- */
+
+/* Whether every page of [addr, addr+len) is mapped readable: one byte per
+ * page, read through the kernel, which answers EFAULT instead of faulting. */
+static int range_readable(const void *addr, size_t len)
+{
+	enum { BATCH = 512 };
+	size_t page = (size_t)sysconf(_SC_PAGESIZE);
+	uintptr_t a = (uintptr_t)addr, end = a + len;
+	uintptr_t p = a & ~(page - 1);
+	struct iovec remote[BATCH];
+	char sink[BATCH];
+	struct iovec local = {sink, 0};
+	pid_t self = getpid();
+
+	while (p < end) {
+		int n = 0;
+
+		for (; n < BATCH && p < end; n++, p += page) {
+			remote[n].iov_base = (void *)(p < a ? a : p);
+			remote[n].iov_len = 1;
+		}
+		local.iov_len = (size_t)n;
+		ssize_t got = process_vm_readv(self, &local, 1, remote,
+		                               (unsigned long)n, 0);
+		if (got < 0 && (errno == ENOSYS || errno == EPERM))
+			return 1; /* cannot tell here; trust the caller */
+		if (got != n)
+			return 0;
+	}
+	return 1;
+}
+
+static void rotate_key(void)
+{
+	uint64_t n = t.keys.count;
+
+	STORE(&t.keys.key[n % HANDLE_KEYS], handle_new_key());
+	STORE_REL(&t.keys.count, n + 1);
+	t.s.need_rotate = 0;
+}
+
+static uint32_t slot_take(void)
+{
+	uint64_t waiting = t.s.free_tail - t.s.free_head;
+
+	/* FIFO reuse, and only once many wait: a slot comes back rarely, so
+	 * its 16-bit generation lasts long. */
+	if (waiting > 0 && (waiting >= t.free_min || t.s.slot_bump >= t.cap))
+		return t.free_ring[t.s.free_head++ % t.cap];
+	return (uint32_t)t.s.slot_bump++;
+}
+
+forkshim_handle table_freeze(const void *addr, size_t len, const char *name,
+                             unsigned flags)
+{
+	uintptr_t a = (uintptr_t)addr;
+	struct tree_entry near;
+	forkshim_handle h;
+
+	if (bad_range(addr, len) || (flags & ~FORKSHIM_GUARD)) {
+		errno = EINVAL;
+		return 0;
+	}
+	if (!LOAD_ACQ(&t.ready)) {
+		errno = ENOMEM;
+		return 0;
+	}
+	if (!range_readable(addr, len)) {
+		errno = EFAULT;
+		return 0;
+	}
+	if (writer_enter() < 0)
+		return 0;
+	if (tree_lookup_locked(&t.tree, a + len - 1, &near) && near.end > a) {
+		if (near.start == a && near.end == a + len &&
+		    t.cold[handle_slot(near.handle)].freezes < UINT32_MAX) {
+			__atomic_fetch_add(
+			    &t.cold[handle_slot(near.handle)].freezes, 1,
+			    __ATOMIC_RELAXED);
+			writer_leave();
+			return near.handle;
+		}
+		writer_leave();
+		errno =
+		    near.start == a && near.end == a + len ? EOVERFLOW : EEXIST;
+		return 0;
+	}
+	if (t.s.live >= t.cap) {
+		writer_leave();
+		errno = ENOMEM;
+		return 0;
+	}
+
+	journal_begin();
+	uint32_t slot = slot_take();
+
+	journal_slot(slot);
+
+	uint32_t gen = handle_gen(t.entries[slot].st) + 1;
+
+	if (gen > HANDLE_GEN_MAX) {
+		gen = 1; /* the old tags must not come back: new key */
+		t.s.need_rotate = 1;
+	}
+	if (t.s.need_rotate)
+		rotate_key();
+	h = handle_make(
+	    slot, gen,
+	    handle_tag_for(t.keys.key[(t.keys.count - 1) % HANDLE_KEYS], slot,
+	                   gen));
+
+	struct entry *e = &t.entries[slot];
+
+	/* Readers that still hold this slot's previous state word must see it
+	 * change before they can see the new fields. */
+	__atomic_thread_fence(__ATOMIC_RELEASE);
+	STORE(&e->addr, a);
+	STORE(&e->len, len);
+	STORE(&e->fseq, ++t.s.fseq);
+	t.cold[slot].freezes = 1;
+	t.cold[slot].flags = flags;
+	t.cold[slot].owner = t.pid;
+	t.cold[slot].named = name != NULL && name[0] != '\0';
+	if (t.cold[slot].named) {
+		strncpy(t.names[slot], name, FORKSHIM_NAME_MAX - 1);
+		t.names[slot][FORKSHIM_NAME_MAX - 1] = '\0';
+	}
+	STORE_REL(&e->st, (h & ~HANDLE_SLOT_MASK) | ENTRY_LIVE);
+
+	near = (struct tree_entry){a, a + len, h};
+	if (tree_insert(&t.tree, &near) < 0) {
+		journal_undo();
+		writer_leave();
+		errno = ENOMEM;
+		return 0;
+	}
+	t.s.live++;
+	journal_end();
+	writer_leave();
+	return h;
+}
+
+int table_thaw(forkshim_handle h)
+{
+	struct entry copy;
+	const struct entry *e;
+	uint32_t slot = handle_slot(h);
+
+	if (writer_enter() < 0)
+		return -1;
+	e = live_entry(h, &copy);
+	if (e == NULL) {
+		int err = errno;
+
+		writer_leave();
+		errno = err;
+		return -1;
+	}
+	if (t.cold[slot].freezes > 1) {
+		__atomic_fetch_sub(&t.cold[slot].freezes, 1, __ATOMIC_RELAXED);
+		writer_leave();
+		return 0;
+	}
+	journal_begin();
+	journal_slot(slot);
+	STORE_REL(&t.entries[slot].st, e->st & ~ENTRY_LIVE);
+	STORE(&t.cold[slot].freezes, 0);
+	if (tree_remove(&t.tree, copy.addr) < 0) {
+		int err = errno;
+
+		journal_undo();
+		writer_leave();
+		errno = err == ENOENT ? ESTALE : err;
+		return -1;
+	}
+	t.free_ring[t.s.free_tail++ % t.cap] = slot;
+	t.s.live--;
+	journal_end();
+	writer_leave();
+	return 0;
+}

@@ -1,0 +1,52 @@
+/* table: the frozen regions of this process and its line.
+ *
+ * One anonymous private mapping, made at load and inherited copy-on-write by
+ * every child, holds the slots (one per region), the address index (tree.h)
+ * and the FIFO of thawed slots.  Nothing here calls malloc.
+ *
+ * Writers (freeze, thaw) take the table lock; they record the state they
+ * are about to change in a journal first, so that a child forked in the
+ * middle of a write without our atfork handlers (_Fork, clone, a raw fork
+ * syscall from another thread) can put the table back as it was before the
+ * write.  Readers (deref, find, lineage_fseq, info) take no lock and never
+ * wait: a slot's state word is published last on freeze and first on thaw,
+ * and a reader re-reads it after the fields it uses.  Readers are
+ * async-signal-safe.
+ *
+ * Errors: 0 / NULL / -1 with errno, and nothing changed. */
+#ifndef FORKSHIM_TABLE_H
+#define FORKSHIM_TABLE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "forkshim.h"
+
+/* 0 on success, -1 (ENOMEM) when the mapping cannot be made. */
+int table_init(size_t capacity);
+int table_ready(void);
+
+forkshim_handle table_freeze(const void *addr, size_t len, const char *name,
+                             unsigned flags);
+int table_thaw(forkshim_handle h);
+const void *table_deref(forkshim_handle h, size_t *len);
+forkshim_handle table_find(const void *addr, size_t len);
+int table_info(forkshim_handle h, struct forkshim_info *out);
+/* The line's freeze count when h was first frozen (for visible). */
+int table_fseq(forkshim_handle h, uint64_t *fseq);
+
+/* Fork phases, called by fork.c's atfork handlers.  table_prepare returns
+ * the line's freeze count at the fork (the child's birth point). */
+uint64_t table_prepare(void);
+void table_parent(void);
+void table_child(void);
+/* The pid the table belongs to, 0 if a child made without our handlers has
+ * not adopted it yet (readers only; async-signal-safe). */
+pid_t table_owner_now(void);
+
+/* Bytes of the mapping the table has touched, per live region (bench). */
+size_t table_capacity(void);
+size_t table_live(void);
+
+#endif
