@@ -121,11 +121,10 @@ static void record_child(pid_t pid, uint64_t birth)
 int fork_visible(uint64_t fseq, pid_t pid)
 {
 	uint32_t used = LOAD_ACQ(&children_used);
-	pid_t self = getpid();
 
 	/* In a child made by _Fork or clone that has not adopted the table
 	 * yet, the records are its parent's. */
-	if (children == NULL || table_owner_now() != self)
+	if (children == NULL || !table_adopted())
 		used = 0;
 	if (pid < 0) {
 		errno = ESRCH;
@@ -176,7 +175,6 @@ static void on_child(void)
 {
 	if (!table_ready())
 		return;
-	table_child();
 	/* The child has no children yet; its records start empty. */
 	__atomic_store_n(&children_used, 0, __ATOMIC_RELEASE);
 	children_lost = 0;

@@ -72,6 +72,11 @@ static struct {
 	pid_t pid;    /* the process this table belongs to */
 	pid_t fixing; /* the process adopting it */
 	int ready;
+	size_t page;
+	/* A page the kernel zeroes in every child, however it was forked
+	 * (MADV_WIPEONFORK): a zero here means "new process, adopt the table"
+	 * and costs a load instead of a getpid system call. */
+	uint64_t *canary;
 } t;
 
 /* Set while this thread is inside a write: a signal handler that interrupts
@@ -167,6 +172,17 @@ int table_init(size_t capacity)
 	t.free_min = capacity / 2 < 1024 ? capacity / 2 : 1024;
 	t.s.need_rotate = 1;
 	t.pid = getpid();
+	t.page = (size_t)sysconf(_SC_PAGESIZE);
+	t.canary = mmap(NULL, t.page, PROT_READ | PROT_WRITE,
+	                MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (t.canary != MAP_FAILED &&
+	    madvise(t.canary, t.page, MADV_WIPEONFORK) == 0) {
+		*t.canary = 1;
+	} else {
+		if (t.canary != MAP_FAILED)
+			munmap(t.canary, t.page);
+		t.canary = NULL; /* before Linux 4.14: ask getpid */
+	}
 	STORE_REL(&t.ready, 1);
 	return 0;
 }
@@ -225,6 +241,22 @@ static void journal_undo(void)
 
 /* ---- adoption by a child ---- */
 
+/* Whether this process is not the one the table belongs to: a child that
+ * has not adopted it yet. */
+static int is_new_process(void)
+{
+	if (t.canary != NULL)
+		return LOAD_ACQ(t.canary) == 0;
+	return getpid() != LOAD_ACQ(&t.pid);
+}
+
+static void arm(pid_t now)
+{
+	STORE_REL(&t.pid, now);
+	if (t.canary != NULL)
+		STORE_REL(t.canary, 1);
+}
+
 static void adopt(pid_t now)
 {
 	pid_t seen = LOAD(&t.fixing);
@@ -242,27 +274,31 @@ static void adopt(pid_t now)
 					journal_undo();
 			}
 			t.s.need_rotate = 1;
-			STORE_REL(&t.pid, now);
+			arm(now);
 			return;
 		}
 	}
-	while (LOAD_ACQ(&t.pid) != now)
+	while (is_new_process())
 		sched_yield();
+}
+
+/* A new process adopts the table before its first write or fork: the lock
+ * may be held by a thread it does not have, and a write another thread was
+ * making may be half done.  Children made by fork() adopt it lazily too, so
+ * the fork path makes no system call for it. */
+static void ensure_adopted(void)
+{
+	if (is_new_process())
+		adopt(getpid());
 }
 
 static int writer_enter(void)
 {
-	pid_t now;
-
 	if (tls_in_write) {
 		errno = EDEADLK;
 		return -1;
 	}
-	/* getpid is a system call: a child made without our atfork handlers
-	 * has a table whose lock may be held by a thread it does not have. */
-	now = getpid();
-	if (now != LOAD_ACQ(&t.pid))
-		adopt(now);
+	ensure_adopted();
 	lock_take();
 	tls_in_write = 1;
 	return 0;
@@ -278,10 +314,7 @@ static void writer_leave(void)
 
 uint64_t table_prepare(void)
 {
-	pid_t now = getpid();
-
-	if (now != LOAD_ACQ(&t.pid))
-		adopt(now);
+	ensure_adopted();
 	/* A signal handler forking while this thread is inside a write: the
 	 * write goes on in both processes after the handler returns. */
 	tls_fork_skipped_lock = tls_in_write;
@@ -297,20 +330,9 @@ void table_parent(void)
 		lock_release();
 }
 
-void table_child(void)
+int table_adopted(void)
 {
-	pid_t now = getpid();
-
-	t.fixing = now;
-	if (!tls_fork_skipped_lock)
-		t.lock = 0;
-	t.s.need_rotate = 1;
-	STORE_REL(&t.pid, now);
-}
-
-pid_t table_owner_now(void)
-{
-	return LOAD_ACQ(&t.pid);
+	return !is_new_process();
 }
 
 /* ---- readers ---- */
@@ -441,13 +463,12 @@ forkshim_handle table_find(const void *addr, size_t len)
 static int range_readable(const void *addr, size_t len)
 {
 	enum { BATCH = 512 };
-	size_t page = (size_t)sysconf(_SC_PAGESIZE);
+	size_t page = t.page;
 	uintptr_t a = (uintptr_t)addr, end = a + len;
 	uintptr_t p = a & ~(page - 1);
 	struct iovec remote[BATCH];
 	char sink[BATCH];
 	struct iovec local = {sink, 0};
-	pid_t self = getpid();
 
 	while (p < end) {
 		int n = 0;
@@ -457,7 +478,7 @@ static int range_readable(const void *addr, size_t len)
 			remote[n].iov_len = 1;
 		}
 		local.iov_len = (size_t)n;
-		ssize_t got = process_vm_readv(self, &local, 1, remote,
+		ssize_t got = process_vm_readv(t.pid, &local, 1, remote,
 		                               (unsigned long)n, 0);
 		if (got < 0 && (errno == ENOSYS || errno == EPERM))
 			return 1; /* cannot tell here; trust the caller */
@@ -502,6 +523,7 @@ forkshim_handle table_freeze(const void *addr, size_t len, const char *name,
 		errno = ENOMEM;
 		return 0;
 	}
+	ensure_adopted(); /* range_readable needs our pid */
 	if (!range_readable(addr, len)) {
 		errno = EFAULT;
 		return 0;

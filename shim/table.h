@@ -37,13 +37,15 @@ int table_info(forkshim_handle h, struct forkshim_info *out);
 int table_fseq(forkshim_handle h, uint64_t *fseq);
 
 /* Fork phases, called by fork.c's atfork handlers.  table_prepare returns
- * the line's freeze count at the fork (the child's birth point). */
+ * the line's freeze count at the fork (the child's birth point).  There is
+ * no child phase: a child adopts the table lazily, whichever way it was
+ * made (see adopt in table.c). */
 uint64_t table_prepare(void);
 void table_parent(void);
-void table_child(void);
-/* The pid the table belongs to, 0 if a child made without our handlers has
- * not adopted it yet (readers only; async-signal-safe). */
-pid_t table_owner_now(void);
+/* 0 in a child made without our handlers (_Fork, clone) that has not
+ * adopted the table yet: its child records are still its parent's.
+ * Async-signal-safe. */
+int table_adopted(void);
 
 /* Bytes of the mapping the table has touched, per live region (bench). */
 size_t table_capacity(void);

@@ -34,6 +34,23 @@ static int last_le(const uint64_t *key, uint32_t count, uint64_t x)
 	return lo - 1;
 }
 
+/* How many of a node's keys are <= x: a branch-free binary search over all
+ * TREE_FANOUT keys (the unused ones are UINT64_MAX). */
+static unsigned keys_le(const uint64_t *key, uint64_t x)
+{
+	unsigned base = 0;
+
+	for (unsigned half = TREE_FANOUT / 2; half > 0; half /= 2)
+		base += LOAD(&key[base + half - 1]) <= x ? half : 0;
+	return base;
+}
+
+static void prefetch_keys(const struct tree_node *node)
+{
+	for (unsigned i = 0; i < TREE_FANOUT; i += 64 / sizeof(uint64_t))
+		__builtin_prefetch(&node->key[i]);
+}
+
 /* Descends from rootword; every value read is checked, so a descent through
  * reused nodes stays in bounds (the caller discards its answer). */
 static int descend(const struct tree *t, uint64_t rw, uint64_t addr,
@@ -41,22 +58,22 @@ static int descend(const struct tree *t, uint64_t rw, uint64_t addr,
 {
 	uint32_t n = ROOT(rw), height = HEIGHT(rw);
 
-	if (n == 0 || height == 0 || height > TREE_MAX_HEIGHT)
+	if (n == 0 || n >= t->max_nodes || height == 0 ||
+	    height > TREE_MAX_HEIGHT)
 		return 0;
 	for (uint32_t level = 1;; level++) {
 		const struct tree_node *node = &t->nodes[n];
-		uint32_t count = LOAD(&node->count);
-		int i;
+		unsigned i;
 
-		if (count == 0 || count > TREE_FANOUT)
+		prefetch_keys(node);
+		i = keys_le(node->key, addr);
+		if (i == 0)
 			return 0;
-		i = last_le(node->key, count, addr);
-		if (i < 0)
-			return 0;
+		i--;
 		if (level == height) {
 			out->start = LOAD(&node->key[i]);
-			out->end = LOAD(&node->u.l.end[i]);
-			out->handle = LOAD(&node->u.l.handle[i]);
+			out->end = LOAD(&node->u.l[i].end);
+			out->handle = LOAD(&node->u.l[i].handle);
 			return 1;
 		}
 		n = LOAD(&node->u.child[i]);
@@ -106,8 +123,8 @@ static void load_wide(const struct tree *t, uint32_t n, struct wide *w)
 	for (uint32_t i = 0; i < w->count; i++) {
 		w->key[i] = node->key[i];
 		if (w->leaf) {
-			w->a[i] = node->u.l.end[i];
-			w->b[i] = node->u.l.handle[i];
+			w->a[i] = node->u.l[i].end;
+			w->b[i] = node->u.l[i].handle;
 		} else {
 			w->a[i] = node->u.child[i];
 			w->b[i] = 0;
@@ -195,15 +212,17 @@ static uint32_t emit(struct tree *t, const struct wide *w, uint32_t from,
 
 	/* Readers may still be descending through this node's last life; they
 	 * read it with atomic loads and discard what they read. */
-	__atomic_store_n(&node->count, to - from, __ATOMIC_RELAXED);
+	node->count = to - from;
 	node->leaf = w->leaf;
+	for (uint32_t i = to - from; i < TREE_FANOUT; i++)
+		__atomic_store_n(&node->key[i], UINT64_MAX, __ATOMIC_RELAXED);
 	for (uint32_t i = from; i < to; i++) {
 		__atomic_store_n(&node->key[i - from], w->key[i],
 		                 __ATOMIC_RELAXED);
 		if (w->leaf) {
-			__atomic_store_n(&node->u.l.end[i - from], w->a[i],
+			__atomic_store_n(&node->u.l[i - from].end, w->a[i],
 			                 __ATOMIC_RELAXED);
-			__atomic_store_n(&node->u.l.handle[i - from], w->b[i],
+			__atomic_store_n(&node->u.l[i - from].handle, w->b[i],
 			                 __ATOMIC_RELAXED);
 		} else {
 			__atomic_store_n(&node->u.child[i - from],

@@ -22,23 +22,25 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define TREE_FANOUT 16
-#define TREE_MIN 4
+#define TREE_FANOUT 32
+#define TREE_MIN 8
 #define TREE_GRACE 64
 #define TREE_MAX_HEIGHT 24
 
+/* Keys first, in whole cache lines; unused keys are UINT64_MAX, so a reader
+ * searches all of them without reading the count.  A leaf keeps each
+ * region's end and handle side by side: one more line per lookup. */
 struct tree_node {
-	uint32_t count;
-	uint32_t leaf;
 	uint64_t key[TREE_FANOUT]; /* leaf: region start; inner: child's min */
 	union {
 		struct {
-			uint64_t end[TREE_FANOUT];
-			uint64_t handle[TREE_FANOUT];
-		} l;
+			uint64_t end, handle;
+		} l[TREE_FANOUT];
 		uint32_t child[TREE_FANOUT];
 	} u;
-};
+	uint32_t count;
+	uint32_t leaf;
+} __attribute__((aligned(64)));
 
 struct tree_limbo {
 	uint32_t node;
