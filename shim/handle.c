@@ -25,18 +25,27 @@ uint32_t handle_tag_for(uint64_t key, uint32_t slot, uint32_t gen)
 	return tag != 0 ? tag : 1;
 }
 
-int handle_made_in_line(const struct keyring *ring, forkshim_handle h)
+uint64_t handle_next_key(uint64_t key)
 {
-	uint64_t count = __atomic_load_n(&ring->count, __ATOMIC_ACQUIRE);
-	uint64_t first = count > HANDLE_KEYS ? count - HANDLE_KEYS : 0;
+	return mix(key + 0x9e3779b97f4a7c15ull);
+}
 
-	for (uint64_t i = first; i < count; i++) {
-		uint64_t key = __atomic_load_n(&ring->key[i % HANDLE_KEYS],
-		                               __ATOMIC_RELAXED);
+int handle_made_in_line(const struct lineage *line, forkshim_handle h)
+{
+	uint32_t depth = __atomic_load_n(&line->depth, __ATOMIC_ACQUIRE);
 
-		if (handle_tag_for(key, handle_slot(h), handle_gen(h)) ==
-		    handle_tag(h))
-			return 1;
+	for (uint32_t i = 0; i < depth && i < LINE_DEPTH; i++) {
+		uint64_t key =
+		    __atomic_load_n(&line->seg[i].first, __ATOMIC_RELAXED);
+		uint64_t count =
+		    __atomic_load_n(&line->seg[i].count, __ATOMIC_ACQUIRE);
+
+		for (uint64_t k = 0; k < count; k++) {
+			if (handle_tag_for(key, handle_slot(h),
+			                   handle_gen(h)) == handle_tag(h))
+				return 1;
+			key = handle_next_key(key);
+		}
 	}
 	return 0;
 }

@@ -1,17 +1,21 @@
-/* handle: the 64-bit handle, its fields, and the lineage keys its tag proves.
+/* handle: the 64-bit handle, its fields, and the keys its tag proves.
  *
  *   bits  0..23  slot   index in the table (capacity <= 2^24)
  *   bits 24..39  gen    how many times this process's line has filled the
  *                       slot, 1..65535 (0 is never produced)
  *   bits 40..63  tag    24 bits of a keyed hash of (key, slot, gen), never 0
  *
- * Each process uses one random 64-bit key at a time and takes a fresh one
- * before its first freeze after a fork (parent) or after its birth (child),
- * so no two processes of a family make tags with the same key.  The keys of
- * a process's line (its ancestors' keys up to each fork on the way to it,
- * and its own) sit in a ring of HANDLE_KEYS; a handle whose tag matches one
- * of them for its slot and gen was made in this line.  All functions here
- * are pure or read-only: async-signal-safe. */
+ * A process makes tags with one 64-bit key at a time.  A child starts a
+ * segment of its own with a fresh random key before its first freeze; a
+ * parent that forked since its last freeze, or a slot whose generation
+ * wraps, moves to the next key of its segment, key' = next(key).  So no two
+ * processes of a family ever share a key, and the keys of a process's line
+ * are exactly: for each ancestor, the first `count` keys of its segment as
+ * they stood at the fork towards us, then our own.  A handle whose tag
+ * matches one of those keys for its slot and gen was made in this line.
+ * The check costs one hash per key of the line; memory is one segment per
+ * generation of the family.  All functions here are read-only or pure:
+ * async-signal-safe. */
 #ifndef FORKSHIM_HANDLE_H
 #define FORKSHIM_HANDLE_H
 
@@ -24,11 +28,15 @@
 #define HANDLE_TAG_BITS 24
 #define HANDLE_SLOT_MASK ((1ull << HANDLE_SLOT_BITS) - 1)
 #define HANDLE_GEN_MAX ((1u << HANDLE_GEN_BITS) - 1)
-#define HANDLE_KEYS 256
+#define LINE_DEPTH 64 /* segments kept: generations of the family */
 
-struct keyring {
-	uint64_t count; /* keys ever pushed; the newest is current */
-	uint64_t key[HANDLE_KEYS];
+struct lineage {
+	uint32_t depth;   /* segments in use; the last one is ours */
+	uint32_t dropped; /* older segments forgotten past LINE_DEPTH */
+	struct {
+		uint64_t first; /* the segment's first key */
+		uint64_t count; /* keys of it in this line */
+	} seg[LINE_DEPTH];
 };
 
 static inline uint32_t handle_slot(forkshim_handle h)
@@ -57,8 +65,11 @@ static inline forkshim_handle handle_make(uint32_t slot, uint32_t gen,
 /* The tag a process with `key` gives to (slot, gen). Never 0. */
 uint32_t handle_tag_for(uint64_t key, uint32_t slot, uint32_t gen);
 
+/* The key after `key` in a segment. */
+uint64_t handle_next_key(uint64_t key);
+
 /* Whether the tag of h was made with one of the line's keys. */
-int handle_made_in_line(const struct keyring *ring, forkshim_handle h);
+int handle_made_in_line(const struct lineage *line, forkshim_handle h);
 
 /* A fresh random key (getrandom, or a mix of clocks and ids). */
 uint64_t handle_new_key(void);

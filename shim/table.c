@@ -18,11 +18,15 @@
 #define STORE(p, v) __atomic_store_n((p), (v), __ATOMIC_RELAXED)
 #define STORE_REL(p, v) __atomic_store_n((p), (v), __ATOMIC_RELEASE)
 
+/* The state word keeps the handle's gen and tag; its slot bits are free for
+ * flags. */
 #define ENTRY_LIVE 1ull
+#define ENTRY_WRAPPED 2ull /* the slot's gen has wrapped in this line */
+#define ENTRY_ID (~HANDLE_SLOT_MASK) /* the gen and tag bits */
 #define HUGE_ALIGN (2u << 20)
 
 struct entry {         /* what readers need, 32 bytes */
-	uint64_t st;   /* the handle without its slot bits | ENTRY_LIVE */
+	uint64_t st;   /* the handle's gen and tag | ENTRY_* flags */
 	uint64_t addr; /* valid while st says live */
 	uint64_t len;
 	uint64_t fseq; /* the line's freeze count at its first freeze */
@@ -42,13 +46,16 @@ struct table_state {
 	uint64_t free_head, free_tail;
 	uint64_t fseq; /* freezes begun in this line */
 	uint64_t live;
-	uint64_t need_rotate; /* take a fresh key before the next freeze */
+	uint64_t key;          /* the key tags are made with now */
+	uint32_t need_segment; /* a new process: start a segment */
+	uint32_t need_rotate;  /* forked since the last freeze: next key */
 };
 
 struct journal {
 	uint64_t active;
 	struct table_state saved;
-	uint64_t key_count;
+	uint32_t line_depth;
+	uint64_t line_count; /* of the last segment */
 	uint32_t slot;
 	uint64_t st;
 	uint32_t freezes;
@@ -66,7 +73,7 @@ static struct {
 	size_t free_min; /* reuse thawed slots once this many wait */
 
 	struct table_state s;
-	struct keyring keys;
+	struct lineage line;
 	struct journal j;
 	int lock;
 	pid_t pid;    /* the process this table belongs to */
@@ -170,7 +177,7 @@ int table_init(size_t capacity)
 	t.s.tree.node_bump = 1;
 	t.cap = capacity;
 	t.free_min = capacity / 2 < 1024 ? capacity / 2 : 1024;
-	t.s.need_rotate = 1;
+	t.s.need_segment = 1;
 	t.pid = getpid();
 	t.page = (size_t)sysconf(_SC_PAGESIZE);
 	t.canary = mmap(NULL, t.page, PROT_READ | PROT_WRITE,
@@ -208,7 +215,8 @@ size_t table_live(void)
 static void journal_begin(void)
 {
 	t.j.saved = t.s;
-	t.j.key_count = t.keys.count;
+	t.j.line_depth = t.line.depth;
+	t.j.line_count = t.line.depth ? t.line.seg[t.line.depth - 1].count : 0;
 	t.j.slot = 0;
 	t.j.st = t.entries[0].st;
 	t.j.freezes = t.cold[0].freezes;
@@ -235,7 +243,10 @@ static void journal_undo(void)
 	STORE_REL(&t.entries[t.j.slot].st, t.j.st);
 	STORE(&t.cold[t.j.slot].freezes, t.j.freezes);
 	t.s = t.j.saved;
-	STORE_REL(&t.keys.count, t.j.key_count);
+	STORE_REL(&t.line.depth, t.j.line_depth);
+	if (t.j.line_depth > 0)
+		STORE_REL(&t.line.seg[t.j.line_depth - 1].count,
+		          t.j.line_count);
 	journal_end();
 }
 
@@ -273,7 +284,7 @@ static void adopt(pid_t now)
 				if (LOAD(&t.j.active))
 					journal_undo();
 			}
-			t.s.need_rotate = 1;
+			t.s.need_segment = 1;
 			arm(now);
 			return;
 		}
@@ -349,32 +360,35 @@ static int handle_error(forkshim_handle h, uint64_t st)
 {
 	if (st == 0)
 		return ENOENT; /* the slot was never filled in this line */
-	if ((st & ~ENTRY_LIVE) == (h & ~HANDLE_SLOT_MASK))
+	if ((st & ENTRY_ID) == (h & ENTRY_ID))
 		return ESTALE;
-	if (handle_gen(h) > handle_gen(st))
-		return ENOENT; /* filled again by an ancestor after our birth */
-	return handle_made_in_line(&t.keys, h) ? ESTALE : ENOENT;
+	/* Until its gen wraps, a slot's gens only grow along the line: a
+	 * higher one was made by an ancestor after our birth.  (Also true of
+	 * a parent that made us with _Fork and so kept its key.) */
+	if (!(st & ENTRY_WRAPPED) && handle_gen(h) > handle_gen(st))
+		return ENOENT;
+	return handle_made_in_line(&t.line, h) ? ESTALE : ENOENT;
 }
 
 /* Reads slot fields consistently: returns the entry, or NULL with errno. */
 static const struct entry *live_entry(forkshim_handle h, struct entry *copy)
 {
 	const struct entry *e;
-	uint64_t st, want;
+	uint64_t st;
 
 	if (!LOAD_ACQ(&t.ready) || malformed(h)) {
 		errno = EBADF;
 		return NULL;
 	}
 	e = &t.entries[handle_slot(h)];
-	want = (h & ~HANDLE_SLOT_MASK) | ENTRY_LIVE;
 	st = LOAD_ACQ(&e->st);
-	if (st == want) {
+	if ((st & ENTRY_ID) == (h & ENTRY_ID) && (st & ENTRY_LIVE)) {
+		copy->st = st;
 		copy->addr = LOAD(&e->addr);
 		copy->len = LOAD(&e->len);
 		copy->fseq = LOAD(&e->fseq);
 		__atomic_thread_fence(__ATOMIC_ACQUIRE);
-		if (LOAD(&e->st) == want)
+		if (LOAD(&e->st) == st)
 			return e;
 		errno = ESTALE; /* thawed while we read it */
 		return NULL;
@@ -423,7 +437,7 @@ int table_info(forkshim_handle h, struct forkshim_info *out)
 		for (int i = 0; i < FORKSHIM_NAME_MAX - 1; i++)
 			info.name[i] = LOAD(&t.names[slot][i]);
 	__atomic_thread_fence(__ATOMIC_ACQUIRE);
-	if (LOAD(&e->st) != ((h & ~HANDLE_SLOT_MASK) | ENTRY_LIVE)) {
+	if (LOAD(&e->st) != copy.st) {
 		errno = ESTALE;
 		return -1;
 	}
@@ -488,12 +502,30 @@ static int range_readable(const void *addr, size_t len)
 	return 1;
 }
 
+/* Moves to the next key of our segment, or starts our segment. */
 static void rotate_key(void)
 {
-	uint64_t n = t.keys.count;
+	uint32_t d = t.line.depth;
 
-	STORE(&t.keys.key[n % HANDLE_KEYS], handle_new_key());
-	STORE_REL(&t.keys.count, n + 1);
+	if (t.s.need_segment || d == 0) {
+		if (d == LINE_DEPTH) {
+			/* Forget the oldest generation; its handles then
+			 * read as ENOENT rather than ESTALE. */
+			memmove(&t.line.seg[0], &t.line.seg[1],
+			        sizeof(t.line.seg[0]) * (LINE_DEPTH - 1));
+			t.line.dropped++;
+			d--;
+		}
+		t.s.key = handle_new_key();
+		STORE(&t.line.seg[d].first, t.s.key);
+		STORE(&t.line.seg[d].count, 1);
+		STORE_REL(&t.line.depth, d + 1);
+	} else {
+		t.s.key = handle_next_key(t.s.key);
+		STORE_REL(&t.line.seg[d - 1].count,
+		          t.line.seg[d - 1].count + 1);
+	}
+	t.s.need_segment = 0;
 	t.s.need_rotate = 0;
 }
 
@@ -555,18 +587,17 @@ forkshim_handle table_freeze(const void *addr, size_t len, const char *name,
 
 	journal_slot(slot);
 
+	uint64_t wrapped = t.entries[slot].st & ENTRY_WRAPPED;
 	uint32_t gen = handle_gen(t.entries[slot].st) + 1;
 
 	if (gen > HANDLE_GEN_MAX) {
-		gen = 1; /* the old tags must not come back: new key */
+		gen = 1; /* the old tags must not come back: next key */
+		wrapped = ENTRY_WRAPPED;
 		t.s.need_rotate = 1;
 	}
-	if (t.s.need_rotate)
+	if (t.s.need_segment || t.s.need_rotate)
 		rotate_key();
-	h = handle_make(
-	    slot, gen,
-	    handle_tag_for(t.keys.key[(t.keys.count - 1) % HANDLE_KEYS], slot,
-	                   gen));
+	h = handle_make(slot, gen, handle_tag_for(t.s.key, slot, gen));
 
 	struct entry *e = &t.entries[slot];
 
@@ -584,7 +615,7 @@ forkshim_handle table_freeze(const void *addr, size_t len, const char *name,
 		strncpy(t.names[slot], name, FORKSHIM_NAME_MAX - 1);
 		t.names[slot][FORKSHIM_NAME_MAX - 1] = '\0';
 	}
-	STORE_REL(&e->st, (h & ~HANDLE_SLOT_MASK) | ENTRY_LIVE);
+	STORE_REL(&e->st, (h & ENTRY_ID) | ENTRY_LIVE | wrapped);
 
 	near = (struct tree_entry){a, a + len, h};
 	if (tree_insert(&t.tree, &near) < 0) {
@@ -622,7 +653,7 @@ int table_thaw(forkshim_handle h)
 	}
 	journal_begin();
 	journal_slot(slot);
-	STORE_REL(&t.entries[slot].st, e->st & ~ENTRY_LIVE);
+	STORE_REL(&t.entries[slot].st, copy.st & ~ENTRY_LIVE);
 	STORE(&t.cold[slot].freezes, 0);
 	if (tree_remove(&t.tree, copy.addr) < 0) {
 		int err = errno;
