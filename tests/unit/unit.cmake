@@ -1,0 +1,15 @@
+# Unit tests of the core ABI: one Criterion program per file, linked
+# against libforkshim.  The helper program never links the shim; tests run
+# it with LD_PRELOAD in an explicit environment.
+add_executable(unit_helper ${CMAKE_CURRENT_LIST_DIR}/helper.c)
+target_compile_definitions(unit_helper PRIVATE _GNU_SOURCE)
+target_include_directories(unit_helper PRIVATE
+  ${PROJECT_SOURCE_DIR}/shim/include ${PROJECT_SOURCE_DIR}/inject)
+target_link_libraries(unit_helper PRIVATE ${CMAKE_DL_LIBS})
+
+foreach(t api config family freeze handles lookup sharing visible)
+  forkshim_add_test(unit_${t} ${CMAKE_CURRENT_LIST_DIR}/${t}.c TIMEOUT 120)
+  target_compile_definitions(unit_${t} PRIVATE
+    UNIT_HELPER="$<TARGET_FILE:unit_helper>")
+  add_dependencies(unit_${t} unit_helper)
+endforeach()
