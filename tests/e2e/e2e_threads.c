@@ -1,0 +1,48 @@
+/* e2e_threads: 1,000 forks while four threads freeze and thaw nonstop.
+ *
+ * mt_host (see there) makes every child check every handle published as
+ * frozen before its birth, ESTALE for published thaws and ENOENT for
+ * handles frozen after its birth; a wrong answer or a hang fails the run. */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "e2e_run.h"
+
+Test(threads, thousand_children_see_exactly_the_regions_frozen_before_birth,
+     .timeout = 59)
+{
+	const char *const argv[] = {E2E_MT_HOST, "1000", NULL};
+	unsigned long long children = 0, ok = 0, frozen = 0, enoent = 0,
+	                   late = 0, estale = 0, failures = 1;
+	const char *at;
+	struct e2e_run r;
+
+	e2e_run(&r, argv, e2e_env_shim, 57);
+	cr_expect(e2e_exited_with(&r, 0), E2E_RUN_FMT, E2E_RUN_ARGS(r));
+	cr_expect_str_empty(r.err.data, E2E_RUN_FMT, E2E_RUN_ARGS(r));
+
+	at = strstr(r.out.data, "mt: children");
+	cr_assert_not_null(at, E2E_RUN_FMT, E2E_RUN_ARGS(r));
+	cr_assert_eq(sscanf(at,
+	                    "mt: children %llu ok %llu\n"
+	                    "mt: checked frozen %llu enoent %llu (from threads "
+	                    "%llu) estale %llu\n",
+	                    &children, &ok, &frozen, &enoent, &late, &estale),
+	             6, E2E_RUN_FMT, E2E_RUN_ARGS(r));
+	at = strstr(r.out.data, "mt: failures ");
+	cr_assert_not_null(at, E2E_RUN_FMT, E2E_RUN_ARGS(r));
+	sscanf(at, "mt: failures %llu", &failures);
+	cr_log_info("e2e_threads: %s", r.out.data);
+
+	cr_expect_eq(children, 1000);
+	cr_expect_eq(ok, 1000);
+	cr_expect_eq(failures, 0);
+	/* Each child got at least the parent's own two post-fork probes. */
+	cr_expect_geq(enoent, 2 * children);
+	/* Over 1,000 snapshots of 64 busy slots some must have held frozen
+	 * and thawed handles, or the children checked nothing. */
+	cr_expect_gt(frozen, 0);
+	cr_expect_gt(estale, 0);
+	e2e_run_free(&r);
+}
