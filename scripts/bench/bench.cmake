@@ -1,0 +1,14 @@
+# The core benchmark and the hand-off demo.  Neither links libforkshim: they
+# reach it through dlsym when it is preloaded, and bench_core preloads it
+# itself, in the workers it re-executes, from the path compiled in here
+# (FORKSHIM_BENCH_SHIM in the environment or --shim overrides it).
+function(forkshim_add_bench name source)
+  add_executable(${name} ${CMAKE_CURRENT_SOURCE_DIR}/${source})
+  target_compile_definitions(${name} PRIVATE _GNU_SOURCE
+    FORKSHIM_BENCH_LIB="$<TARGET_FILE:forkshim>")
+  target_link_libraries(${name} PRIVATE forkshim_client ${CMAKE_DL_LIBS})
+  add_dependencies(${name} forkshim)
+endfunction()
+
+forkshim_add_bench(bench_core core.c)
+forkshim_add_bench(handoff handoff.c)

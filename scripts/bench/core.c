@@ -1,0 +1,910 @@
+/* bench_core: forkshim's core costs, with and without the shim, in one run.
+ *
+ * The program you start is the driver; it never measures anything itself.
+ * It re-executes /proc/self/exe as worker processes, each started with
+ * LD_PRELOAD=<libforkshim> ("with") or without any LD_PRELOAD ("without"),
+ * and reads their results from a pipe:
+ *   - one "inproc" worker (with the shim) times deref, find, freeze+thaw
+ *     and the table's memory per region, reaching the shim through
+ *     dlsym(RTLD_DEFAULT, "forkshim_api") as a plugin would;
+ *   - for each fork case and round, a fresh pair of workers, one without
+ *     and one with the shim, set up side by side, then each times a batch
+ *     of fork+_exit+waitpid in turn.
+ * This is a report, not a test: it exits 0 whether targets are met or not,
+ * and 1 when something failed to run or the shim answered wrongly (find
+ * missing a frozen region: the figures are still printed).
+ *
+ * Usage: bench_core [--shim PATH] [--rounds N] [--small-iters N]
+ *                   [--big-iters N]
+ * The shim defaults to FORKSHIM_BENCH_SHIM from the environment, else the
+ * library of the build tree this program was built in. */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "forkshim_client.h"
+
+#ifndef FORKSHIM_BENCH_LIB
+#define FORKSHIM_BENCH_LIB ""
+#endif
+
+#define GIB (1UL << 30)
+#define REGION_SIZE 1024UL
+#define NREGIONS (GIB / REGION_SIZE) /* 1,048,576 */
+#define NADDRS (1UL << 20)           /* precomputed random find addresses */
+#define FIND_LEN 16UL
+#define DEREF_HANDLES 8
+#define MIN_ROUND_NS 0.3e9
+#define TIMED_ROUNDS 5
+#define WARMUP_FORKS 3
+
+#define TARGET_DEREF_NS 10.0
+#define TARGET_FIND_NS 200.0
+#define TARGET_FORK_SMALL 1.02
+#define TARGET_FORK_BIG 1.05
+
+extern char **environ;
+
+static double now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
+}
+
+static void die(const char *fmt, ...)
+{
+	va_list ap;
+
+	fflush(stdout);
+	fprintf(stderr, "bench_core[%d]: ", (int)getpid());
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	exit(1);
+}
+
+/* splitmix64: a fixed seed keeps runs comparable. */
+static uint64_t next_random(uint64_t *state)
+{
+	uint64_t z = (*state += 0x9e3779b97f4a7c15ULL);
+
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+	return z ^ (z >> 31);
+}
+
+static int compare_doubles(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return (x > y) - (x < y);
+}
+
+/* Sorts v. */
+static double median(double *v, size_t n)
+{
+	qsort(v, n, sizeof(*v), compare_doubles);
+	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+static double mean(const double *v, size_t n)
+{
+	double sum = 0;
+
+	for (size_t i = 0; i < n; i++)
+		sum += v[i];
+	return sum / (double)n;
+}
+
+/* 1 GiB of 4 KiB pages, every page resident (written).  MADV_NOHUGEPAGE
+ * keeps the page tables, and so fork's cost, those of an ordinary heap
+ * whatever the system's transparent huge page setting; MADV_POPULATE_WRITE
+ * allocates the pages without a fault each, much faster in a VM. */
+static char *resident_gib(void)
+{
+	char *buf = mmap(NULL, GIB, PROT_READ | PROT_WRITE,
+	                 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	if (buf == MAP_FAILED)
+		die("mmap 1 GiB: %s", strerror(errno));
+	madvise(buf, GIB, MADV_NOHUGEPAGE);
+#ifdef MADV_POPULATE_WRITE
+	if (madvise(buf, GIB, MADV_POPULATE_WRITE) == 0)
+		return buf;
+#endif
+	memset(buf, 0x5a, GIB);
+	return buf;
+}
+
+static const struct forkshim_api *shim_or_die(void)
+{
+	const struct forkshim_api *api = forkshim_client_get();
+
+	if (api == NULL)
+		die("the shim is not loaded in this worker (LD_PRELOAD=%s)",
+		    getenv("LD_PRELOAD") ? getenv("LD_PRELOAD") : "");
+	return api;
+}
+
+static void freeze_all_regions(const struct forkshim_api *api, char *buf,
+                               forkshim_handle *handles)
+{
+	for (size_t i = 0; i < NREGIONS; i++) {
+		handles[i] = api->freeze(buf + i * REGION_SIZE, REGION_SIZE,
+		                         "bench.region", 0);
+		if (handles[i] == 0)
+			die("freeze of region %zu: %s", i, strerror(errno));
+	}
+}
+
+/* ------------------------------------------------------------------ */
+/* In-process costs (worker "inproc", run with the shim)               */
+
+typedef void (*loop_fn)(void *ctx, uint64_t n);
+
+/* ns per op of fn: n is raised until one round takes MIN_ROUND_NS, then
+ * the best of TIMED_ROUNDS rounds of that n (the calibrating round that
+ * reached it included) is kept; the best is the least disturbed. */
+static double best_ns_per_op(loop_fn fn, void *ctx)
+{
+	uint64_t n = 1024;
+	double t, best;
+
+	for (;;) {
+		t = now_ns();
+		fn(ctx, n);
+		t = now_ns() - t;
+		if (t >= MIN_ROUND_NS)
+			break;
+		if (t < MIN_ROUND_NS / 16)
+			n *= 16;
+		else
+			n = (uint64_t)((double)n * MIN_ROUND_NS * 1.1 / t) + 1;
+	}
+	best = t / (double)n;
+	for (int r = 1; r < TIMED_ROUNDS; r++) {
+		t = now_ns();
+		fn(ctx, n);
+		t = (now_ns() - t) / (double)n;
+		if (t < best)
+			best = t;
+	}
+	return best;
+}
+
+struct deref_loop {
+	const struct forkshim_api *api;
+	forkshim_handle handles[DEREF_HANDLES];
+	uintptr_t sink;
+	uint64_t failures;
+};
+
+static void run_derefs(void *arg, uint64_t n)
+{
+	struct deref_loop *c = arg;
+	const void *(*deref)(forkshim_handle, size_t *) = c->api->deref;
+	uintptr_t sum = 0;
+	uint64_t failures = 0;
+	size_t len;
+
+	for (uint64_t i = 0; i < n; i++) {
+		const void *p = deref(c->handles[i % DEREF_HANDLES], &len);
+
+		failures += p == NULL;
+		sum += (uintptr_t)p + len;
+	}
+	c->sink += sum;
+	c->failures += failures;
+}
+
+struct find_loop {
+	const struct forkshim_api *api;
+	const uintptr_t *addrs; /* NADDRS of them */
+	uint64_t sink;
+	uint64_t lookups, misses;
+};
+
+static void run_finds(void *arg, uint64_t n)
+{
+	struct find_loop *c = arg;
+	forkshim_handle (*find)(const void *, size_t) = c->api->find;
+	uint64_t sum = 0, misses = 0;
+
+	for (uint64_t i = 0; i < n; i++) {
+		forkshim_handle h =
+		    find((const void *)c->addrs[i % NADDRS], FIND_LEN);
+
+		misses += h == 0;
+		sum += h;
+	}
+	c->sink += sum;
+	c->lookups += n;
+	c->misses += misses;
+}
+
+struct freeze_thaw_loop {
+	const struct forkshim_api *api;
+	const void *addr;
+	size_t len;
+	uint64_t failures;
+};
+
+static void run_freeze_thaws(void *arg, uint64_t n)
+{
+	struct freeze_thaw_loop *c = arg;
+	uint64_t failures = 0;
+
+	for (uint64_t i = 0; i < n; i++) {
+		forkshim_handle h =
+		    c->api->freeze(c->addr, c->len, "bench.pair", 0);
+
+		failures += h == 0 || c->api->thaw(h) != 0;
+	}
+	c->failures += failures;
+}
+
+/* Prints "<key> <ns/op>" and "<key>_wrong <fraction of lookups that found
+ * nothing>": every address looked up lies in a frozen region. */
+static void time_finds(const struct forkshim_api *api, const uintptr_t *addrs,
+                       const char *key)
+{
+	struct find_loop c = {.api = api, .addrs = addrs};
+	double ns = best_ns_per_op(run_finds, &c);
+
+	printf("%s %.2f\n%s_wrong %.6f\n", key, ns, key,
+	       (double)c.misses / (double)c.lookups);
+}
+
+/* Resident memory outside the benchmark's own buffers: the sum of Rss over
+ * the mappings of /proc/self/smaps that overlap none of the n ranges in
+ * skip.  Taken before and after freezing NREGIONS regions of an already
+ * resident buffer, the difference is what the shim's table (and anything it
+ * allocates per region) made resident.  VmRSS from /proc/self/status is
+ * reported beside it as a cross-check. */
+static long rss_kib_outside(const uintptr_t (*skip)[2], int n)
+{
+	FILE *f = fopen("/proc/self/smaps", "r");
+	char line[512];
+	uintptr_t lo = 0, hi = 0;
+	long total = 0, kib;
+	int skipping = 0;
+
+	if (f == NULL)
+		die("/proc/self/smaps: %s", strerror(errno));
+	while (fgets(line, sizeof(line), f)) {
+		if (sscanf(line, "%" SCNxPTR "-%" SCNxPTR " ", &lo, &hi) == 2 &&
+		    strchr(line, ' ') > strchr(line, '-')) {
+			skipping = 0;
+			for (int i = 0; i < n; i++)
+				if (lo < skip[i][1] && skip[i][0] < hi)
+					skipping = 1;
+		} else if (!skipping &&
+		           sscanf(line, "Rss: %ld kB", &kib) == 1) {
+			total += kib;
+		}
+	}
+	fclose(f);
+	return total;
+}
+
+static long status_kib(const char *field)
+{
+	FILE *f = fopen("/proc/self/status", "r");
+	char line[256];
+	size_t flen = strlen(field);
+	long kib = -1;
+
+	if (f == NULL)
+		die("/proc/self/status: %s", strerror(errno));
+	while (fgets(line, sizeof(line), f))
+		if (strncmp(line, field, flen) == 0 && line[flen] == ':')
+			kib = strtol(line + flen + 1, NULL, 10);
+	fclose(f);
+	return kib;
+}
+
+static int worker_inproc(void)
+{
+	const struct forkshim_api *api = shim_or_die();
+	static char small[DEREF_HANDLES][256];
+	struct deref_loop dl = {.api = api};
+	struct freeze_thaw_loop ft = {.api = api};
+	forkshim_handle *handles, whole;
+	uintptr_t *addrs, skip[3][2];
+	uint64_t rng = 42;
+	long rss_before, rss_after, vm_before, vm_after;
+	double t;
+
+	printf("version %s\n", api->version());
+
+	for (int i = 0; i < DEREF_HANDLES; i++) {
+		dl.handles[i] =
+		    api->freeze(small[i], sizeof(small[i]), "bench.deref", 0);
+		if (dl.handles[i] == 0)
+			die("freeze: %s", strerror(errno));
+	}
+	printf("deref %.2f\n", best_ns_per_op(run_derefs, &dl));
+	if (dl.failures)
+		die("deref failed %" PRIu64 " times", dl.failures);
+	for (int i = 0; i < DEREF_HANDLES; i++)
+		if (api->thaw(dl.handles[i]) != 0)
+			die("thaw: %s", strerror(errno));
+
+	ft.addr = small[0];
+	ft.len = sizeof(small[0]);
+	printf("freeze_thaw_empty %.1f\n",
+	       best_ns_per_op(run_freeze_thaws, &ft));
+
+	char *buf = resident_gib();
+	size_t addrs_size = NADDRS * sizeof(*addrs);
+	size_t handles_size = NREGIONS * sizeof(*handles);
+	addrs = mmap(NULL, addrs_size, PROT_READ | PROT_WRITE,
+	             MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	handles = mmap(NULL, handles_size, PROT_READ | PROT_WRITE,
+	               MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (addrs == MAP_FAILED || handles == MAP_FAILED)
+		die("mmap: %s", strerror(errno));
+	memset(handles, 0, handles_size);
+
+	/* One region: the whole GiB, looked up at random places in it. */
+	for (size_t i = 0; i < NADDRS; i++)
+		addrs[i] =
+		    (uintptr_t)buf + next_random(&rng) % (GIB - FIND_LEN + 1);
+	whole = api->freeze(buf, GIB, "bench.whole", 0);
+	if (whole == 0)
+		die("freeze of 1 GiB: %s", strerror(errno));
+	time_finds(api, addrs, "find_1");
+	if (api->thaw(whole) != 0)
+		die("thaw: %s", strerror(errno));
+
+	/* NREGIONS regions of 1 KiB, looked up at random places in random
+	 * regions. */
+	for (size_t i = 0; i < NADDRS; i++) {
+		size_t region = next_random(&rng) % NREGIONS;
+		size_t offset =
+		    next_random(&rng) % (REGION_SIZE - FIND_LEN + 1);
+
+		addrs[i] = (uintptr_t)buf + region * REGION_SIZE + offset;
+	}
+	skip[0][0] = (uintptr_t)buf;
+	skip[0][1] = (uintptr_t)buf + GIB;
+	skip[1][0] = (uintptr_t)addrs;
+	skip[1][1] = (uintptr_t)addrs + addrs_size;
+	skip[2][0] = (uintptr_t)handles;
+	skip[2][1] = (uintptr_t)handles + handles_size;
+	rss_before = rss_kib_outside(skip, 3);
+	vm_before = status_kib("VmRSS");
+	t = now_ns();
+	freeze_all_regions(api, buf, handles);
+	t = now_ns() - t;
+	rss_after = rss_kib_outside(skip, 3);
+	vm_after = status_kib("VmRSS");
+	printf("bulk_freeze %.1f\n", t / (double)NREGIONS);
+	printf("rss_outside_before_kib %ld\n", rss_before);
+	printf("rss_outside_after_kib %ld\n", rss_after);
+	printf("vmrss_delta_kib %ld\n", vm_after - vm_before);
+	time_finds(api, addrs, "find_n");
+
+	/* The table is full at the default capacity: free one slot and
+	 * freeze+thaw in it with NREGIONS - 1 regions live. */
+	if (api->thaw(handles[NREGIONS - 1]) != 0)
+		die("thaw: %s", strerror(errno));
+	ft.addr = buf + (NREGIONS - 1) * REGION_SIZE;
+	ft.len = REGION_SIZE;
+	printf("freeze_thaw_full %.1f\n",
+	       best_ns_per_op(run_freeze_thaws, &ft));
+	if (ft.failures)
+		die("freeze+thaw failed %" PRIu64 " times", ft.failures);
+
+	t = now_ns();
+	for (size_t i = 0; i + 1 < NREGIONS; i++)
+		if (api->thaw(handles[i]) != 0)
+			die("thaw of region %zu: %s", i, strerror(errno));
+	printf("bulk_thaw %.1f\n", (now_ns() - t) / (double)(NREGIONS - 1));
+	printf("sink %" PRIuPTR "\n", dl.sink);
+	return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Fork latency (workers "small", "big", "big1", "bigN")                */
+
+static double timed_fork(void)
+{
+	double t = now_ns();
+	int status;
+	pid_t pid = fork();
+
+	if (pid == 0)
+		_exit(0);
+	if (pid < 0)
+		die("fork: %s", strerror(errno));
+	if (waitpid(pid, &status, 0) != pid || status != 0)
+		die("waitpid: %s", strerror(errno));
+	return now_ns() - t;
+}
+
+/* Sets itself up, says "ready", then for each "run N" line on stdin
+ * answers N lines of fork+_exit+waitpid latencies in ns, and a line
+ * "faults P C": minor page faults per fork in this process and in the
+ * children, which unlike time do not depend on the machine's load. */
+static int worker_fork(const char *mode)
+{
+	static char page[4096];
+	const struct forkshim_api *api = NULL;
+	struct rusage self0, self1, kids0, kids1;
+	char line[64];
+	double *samples = NULL;
+	unsigned long n;
+
+	if (strcmp(mode, "small") != 0) {
+		char *buf = resident_gib();
+
+		if (strcmp(mode, "big1") == 0) {
+			api = shim_or_die();
+			if (api->freeze(buf, GIB, "bench.whole", 0) == 0)
+				die("freeze of 1 GiB: %s", strerror(errno));
+		} else if (strcmp(mode, "bigN") == 0) {
+			forkshim_handle *handles =
+			    malloc(NREGIONS * sizeof(*handles));
+
+			api = shim_or_die();
+			if (handles == NULL)
+				die("out of memory");
+			freeze_all_regions(api, buf, handles);
+			free(handles);
+		} else if (strcmp(mode, "big") != 0) {
+			die("unknown worker mode %s", mode);
+		}
+	} else if (forkshim_client_get() != NULL) {
+		/* With the shim, the small process holds one frozen page. */
+		api = forkshim_client_get();
+		if (api->freeze(page, sizeof(page), "bench.page", 0) == 0)
+			die("freeze: %s", strerror(errno));
+	}
+	printf("ready %s\n", forkshim_client_get() ? "with" : "without");
+	fflush(stdout);
+
+	while (fgets(line, sizeof(line), stdin)) {
+		if (sscanf(line, "run %lu", &n) != 1 || n == 0)
+			break;
+		samples = realloc(samples, n * sizeof(*samples));
+		if (samples == NULL)
+			die("out of memory");
+		for (unsigned long i = 0; i < WARMUP_FORKS; i++)
+			timed_fork();
+		getrusage(RUSAGE_SELF, &self0);
+		getrusage(RUSAGE_CHILDREN, &kids0);
+		for (unsigned long i = 0; i < n; i++)
+			samples[i] = timed_fork();
+		getrusage(RUSAGE_SELF, &self1);
+		getrusage(RUSAGE_CHILDREN, &kids1);
+		for (unsigned long i = 0; i < n; i++)
+			printf("%.0f\n", samples[i]);
+		printf("faults %.3f %.3f\n",
+		       (double)(self1.ru_minflt - self0.ru_minflt) / (double)n,
+		       (double)(kids1.ru_minflt - kids0.ru_minflt) / (double)n);
+		fflush(stdout);
+	}
+	free(samples);
+	return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Driver                                                               */
+
+struct worker {
+	pid_t pid;
+	FILE *to;   /* its stdin */
+	FILE *from; /* its stdout */
+};
+
+/* environ without LD_PRELOAD, plus preload (an "LD_PRELOAD=..." string)
+ * when it is not NULL. */
+static char **worker_env(char *preload)
+{
+	size_t n = 0, k = 0;
+	char **env;
+
+	while (environ[n])
+		n++;
+	env = calloc(n + 2, sizeof(*env));
+	if (env == NULL)
+		die("out of memory");
+	for (size_t i = 0; i < n; i++)
+		if (strncmp(environ[i], "LD_PRELOAD=", 11) != 0)
+			env[k++] = environ[i];
+	env[k] = preload;
+	return env;
+}
+
+static void worker_start(struct worker *w, const char *mode, const char *shim)
+{
+	char *argv[] = {"bench_core", "--worker", (char *)mode, NULL};
+	char *preload = NULL;
+	char **env;
+	int to[2], from[2];
+
+	if (shim && asprintf(&preload, "LD_PRELOAD=%s", shim) < 0)
+		die("out of memory");
+	env = worker_env(preload);
+
+	if (pipe2(to, O_CLOEXEC) != 0 || pipe2(from, O_CLOEXEC) != 0)
+		die("pipe: %s", strerror(errno));
+	fflush(NULL);
+	w->pid = fork();
+	if (w->pid < 0)
+		die("fork: %s", strerror(errno));
+	if (w->pid == 0) {
+		dup2(to[0], STDIN_FILENO);
+		dup2(from[1], STDOUT_FILENO);
+		execve("/proc/self/exe", argv, env);
+		_exit(127);
+	}
+	close(to[0]);
+	close(from[1]);
+	w->to = fdopen(to[1], "w");
+	w->from = fdopen(from[0], "r");
+	if (w->to == NULL || w->from == NULL)
+		die("fdopen: %s", strerror(errno));
+	free(preload);
+	free(env);
+}
+
+/* Waits for it; dies unless it exited 0. */
+static void worker_finish(struct worker *w, const char *mode)
+{
+	int status;
+
+	fclose(w->to);
+	fclose(w->from);
+	if (waitpid(w->pid, &status, 0) != w->pid)
+		die("waitpid: %s", strerror(errno));
+	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+		die("worker %s failed (status %#x)", mode, status);
+}
+
+static void worker_expect_ready(struct worker *w, const char *mode,
+                                const char *shim)
+{
+	char line[64], expect[64];
+
+	snprintf(expect, sizeof(expect), "ready %s\n",
+	         shim ? "with" : "without");
+	if (fgets(line, sizeof(line), w->from) == NULL ||
+	    strcmp(line, expect) != 0) {
+		worker_finish(w, mode);
+		die("worker %s did not start %s the shim", mode,
+		    shim ? "with" : "without");
+	}
+}
+
+/* Appends n fork latencies from w to v, adds its faults per fork (in the
+ * parent and in the child) to faults. */
+static void worker_run(struct worker *w, unsigned long n, double *v,
+                       double faults[2])
+{
+	char line[64];
+	double parent, child;
+
+	fprintf(w->to, "run %lu\n", n);
+	fflush(w->to);
+	for (unsigned long i = 0; i < n; i++) {
+		if (fgets(line, sizeof(line), w->from) == NULL)
+			die("a fork worker stopped answering");
+		v[i] = strtod(line, NULL);
+	}
+	if (fgets(line, sizeof(line), w->from) == NULL ||
+	    sscanf(line, "faults %lf %lf", &parent, &child) != 2)
+		die("a fork worker stopped answering");
+	faults[0] += parent;
+	faults[1] += child;
+}
+
+struct fork_case {
+	const char *label;
+	const char *without_mode, *with_mode;
+	unsigned long iters;
+	double target;
+	double median[2], mean[2]; /* [0] without, [1] with, in ns */
+	double faults[2][2];       /* per fork: [side][parent, child] */
+};
+
+/* Each round starts a fresh pair of workers, one without and one with the
+ * shim, set up side by side, and times a batch in each, the first alternating
+ * from round to round: time drift and the luck of one process's memory
+ * placement then fall on both sides alike.  Median and mean are over all
+ * samples of a side. */
+static void measure_fork_case(struct fork_case *c, const char *shim, int rounds)
+{
+	const char *modes[2] = {c->without_mode, c->with_mode};
+	const char *shims[2] = {NULL, shim};
+	struct worker w[2];
+	double *v[2];
+
+	for (int s = 0; s < 2; s++) {
+		v[s] = calloc(c->iters * rounds, sizeof(double));
+		if (v[s] == NULL)
+			die("out of memory");
+	}
+	for (int r = 0; r < rounds; r++) {
+		for (int s = 0; s < 2; s++)
+			worker_start(&w[s], modes[s], shims[s]);
+		for (int s = 0; s < 2; s++)
+			worker_expect_ready(&w[s], modes[s], shims[s]);
+		for (int k = 0; k < 2; k++) {
+			int s = r % 2 ? 1 - k : k;
+
+			worker_run(&w[s], c->iters, v[s] + r * c->iters,
+			           c->faults[s]);
+		}
+		for (int s = 0; s < 2; s++)
+			worker_finish(&w[s], modes[s]);
+	}
+	for (int s = 0; s < 2; s++) {
+		c->mean[s] = mean(v[s], c->iters * rounds);
+		c->median[s] = median(v[s], c->iters * rounds);
+		c->faults[s][0] /= rounds;
+		c->faults[s][1] /= rounds;
+		free(v[s]);
+	}
+}
+
+struct results {
+	char version[64];
+	double deref, find_1, find_n, freeze_thaw_empty, freeze_thaw_full;
+	double find_1_wrong, find_n_wrong; /* fractions of lookups */
+	double bulk_freeze, bulk_thaw;
+	long rss_before, rss_after, vmrss_delta;
+};
+
+static void measure_inproc(struct results *res, const char *shim)
+{
+	struct worker w;
+	char line[256], key[64], value[64];
+	struct {
+		const char *key;
+		double *d;
+		long *l;
+	} fields[] = {
+	    {"deref", &res->deref, NULL},
+	    {"find_1", &res->find_1, NULL},
+	    {"find_n", &res->find_n, NULL},
+	    {"find_1_wrong", &res->find_1_wrong, NULL},
+	    {"find_n_wrong", &res->find_n_wrong, NULL},
+	    {"freeze_thaw_empty", &res->freeze_thaw_empty, NULL},
+	    {"freeze_thaw_full", &res->freeze_thaw_full, NULL},
+	    {"bulk_freeze", &res->bulk_freeze, NULL},
+	    {"bulk_thaw", &res->bulk_thaw, NULL},
+	    {"rss_outside_before_kib", NULL, &res->rss_before},
+	    {"rss_outside_after_kib", NULL, &res->rss_after},
+	    {"vmrss_delta_kib", NULL, &res->vmrss_delta},
+	};
+
+	worker_start(&w, "inproc", shim);
+	while (fgets(line, sizeof(line), w.from)) {
+		if (sscanf(line, "%63s %63s", key, value) != 2)
+			continue;
+		if (strcmp(key, "version") == 0)
+			snprintf(res->version, sizeof(res->version), "%s",
+			         value);
+		for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++)
+			if (strcmp(key, fields[i].key) == 0) {
+				if (fields[i].d)
+					*fields[i].d = strtod(value, NULL);
+				else
+					*fields[i].l = strtol(value, NULL, 10);
+			}
+	}
+	worker_finish(&w, "inproc");
+}
+
+static void print_target(const char *label, double value, double limit,
+                         int wrong)
+{
+	printf("  %-46s %8.3f  %s\n", label, value,
+	       wrong            ? "WRONG ANSWERS"
+	       : value <= limit ? "ok"
+	                        : "MISSED");
+}
+
+static void usage(FILE *to)
+{
+	fprintf(to,
+	        "usage: bench_core [--shim PATH] [--rounds N] "
+	        "[--small-iters N] [--big-iters N]\n"
+	        "  --shim PATH        the libforkshim the \"with\" runs "
+	        "preload; default\n"
+	        "                     $FORKSHIM_BENCH_SHIM, else %s\n"
+	        "  --rounds N         fork rounds, each a fresh pair of "
+	        "processes (3)\n"
+	        "  --small-iters N    forks per round, small process (200)\n"
+	        "  --big-iters N      forks per round, 1 GiB processes (30)\n",
+	        FORKSHIM_BENCH_LIB);
+}
+
+static long positive_arg(const char *opt, const char *value)
+{
+	char *end;
+	long n = strtol(value, &end, 10);
+
+	if (*end != '\0' || n <= 0) {
+		fprintf(stderr, "bench_core: %s needs a positive number\n",
+		        opt);
+		exit(2);
+	}
+	return n;
+}
+
+int main(int argc, char **argv)
+{
+	const char *shim = getenv("FORKSHIM_BENCH_SHIM");
+	int rounds = 3;
+	struct fork_case cases[] = {
+	    {.label = "small process",
+	     .without_mode = "small",
+	     .with_mode = "small",
+	     .iters = 200,
+	     .target = TARGET_FORK_SMALL},
+	    {.label = "1 GiB resident, 1 region",
+	     .without_mode = "big",
+	     .with_mode = "big1",
+	     .iters = 30,
+	     .target = TARGET_FORK_BIG},
+	    {.label = "1 GiB, 1,048,576 regions",
+	     .without_mode = "big",
+	     .with_mode = "bigN",
+	     .iters = 30,
+	     .target = TARGET_FORK_BIG},
+	};
+	struct results res;
+	double t0 = now_ns();
+	long table_kib;
+	char label[80];
+	int wrong = 0;
+
+	memset(&res, 0, sizeof(res));
+
+	if (argc == 3 && strcmp(argv[1], "--worker") == 0) {
+		setvbuf(stdout, NULL, _IOFBF, 1 << 16);
+		if (strcmp(argv[2], "inproc") == 0)
+			return worker_inproc();
+		return worker_fork(argv[2]);
+	}
+	for (int i = 1; i < argc; i++) {
+		const char *opt = argv[i];
+		const char *value = i + 1 < argc ? argv[i + 1] : NULL;
+
+		if (strcmp(opt, "--help") == 0 || strcmp(opt, "-h") == 0) {
+			usage(stdout);
+			return 0;
+		}
+		if (value == NULL) {
+			usage(stderr);
+			return 2;
+		}
+		i++;
+		if (strcmp(opt, "--shim") == 0)
+			shim = value;
+		else if (strcmp(opt, "--rounds") == 0)
+			rounds = (int)positive_arg(opt, value);
+		else if (strcmp(opt, "--small-iters") == 0)
+			cases[0].iters = positive_arg(opt, value);
+		else if (strcmp(opt, "--big-iters") == 0)
+			cases[1].iters = cases[2].iters =
+			    positive_arg(opt, value);
+		else {
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (shim == NULL || *shim == '\0')
+		shim = FORKSHIM_BENCH_LIB;
+	if (access(shim, R_OK) != 0)
+		die("shim %s: %s", *shim ? shim : "(none)", strerror(errno));
+
+	printf("forkshim core benchmark\n");
+	printf("  shim        %s\n", shim);
+	printf("  machine     %ld CPUs online, %ld MiB RAM\n",
+	       sysconf(_SC_NPROCESSORS_ONLN),
+	       (long)(sysconf(_SC_PHYS_PAGES) / 1024 * sysconf(_SC_PAGESIZE) /
+	              1024));
+	fflush(stdout);
+
+	measure_inproc(&res, shim);
+	printf("  version     %s\n\n", res.version);
+	printf("in-process, with the shim (best of %d rounds of >= 0.3 s)"
+	       "      ns/op\n",
+	       TIMED_ROUNDS);
+	printf("  deref, %d handles in turn                            %8.2f\n",
+	       DEREF_HANDLES, res.deref);
+	printf("  find, 1 live region (1 GiB), random addresses       %8.2f\n",
+	       res.find_1);
+	printf("  find, 1,048,576 live 1 KiB regions, random          %8.2f\n",
+	       res.find_n);
+	if (res.find_1_wrong > 0 || res.find_n_wrong > 0) {
+		printf(
+		    "  !! WRONG: find returned nothing for %.1f%% (1 region) "
+		    "and %.1f%% (1,048,576)\n     of addresses inside "
+		    "frozen regions\n",
+		    res.find_1_wrong * 100, res.find_n_wrong * 100);
+		wrong = 1;
+	}
+	printf("  freeze+thaw pair, empty table                       %8.1f\n",
+	       res.freeze_thaw_empty);
+	printf("  freeze+thaw pair, 1,048,575 live regions            %8.1f\n",
+	       res.freeze_thaw_full);
+	printf("  freeze of 1,048,576 regions, one after another      %8.1f\n",
+	       res.bulk_freeze);
+	printf("  thaw of 1,048,575 regions, one after another        %8.1f\n",
+	       res.bulk_thaw);
+
+	table_kib = res.rss_after - res.rss_before;
+	printf("\ntable memory, 1,048,576 live regions\n");
+	printf("  bytes per live region                               %8.1f\n",
+	       (double)table_kib * 1024 / (double)NREGIONS);
+	printf("    resident outside the benchmark's own buffers (smaps Rss):"
+	       "\n      %ld KiB before freezing, %ld KiB after "
+	       "(VmRSS grew %ld KiB)\n",
+	       res.rss_before, res.rss_after, res.vmrss_delta);
+	fflush(stdout);
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+		measure_fork_case(&cases[i], shim, rounds);
+	printf("\nfork+_exit+waitpid, us (%d rounds, each a fresh pair of "
+	       "processes without and\nwith the shim, taking turns; 1 GiB "
+	       "buffers have 4 KiB pages, all resident;\nwithout the shim "
+	       "no region is frozen; the small process with it has 1)\n",
+	       rounds);
+	printf("                                 without       "
+	       "   with        with/without\n");
+	printf("                  samples   median    mean   "
+	       "median    mean   median   mean\n");
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct fork_case *c = &cases[i];
+
+		printf("  %-26s %4lu %8.1f %7.1f %8.1f %7.1f %7.3f %7.3f\n",
+		       c->label, c->iters * rounds, c->median[0] / 1e3,
+		       c->mean[0] / 1e3, c->median[1] / 1e3, c->mean[1] / 1e3,
+		       c->median[1] / c->median[0], c->mean[1] / c->mean[0]);
+	}
+	printf("  minor page faults per fork, parent + child:\n");
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct fork_case *c = &cases[i];
+
+		printf("  %-26s      %7.1f + %-7.1f  %7.1f + %.1f\n", c->label,
+		       c->faults[0][0], c->faults[0][1], c->faults[1][0],
+		       c->faults[1][1]);
+	}
+
+	printf("\ntargets\n");
+	snprintf(label, sizeof(label), "deref <= %.0f ns/op", TARGET_DEREF_NS);
+	print_target(label, res.deref, TARGET_DEREF_NS, 0);
+	snprintf(label, sizeof(label),
+	         "find <= %.0f ns/op at 1,048,576 regions", TARGET_FIND_NS);
+	print_target(label, res.find_n, TARGET_FIND_NS, res.find_n_wrong > 0);
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		snprintf(label, sizeof(label), "fork ratio <= %.2f, %s",
+		         cases[i].target, cases[i].label);
+		print_target(label, cases[i].median[1] / cases[i].median[0],
+		             cases[i].target, 0);
+	}
+	printf("\n(%.0f s)\n", (now_ns() - t0) / 1e9);
+	fflush(stdout);
+	if (wrong)
+		fprintf(stderr, "bench_core: the shim gave wrong answers, "
+		                "see above\n");
+	return wrong;
+}
