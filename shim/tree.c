@@ -42,7 +42,8 @@ static unsigned keys_le(const uint64_t *key, uint64_t x)
 
 	for (unsigned half = TREE_FANOUT / 2; half > 0; half /= 2)
 		base += LOAD(&key[base + half - 1]) <= x ? half : 0;
-	return base;
+	/* The halves add up to TREE_FANOUT - 1: the last key is still open. */
+	return base + (LOAD(&key[base]) <= x);
 }
 
 static void prefetch_keys(const struct tree_node *node)
