@@ -22,9 +22,7 @@ static void init(void)
 	int saved = errno;
 
 	config_load();
-	if (table_init(config.max_regions) < 0)
-		log_error("running without a table: every freeze fails with "
-		          "ENOMEM");
+	table_configure(config.max_regions);
 	if (fork_init() < 0)
 		log_error("fork interposition is not available");
 	log_debug("forkshim %s loaded, %zu regions", forkshim_version(),

@@ -4,7 +4,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <pty.h>
-#include <sys/mman.h>
+#include <sched.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -27,9 +27,13 @@ typedef pid_t (*forkpty_fn)(int *, char *, const struct termios *,
 static fork_fn real_fork;
 static forkpty_fn real_forkpty;
 
-static uint64_t *children;     /* CHILD_MAX records, mmap'd */
-static uint32_t children_used; /* records [0, children_used) may be set */
-static uint32_t children_lost; /* children we could not record */
+/* In .bss: untouched pages cost nothing, and no mapping of our own. */
+static struct {
+	pid_t owner;   /* the process they belong to; -pid while it clears */
+	uint32_t used; /* records [0, used) may be set */
+	uint32_t lost; /* children we could not record */
+	uint64_t rec[CHILD_MAX];
+} kids;
 
 static __thread uint64_t tls_birth;
 
@@ -54,13 +58,13 @@ static int child_alive(pid_t pid)
 /* Frees the records of children that have been reaped. */
 static void records_sweep(void)
 {
-	uint32_t used = LOAD_ACQ(&children_used);
+	uint32_t used = LOAD_ACQ(&kids.used);
 
 	for (uint32_t i = 0; i < used; i++) {
-		uint64_t r = LOAD(&children[i]);
+		uint64_t r = LOAD(&kids.rec[i]);
 
 		if (r != 0 && !child_alive(record_pid(r)))
-			__atomic_compare_exchange_n(&children[i], &r, 0, 0,
+			__atomic_compare_exchange_n(&kids.rec[i], &r, 0, 0,
 			                            __ATOMIC_RELAXED,
 			                            __ATOMIC_RELAXED);
 	}
@@ -68,21 +72,21 @@ static void records_sweep(void)
 
 static int record_put(uint64_t rec)
 {
-	uint32_t used = LOAD_ACQ(&children_used);
+	uint32_t used = LOAD_ACQ(&kids.used);
 
 	for (uint32_t i = 0; i < used; i++) {
 		uint64_t r = 0;
 
-		if (__atomic_compare_exchange_n(&children[i], &r, rec, 0,
+		if (__atomic_compare_exchange_n(&kids.rec[i], &r, rec, 0,
 		                                __ATOMIC_RELEASE,
 		                                __ATOMIC_RELAXED))
 			return 1;
 	}
 	while (used < CHILD_MAX) {
-		if (__atomic_compare_exchange_n(&children_used, &used, used + 1,
-		                                0, __ATOMIC_ACQ_REL,
+		if (__atomic_compare_exchange_n(&kids.used, &used, used + 1, 0,
+		                                __ATOMIC_ACQ_REL,
 		                                __ATOMIC_ACQUIRE)) {
-			__atomic_store_n(&children[used], rec,
+			__atomic_store_n(&kids.rec[used], rec,
 			                 __ATOMIC_RELEASE);
 			return 1;
 		}
@@ -90,20 +94,43 @@ static int record_put(uint64_t rec)
 	return 0;
 }
 
+/* Records inherited from a parent are not ours: the first process to use
+ * them after a fork clears them (children made by fork() record nothing
+ * in the child, so the fork path writes nothing there). */
+static void records_claim(pid_t me)
+{
+	pid_t owner = LOAD_ACQ(&kids.owner);
+
+	while (owner != me) {
+		if (owner == -me) {
+			sched_yield(); /* another thread of ours is clearing */
+			owner = LOAD_ACQ(&kids.owner);
+		} else if (__atomic_compare_exchange_n(&kids.owner, &owner, -me,
+		                                       0, __ATOMIC_ACQ_REL,
+		                                       __ATOMIC_ACQUIRE)) {
+			__atomic_store_n(&kids.used, 0, __ATOMIC_RELEASE);
+			kids.lost = 0;
+			__atomic_store_n(&kids.owner, me, __ATOMIC_RELEASE);
+			return;
+		}
+	}
+}
+
 static void record_child(pid_t pid, uint64_t birth)
 {
 	uint64_t rec = (uint64_t)pid << BIRTH_BITS |
 	               (birth < BIRTH_MASK ? birth : BIRTH_MASK);
-	uint32_t used = LOAD_ACQ(&children_used);
+	uint32_t used;
 
-	if (children == NULL)
-		return;
+	records_claim(getpid());
+	used = LOAD_ACQ(&kids.used);
+
 	/* A recycled pid: the old record was a child since reaped. */
 	for (uint32_t i = 0; i < used; i++) {
-		uint64_t r = LOAD(&children[i]);
+		uint64_t r = LOAD(&kids.rec[i]);
 
 		if (r != 0 && record_pid(r) == pid)
-			__atomic_compare_exchange_n(&children[i], &r, 0, 0,
+			__atomic_compare_exchange_n(&kids.rec[i], &r, 0, 0,
 			                            __ATOMIC_RELAXED,
 			                            __ATOMIC_RELAXED);
 	}
@@ -112,7 +139,7 @@ static void record_child(pid_t pid, uint64_t birth)
 	records_sweep();
 	if (record_put(rec))
 		return;
-	if (__atomic_fetch_add(&children_lost, 1, __ATOMIC_RELAXED) == 0)
+	if (__atomic_fetch_add(&kids.lost, 1, __ATOMIC_RELAXED) == 0)
 		log_warn("more than %u live children: visible() now answers "
 		         "0 for pid 0",
 		         CHILD_MAX);
@@ -120,18 +147,17 @@ static void record_child(pid_t pid, uint64_t birth)
 
 int fork_visible(uint64_t fseq, pid_t pid)
 {
-	uint32_t used = LOAD_ACQ(&children_used);
+	uint32_t used = LOAD_ACQ(&kids.used);
 
-	/* In a child made by _Fork or clone that has not adopted the table
-	 * yet, the records are its parent's. */
-	if (children == NULL || !table_adopted())
+	/* Records written by our parent (or not yet cleared) are not ours. */
+	if (LOAD_ACQ(&kids.owner) != getpid())
 		used = 0;
 	if (pid < 0) {
 		errno = ESRCH;
 		return -1;
 	}
 	for (uint32_t i = 0; i < used; i++) {
-		uint64_t r = LOAD_ACQ(&children[i]);
+		uint64_t r = LOAD_ACQ(&kids.rec[i]);
 		pid_t p = record_pid(r);
 
 		if (r == 0 || (pid != 0 && p != pid))
@@ -145,7 +171,7 @@ int fork_visible(uint64_t fseq, pid_t pid)
 			return 0;
 		}
 		/* Reaped: forget it. */
-		__atomic_compare_exchange_n(&children[i], &r, 0, 0,
+		__atomic_compare_exchange_n(&kids.rec[i], &r, 0, 0,
 		                            __ATOMIC_RELAXED, __ATOMIC_RELAXED);
 		if (pid != 0)
 			break;
@@ -154,30 +180,19 @@ int fork_visible(uint64_t fseq, pid_t pid)
 		errno = ESRCH;
 		return -1;
 	}
-	return LOAD(&children_lost) == 0;
+	return LOAD(&kids.lost) == 0;
 }
 
 /* ---- atfork phases ---- */
 
 static void on_prepare(void)
 {
-	if (table_ready())
-		tls_birth = table_prepare();
+	tls_birth = table_prepare();
 }
 
 static void on_parent(void)
 {
-	if (table_ready())
-		table_parent();
-}
-
-static void on_child(void)
-{
-	if (!table_ready())
-		return;
-	/* The child has no children yet; its records start empty. */
-	__atomic_store_n(&children_used, 0, __ATOMIC_RELEASE);
-	children_lost = 0;
+	table_parent();
 }
 
 /* ---- wrappers ---- */
@@ -197,15 +212,7 @@ int fork_init(void)
 {
 	*(void **)&real_fork = load_sym("fork", (void *)fork);
 	*(void **)&real_forkpty = load_sym("forkpty", (void *)forkpty);
-	children =
-	    mmap(NULL, CHILD_MAX * sizeof(uint64_t), PROT_READ | PROT_WRITE,
-	         MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-	if (children == MAP_FAILED) {
-		children = NULL;
-		log_warn("cannot map the child records: visible() will "
-		         "answer ESRCH");
-	}
-	if (pthread_atfork(on_prepare, on_parent, on_child) != 0) {
+	if (pthread_atfork(on_prepare, on_parent, NULL) != 0) {
 		log_error("pthread_atfork failed");
 		return -1;
 	}
@@ -222,7 +229,7 @@ __attribute__((visibility("default"))) pid_t fork(void)
 		return -1;
 	}
 	pid = real_fork();
-	if (pid > 0 && table_ready())
+	if (pid > 0)
 		record_child(pid, tls_birth);
 	return pid;
 }
@@ -239,7 +246,7 @@ forkpty(int *amaster, char *name, const struct termios *termp,
 		return -1;
 	}
 	pid = real_forkpty(amaster, name, termp, winp);
-	if (pid > 0 && table_ready())
+	if (pid > 0)
 		record_child(pid, tls_birth);
 	return pid;
 }

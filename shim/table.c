@@ -79,6 +79,7 @@ static struct {
 	pid_t pid;    /* the process this table belongs to */
 	pid_t fixing; /* the process adopting it */
 	int ready;
+	int huge; /* MADV_HUGEPAGE asked for */
 	size_t page;
 	/* A page the kernel zeroes in every child, however it was forked
 	 * (MADV_WIPEONFORK): a zero here means "new process, adopt the table"
@@ -89,7 +90,7 @@ static struct {
 /* Set while this thread is inside a write: a signal handler that interrupts
  * it must not take the lock again. */
 static __thread int tls_in_write;
-static __thread int tls_fork_skipped_lock;
+static __thread int tls_fork_locked; /* prepare took the lock */
 
 /* ---- the lock: three-state futex mutex (Drepper, "Futexes are tricky") */
 
@@ -128,19 +129,30 @@ static size_t align_up(size_t n, size_t a)
 	return (n + a - 1) / a * a;
 }
 
-int table_init(size_t capacity)
+void table_configure(size_t capacity)
 {
-	size_t max_nodes = tree_nodes_for(capacity);
+	t.cap = capacity;
+	t.free_min = capacity / 2 < 1024 ? capacity / 2 : 1024;
+	t.page = (size_t)sysconf(_SC_PAGESIZE);
+	t.pid = getpid();
+}
+
+/* Maps the table, at the first freeze (under the lock): a process that
+ * never freezes has no table, and its forks copy nothing of ours. */
+static int table_create(void)
+{
+	size_t cap = t.cap, max_nodes = tree_nodes_for(cap);
 	size_t off[6], len[6] = {
-	                   capacity * sizeof(struct entry),
-	                   capacity * sizeof(struct entry_cold),
-	                   capacity * FORKSHIM_NAME_MAX,
-	                   capacity * sizeof(uint32_t),
+	                   cap * sizeof(struct entry),
+	                   cap * sizeof(struct entry_cold),
+	                   cap * FORKSHIM_NAME_MAX,
+	                   cap * sizeof(uint32_t),
 	                   max_nodes * sizeof(struct tree_node),
 	                   max_nodes * sizeof(struct tree_limbo),
 	               };
 	size_t total = 0;
 	char *base;
+	uint64_t *canary;
 
 	for (int i = 0; i < 6; i++) {
 		off[i] = total;
@@ -151,21 +163,23 @@ int table_init(size_t capacity)
 	            MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 	if (base == MAP_FAILED) {
 		log_error("cannot reserve %zu bytes for %zu regions: errno %d",
-		          total, capacity, errno);
+		          total, cap, errno);
 		errno = ENOMEM;
 		return -1;
+	}
+	canary = mmap(NULL, t.page, PROT_READ | PROT_WRITE,
+	              MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (canary != MAP_FAILED &&
+	    madvise(canary, t.page, MADV_WIPEONFORK) == 0) {
+		*canary = 1;
+	} else {
+		if (canary != MAP_FAILED)
+			munmap(canary, t.page);
+		canary = NULL; /* before Linux 4.14: ask getpid */
 	}
 	t.map = base;
 	t.map_len = total + HUGE_ALIGN;
 	base = (char *)align_up((size_t)base, HUGE_ALIGN);
-	/* The first 2 MiB of each array stay in small pages, so a process
-	 * with a few regions pays a few pages; beyond, huge pages keep fork
-	 * from copying one page-table entry per 4 KiB of a big table. */
-	for (int i = 0; i < 6; i++)
-		if (len[i] > HUGE_ALIGN)
-			madvise(base + off[i] + HUGE_ALIGN,
-			        align_up(len[i], HUGE_ALIGN) - HUGE_ALIGN,
-			        MADV_HUGEPAGE);
 	t.entries = (struct entry *)(base + off[0]);
 	t.cold = (struct entry_cold *)(base + off[1]);
 	t.names = (char(*)[FORKSHIM_NAME_MAX])(base + off[2]);
@@ -175,28 +189,23 @@ int table_init(size_t capacity)
 	t.tree.max_nodes = (uint32_t)max_nodes;
 	t.tree.st = &t.s.tree;
 	t.s.tree.node_bump = 1;
-	t.cap = capacity;
-	t.free_min = capacity / 2 < 1024 ? capacity / 2 : 1024;
 	t.s.need_segment = 1;
-	t.pid = getpid();
-	t.page = (size_t)sysconf(_SC_PAGESIZE);
-	t.canary = mmap(NULL, t.page, PROT_READ | PROT_WRITE,
-	                MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	if (t.canary != MAP_FAILED &&
-	    madvise(t.canary, t.page, MADV_WIPEONFORK) == 0) {
-		*t.canary = 1;
-	} else {
-		if (t.canary != MAP_FAILED)
-			munmap(t.canary, t.page);
-		t.canary = NULL; /* before Linux 4.14: ask getpid */
-	}
+	t.canary = canary;
 	STORE_REL(&t.ready, 1);
 	return 0;
 }
 
-int table_ready(void)
+/* Past HUGE_FROM slots, huge pages keep fork from copying a page-table
+ * entry per 4 KiB of a big table.  Asked for once, over the whole mapping,
+ * so it stays one mapping; a small table keeps small pages. */
+static void grow_check(void)
 {
-	return LOAD_ACQ(&t.ready);
+	enum { HUGE_FROM = 32768 };
+
+	if (!t.huge && t.s.slot_bump >= HUGE_FROM) {
+		t.huge = 1;
+		madvise(t.map, t.map_len, MADV_HUGEPAGE);
+	}
 }
 
 size_t table_capacity(void)
@@ -303,6 +312,12 @@ static void ensure_adopted(void)
 		adopt(getpid());
 }
 
+static void writer_leave(void)
+{
+	tls_in_write = 0;
+	lock_release();
+}
+
 static int writer_enter(void)
 {
 	if (tls_in_write) {
@@ -312,38 +327,40 @@ static int writer_enter(void)
 	ensure_adopted();
 	lock_take();
 	tls_in_write = 1;
+	if (!t.ready && table_create() < 0) {
+		writer_leave();
+		errno = ENOMEM;
+		return -1;
+	}
 	return 0;
-}
-
-static void writer_leave(void)
-{
-	tls_in_write = 0;
-	lock_release();
 }
 
 /* ---- fork phases ---- */
 
 uint64_t table_prepare(void)
 {
+	/* No table, nothing to keep consistent (a table being made meanwhile
+	 * is published whole, and a child adopts the lock anyway). */
+	tls_fork_locked = 0;
+	if (!LOAD_ACQ(&t.ready))
+		return 0;
 	ensure_adopted();
 	/* A signal handler forking while this thread is inside a write: the
 	 * write goes on in both processes after the handler returns. */
-	tls_fork_skipped_lock = tls_in_write;
-	if (!tls_in_write)
+	if (!tls_in_write) {
 		lock_take();
+		tls_fork_locked = 1;
+	}
 	return t.s.fseq;
 }
 
 void table_parent(void)
 {
+	if (!LOAD_ACQ(&t.ready))
+		return;
 	t.s.need_rotate = 1;
-	if (!tls_fork_skipped_lock)
+	if (tls_fork_locked)
 		lock_release();
-}
-
-int table_adopted(void)
-{
-	return !is_new_process();
 }
 
 /* ---- readers ---- */
@@ -376,8 +393,12 @@ static const struct entry *live_entry(forkshim_handle h, struct entry *copy)
 	const struct entry *e;
 	uint64_t st;
 
-	if (!LOAD_ACQ(&t.ready) || malformed(h)) {
+	if (malformed(h)) {
 		errno = EBADF;
+		return NULL;
+	}
+	if (!LOAD_ACQ(&t.ready)) {
+		errno = ENOENT; /* no region was ever frozen in this line */
 		return NULL;
 	}
 	e = &t.entries[handle_slot(h)];
@@ -551,10 +572,6 @@ forkshim_handle table_freeze(const void *addr, size_t len, const char *name,
 		errno = EINVAL;
 		return 0;
 	}
-	if (!LOAD_ACQ(&t.ready)) {
-		errno = ENOMEM;
-		return 0;
-	}
 	ensure_adopted(); /* range_readable needs our pid */
 	if (!range_readable(addr, len)) {
 		errno = EFAULT;
@@ -582,6 +599,7 @@ forkshim_handle table_freeze(const void *addr, size_t len, const char *name,
 		return 0;
 	}
 
+	grow_check();
 	journal_begin();
 	uint32_t slot = slot_take();
 

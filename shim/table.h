@@ -1,8 +1,9 @@
 /* table: the frozen regions of this process and its line.
  *
- * One anonymous private mapping, made at load and inherited copy-on-write by
- * every child, holds the slots (one per region), the address index (tree.h)
- * and the FIFO of thawed slots.  Nothing here calls malloc.
+ * One anonymous private mapping, made at the first freeze and inherited
+ * copy-on-write by every child, holds the slots (one per region), the
+ * address index (tree.h) and the FIFO of thawed slots.  Nothing here calls
+ * malloc.
  *
  * Writers (freeze, thaw) take the table lock; they record the state they
  * are about to change in a journal first, so that a child forked in the
@@ -23,9 +24,8 @@
 
 #include "forkshim.h"
 
-/* 0 on success, -1 (ENOMEM) when the mapping cannot be made. */
-int table_init(size_t capacity);
-int table_ready(void);
+/* Sets the capacity, at load; the mapping is made at the first freeze. */
+void table_configure(size_t capacity);
 
 forkshim_handle table_freeze(const void *addr, size_t len, const char *name,
                              unsigned flags);
@@ -37,15 +37,11 @@ int table_info(forkshim_handle h, struct forkshim_info *out);
 int table_fseq(forkshim_handle h, uint64_t *fseq);
 
 /* Fork phases, called by fork.c's atfork handlers.  table_prepare returns
- * the line's freeze count at the fork (the child's birth point).  There is
- * no child phase: a child adopts the table lazily, whichever way it was
- * made (see adopt in table.c). */
+ * the line's freeze count at the fork (the child's birth point; 0 before
+ * the first freeze).  There is no child phase: a child adopts the table lazily,
+ * whichever way it was made (see adopt in table.c). */
 uint64_t table_prepare(void);
 void table_parent(void);
-/* 0 in a child made without our handlers (_Fork, clone) that has not
- * adopted the table yet: its child records are still its parent's.
- * Async-signal-safe. */
-int table_adopted(void);
 
 /* Bytes of the mapping the table has touched, per live region (bench). */
 size_t table_capacity(void);
