@@ -8,6 +8,7 @@
 #include "fork.h"
 #include "init.h"
 #include "log.h"
+#include "procpage.h"
 #include "sharing.h"
 #include "table.h"
 
@@ -22,6 +23,7 @@ static void init(void)
 	int saved = errno;
 
 	config_load();
+	procpage_init();
 	table_configure(config.max_regions);
 	if (fork_init() < 0)
 		log_error("fork interposition is not available");

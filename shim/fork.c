@@ -4,38 +4,43 @@
 #include <errno.h>
 #include <pthread.h>
 #include <pty.h>
-#include <sched.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "init.h"
 #include "log.h"
+#include "procpage.h"
 #include "table.h"
 
 #define LOAD(p) __atomic_load_n((p), __ATOMIC_RELAXED)
 #define LOAD_ACQ(p) __atomic_load_n((p), __ATOMIC_ACQUIRE)
+#define CAS(p, expected, v)                                                    \
+	__atomic_compare_exchange_n((p), (expected), (v), 0, __ATOMIC_ACQ_REL, \
+	                            __ATOMIC_RELAXED)
 
-/* A record: pid << 40 | birth point; 0 is free. */
-#define CHILD_MAX 65536u
+/* A record is pid << BIRTH_BITS | birth point; 0 is free.  Records live in
+ * the procpage, so a child starts with none and the parent's writes after
+ * a fork fault nothing in. */
 #define BIRTH_BITS 40
 #define BIRTH_MASK ((1ull << BIRTH_BITS) - 1)
 
 typedef pid_t (*fork_fn)(void);
 typedef pid_t (*forkpty_fn)(int *, char *, const struct termios *,
                             const struct winsize *);
+typedef pid_t (*wait_fn)(int *);
+typedef pid_t (*waitpid_fn)(pid_t, int *, int);
+typedef pid_t (*wait3_fn)(int *, int, struct rusage *);
+typedef pid_t (*wait4_fn)(pid_t, int *, int, struct rusage *);
+typedef int (*waitid_fn)(idtype_t, id_t, siginfo_t *, int);
 
 static fork_fn real_fork;
 static forkpty_fn real_forkpty;
-
-/* In .bss: untouched pages cost nothing, and no mapping of our own. */
-static struct {
-	pid_t owner;   /* the process they belong to; -pid while it clears */
-	uint32_t used; /* records [0, used) may be set */
-	uint32_t lost; /* children we could not record */
-	uint64_t rec[CHILD_MAX];
-} kids;
-
-static __thread uint64_t tls_birth;
+static wait_fn real_wait;
+static waitpid_fn real_waitpid;
+static wait3_fn real_wait3;
+static wait4_fn real_wait4;
+static waitid_fn real_waitid;
 
 /* ---- records ---- */
 
@@ -50,43 +55,51 @@ static int child_alive(pid_t pid)
 	int saved = errno, r;
 
 	si.si_pid = 0;
-	r = waitid(P_PID, (id_t)pid, &si, WEXITED | WNOHANG | WNOWAIT);
+	/* WNOWAIT: asks, reaps nothing; ECHILD once it has been reaped. */
+	r = real_waitid(P_PID, (id_t)pid, &si, WEXITED | WNOHANG | WNOWAIT);
 	errno = saved;
 	return r == 0;
 }
 
-/* Frees the records of children that have been reaped. */
-static void records_sweep(void)
+static void records_forget(pid_t pid)
 {
-	uint32_t used = LOAD_ACQ(&kids.used);
+	uint32_t used = LOAD_ACQ(&pp->kids_used);
 
 	for (uint32_t i = 0; i < used; i++) {
-		uint64_t r = LOAD(&kids.rec[i]);
+		uint64_t r = LOAD(&pp->kids[i]);
+
+		if (r != 0 && record_pid(r) == pid)
+			CAS(&pp->kids[i], &r, 0);
+	}
+}
+
+/* Frees the records of children that have been reaped without us seeing
+ * it (SIGCHLD ignored, or reaped through a call we do not wrap). */
+static void records_sweep(void)
+{
+	uint32_t used = LOAD_ACQ(&pp->kids_used);
+
+	for (uint32_t i = 0; i < used; i++) {
+		uint64_t r = LOAD(&pp->kids[i]);
 
 		if (r != 0 && !child_alive(record_pid(r)))
-			__atomic_compare_exchange_n(&kids.rec[i], &r, 0, 0,
-			                            __ATOMIC_RELAXED,
-			                            __ATOMIC_RELAXED);
+			CAS(&pp->kids[i], &r, 0);
 	}
 }
 
 static int record_put(uint64_t rec)
 {
-	uint32_t used = LOAD_ACQ(&kids.used);
+	uint32_t used = LOAD_ACQ(&pp->kids_used);
 
 	for (uint32_t i = 0; i < used; i++) {
 		uint64_t r = 0;
 
-		if (__atomic_compare_exchange_n(&kids.rec[i], &r, rec, 0,
-		                                __ATOMIC_RELEASE,
-		                                __ATOMIC_RELAXED))
+		if (CAS(&pp->kids[i], &r, rec))
 			return 1;
 	}
-	while (used < CHILD_MAX) {
-		if (__atomic_compare_exchange_n(&kids.used, &used, used + 1, 0,
-		                                __ATOMIC_ACQ_REL,
-		                                __ATOMIC_ACQUIRE)) {
-			__atomic_store_n(&kids.rec[used], rec,
+	while (used < PROC_CHILD_MAX) {
+		if (CAS(&pp->kids_used, &used, used + 1)) {
+			__atomic_store_n(&pp->kids[used], rec,
 			                 __ATOMIC_RELEASE);
 			return 1;
 		}
@@ -94,70 +107,35 @@ static int record_put(uint64_t rec)
 	return 0;
 }
 
-/* Records inherited from a parent are not ours: the first process to use
- * them after a fork clears them (children made by fork() record nothing
- * in the child, so the fork path writes nothing there). */
-static void records_claim(pid_t me)
-{
-	pid_t owner = LOAD_ACQ(&kids.owner);
-
-	while (owner != me) {
-		if (owner == -me) {
-			sched_yield(); /* another thread of ours is clearing */
-			owner = LOAD_ACQ(&kids.owner);
-		} else if (__atomic_compare_exchange_n(&kids.owner, &owner, -me,
-		                                       0, __ATOMIC_ACQ_REL,
-		                                       __ATOMIC_ACQUIRE)) {
-			__atomic_store_n(&kids.used, 0, __ATOMIC_RELEASE);
-			kids.lost = 0;
-			__atomic_store_n(&kids.owner, me, __ATOMIC_RELEASE);
-			return;
-		}
-	}
-}
-
 static void record_child(pid_t pid, uint64_t birth)
 {
 	uint64_t rec = (uint64_t)pid << BIRTH_BITS |
 	               (birth < BIRTH_MASK ? birth : BIRTH_MASK);
-	uint32_t used;
 
-	records_claim(getpid());
-	used = LOAD_ACQ(&kids.used);
-
-	/* A recycled pid: the old record was a child since reaped. */
-	for (uint32_t i = 0; i < used; i++) {
-		uint64_t r = LOAD(&kids.rec[i]);
-
-		if (r != 0 && record_pid(r) == pid)
-			__atomic_compare_exchange_n(&kids.rec[i], &r, 0, 0,
-			                            __ATOMIC_RELAXED,
-			                            __ATOMIC_RELAXED);
-	}
+	if (pp == NULL)
+		return;
+	records_forget(pid); /* a recycled pid: that child was reaped */
 	if (record_put(rec))
 		return;
 	records_sweep();
 	if (record_put(rec))
 		return;
-	if (__atomic_fetch_add(&kids.lost, 1, __ATOMIC_RELAXED) == 0)
-		log_warn("more than %u live children: visible() now answers "
-		         "0 for pid 0",
-		         CHILD_MAX);
+	if (__atomic_fetch_add(&pp->kids_lost, 1, __ATOMIC_RELAXED) == 0)
+		log_warn("more than %u live children: visible() answers 0 "
+		         "for pid 0 from now on",
+		         PROC_CHILD_MAX);
 }
 
 int fork_visible(uint64_t fseq, pid_t pid)
 {
-	uint32_t used = LOAD_ACQ(&kids.used);
+	uint32_t used = pp != NULL ? LOAD_ACQ(&pp->kids_used) : 0;
 
-	/* Records written by our parent (or not yet cleared) are not ours. */
-	if (LOAD_ACQ(&kids.owner) != getpid())
-		used = 0;
 	if (pid < 0) {
 		errno = ESRCH;
 		return -1;
 	}
 	for (uint32_t i = 0; i < used; i++) {
-		uint64_t r = LOAD_ACQ(&kids.rec[i]);
+		uint64_t r = LOAD_ACQ(&pp->kids[i]);
 		pid_t p = record_pid(r);
 
 		if (r == 0 || (pid != 0 && p != pid))
@@ -170,9 +148,7 @@ int fork_visible(uint64_t fseq, pid_t pid)
 		} else if (child_alive(p)) {
 			return 0;
 		}
-		/* Reaped: forget it. */
-		__atomic_compare_exchange_n(&kids.rec[i], &r, 0, 0,
-		                            __ATOMIC_RELAXED, __ATOMIC_RELAXED);
+		CAS(&pp->kids[i], &r, 0); /* reaped: forget it */
 		if (pid != 0)
 			break;
 	}
@@ -180,14 +156,52 @@ int fork_visible(uint64_t fseq, pid_t pid)
 		errno = ESRCH;
 		return -1;
 	}
-	return LOAD(&kids.lost) == 0;
+	return pp == NULL || LOAD(&pp->kids_lost) == 0;
 }
 
 /* ---- atfork phases ---- */
 
+/* Leaves the birth point for this thread's fork wrapper in the procpage
+ * (no thread-local write: see table_prepare).  Under the table lock. */
 static void on_prepare(void)
 {
-	tls_birth = table_prepare();
+	uint64_t birth = table_prepare(), self = (uint64_t)pthread_self();
+	uint32_t start = (uint32_t)(self >> 12) % PROC_FORKING_MAX;
+
+	if (pp == NULL)
+		return;
+	for (uint32_t k = 0; k < PROC_FORKING_MAX; k++) {
+		uint32_t i = (start + k) % PROC_FORKING_MAX;
+		uint64_t owner = LOAD(&pp->births[i].thread);
+
+		if (owner == self || owner == 0) {
+			pp->births[i].birth = birth;
+			__atomic_store_n(&pp->births[i].thread, self,
+			                 __ATOMIC_RELEASE);
+			return;
+		}
+	}
+}
+
+/* The birth point on_prepare left for this thread; 0 (frozen before
+ * nothing: visible() answers 0) when there is none. */
+static uint64_t take_birth(void)
+{
+	uint64_t self = (uint64_t)pthread_self();
+	uint32_t start = (uint32_t)(self >> 12) % PROC_FORKING_MAX;
+
+	for (uint32_t k = 0; k < PROC_FORKING_MAX; k++) {
+		uint32_t i = (start + k) % PROC_FORKING_MAX;
+
+		if (LOAD_ACQ(&pp->births[i].thread) == self) {
+			uint64_t birth = pp->births[i].birth;
+
+			__atomic_store_n(&pp->births[i].thread, 0,
+			                 __ATOMIC_RELEASE);
+			return birth;
+		}
+	}
+	return 0;
 }
 
 static void on_parent(void)
@@ -195,7 +209,7 @@ static void on_parent(void)
 	table_parent();
 }
 
-/* ---- wrappers ---- */
+/* ---- set-up ---- */
 
 static void *load_sym(const char *name, void *self)
 {
@@ -212,14 +226,24 @@ int fork_init(void)
 {
 	*(void **)&real_fork = load_sym("fork", (void *)fork);
 	*(void **)&real_forkpty = load_sym("forkpty", (void *)forkpty);
+	*(void **)&real_wait = load_sym("wait", (void *)wait);
+	*(void **)&real_waitpid = load_sym("waitpid", (void *)waitpid);
+	*(void **)&real_wait3 = load_sym("wait3", (void *)wait3);
+	*(void **)&real_wait4 = load_sym("wait4", (void *)wait4);
+	*(void **)&real_waitid = load_sym("waitid", (void *)waitid);
+	/* The child phase is the kernel's: the procpage comes back zeroed. */
 	if (pthread_atfork(on_prepare, on_parent, NULL) != 0) {
 		log_error("pthread_atfork failed");
 		return -1;
 	}
-	return real_fork != NULL ? 0 : -1;
+	return real_fork != NULL && real_waitid != NULL ? 0 : -1;
 }
 
-__attribute__((visibility("default"))) pid_t fork(void)
+/* ---- wrappers: thin, they exist to learn the child's pid ---- */
+
+#define EXPORT __attribute__((visibility("default")))
+
+EXPORT pid_t fork(void)
 {
 	pid_t pid;
 
@@ -229,14 +253,13 @@ __attribute__((visibility("default"))) pid_t fork(void)
 		return -1;
 	}
 	pid = real_fork();
-	if (pid > 0)
-		record_child(pid, tls_birth);
+	if (pid > 0 && pp != NULL)
+		record_child(pid, take_birth());
 	return pid;
 }
 
-__attribute__((visibility("default"))) pid_t
-forkpty(int *amaster, char *name, const struct termios *termp,
-        const struct winsize *winp)
+EXPORT pid_t forkpty(int *amaster, char *name, const struct termios *termp,
+                     const struct winsize *winp)
 {
 	pid_t pid;
 
@@ -246,7 +269,81 @@ forkpty(int *amaster, char *name, const struct termios *termp,
 		return -1;
 	}
 	pid = real_forkpty(amaster, name, termp, winp);
-	if (pid > 0)
-		record_child(pid, tls_birth);
+	if (pid > 0 && pp != NULL)
+		record_child(pid, take_birth());
 	return pid;
+}
+
+/* A reaped child stops counting for visible() at once. */
+static void reaped(pid_t pid, const int *status, int options)
+{
+	if (pid > 0 && pp != NULL && !(options & WNOWAIT) &&
+	    (status == NULL || WIFEXITED(*status) || WIFSIGNALED(*status)))
+		records_forget(pid);
+}
+
+EXPORT pid_t wait(int *status)
+{
+	int st;
+	pid_t pid;
+
+	forkshim_ensure_init();
+	pid = real_wait(&st);
+	if (pid > 0 && status != NULL)
+		*status = st;
+	reaped(pid, &st, 0);
+	return pid;
+}
+
+EXPORT pid_t waitpid(pid_t which, int *status, int options)
+{
+	int st;
+	pid_t pid;
+
+	forkshim_ensure_init();
+	pid = real_waitpid(which, &st, options);
+	if (pid > 0 && status != NULL)
+		*status = st;
+	reaped(pid, &st, options);
+	return pid;
+}
+
+EXPORT pid_t wait3(int *status, int options, struct rusage *usage)
+{
+	int st;
+	pid_t pid;
+
+	forkshim_ensure_init();
+	pid = real_wait3(&st, options, usage);
+	if (pid > 0 && status != NULL)
+		*status = st;
+	reaped(pid, &st, options);
+	return pid;
+}
+
+EXPORT pid_t wait4(pid_t which, int *status, int options, struct rusage *usage)
+{
+	int st;
+	pid_t pid;
+
+	forkshim_ensure_init();
+	pid = real_wait4(which, &st, options, usage);
+	if (pid > 0 && status != NULL)
+		*status = st;
+	reaped(pid, &st, options);
+	return pid;
+}
+
+EXPORT int waitid(idtype_t idtype, id_t id, siginfo_t *info, int options)
+{
+	int r;
+
+	forkshim_ensure_init();
+	r = real_waitid(idtype, id, info, options);
+	if (r == 0 && info != NULL && info->si_pid > 0 &&
+	    !(options & WNOWAIT) &&
+	    (info->si_code == CLD_EXITED || info->si_code == CLD_KILLED ||
+	     info->si_code == CLD_DUMPED))
+		records_forget(info->si_pid);
+	return r;
 }

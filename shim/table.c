@@ -11,6 +11,7 @@
 
 #include "handle.h"
 #include "log.h"
+#include "procpage.h"
 #include "tree.h"
 
 #define LOAD(p) __atomic_load_n((p), __ATOMIC_RELAXED)
@@ -48,7 +49,7 @@ struct table_state {
 	uint64_t live;
 	uint64_t key;          /* the key tags are made with now */
 	uint32_t need_segment; /* a new process: start a segment */
-	uint32_t need_rotate;  /* forked since the last freeze: next key */
+	uint32_t rotated_at;   /* procpage forks when the key last moved */
 };
 
 struct journal {
@@ -75,22 +76,16 @@ static struct {
 	struct table_state s;
 	struct lineage line;
 	struct journal j;
-	int lock;
 	pid_t pid;    /* the process this table belongs to */
 	pid_t fixing; /* the process adopting it */
 	int ready;
 	int huge; /* MADV_HUGEPAGE asked for */
 	size_t page;
-	/* A page the kernel zeroes in every child, however it was forked
-	 * (MADV_WIPEONFORK): a zero here means "new process, adopt the table"
-	 * and costs a load instead of a getpid system call. */
-	uint64_t *canary;
 } t;
 
 /* Set while this thread is inside a write: a signal handler that interrupts
  * it must not take the lock again. */
 static __thread int tls_in_write;
-static __thread int tls_fork_locked; /* prepare took the lock */
 
 /* ---- the lock: three-state futex mutex (Drepper, "Futexes are tricky") */
 
@@ -103,22 +98,22 @@ static void lock_take(void)
 {
 	int c = 0;
 
-	if (__atomic_compare_exchange_n(&t.lock, &c, 1, 0, __ATOMIC_ACQUIRE,
+	if (__atomic_compare_exchange_n(&pp->lock, &c, 1, 0, __ATOMIC_ACQUIRE,
 	                                __ATOMIC_RELAXED))
 		return;
 	if (c != 2)
-		c = __atomic_exchange_n(&t.lock, 2, __ATOMIC_ACQUIRE);
+		c = __atomic_exchange_n(&pp->lock, 2, __ATOMIC_ACQUIRE);
 	while (c != 0) {
-		futex(&t.lock, FUTEX_WAIT, 2);
-		c = __atomic_exchange_n(&t.lock, 2, __ATOMIC_ACQUIRE);
+		futex(&pp->lock, FUTEX_WAIT, 2);
+		c = __atomic_exchange_n(&pp->lock, 2, __ATOMIC_ACQUIRE);
 	}
 }
 
 static void lock_release(void)
 {
-	if (__atomic_fetch_sub(&t.lock, 1, __ATOMIC_RELEASE) != 1) {
-		STORE_REL(&t.lock, 0);
-		futex(&t.lock, FUTEX_WAKE, 1);
+	if (__atomic_fetch_sub(&pp->lock, 1, __ATOMIC_RELEASE) != 1) {
+		STORE_REL(&pp->lock, 0);
+		futex(&pp->lock, FUTEX_WAKE, 1);
 	}
 }
 
@@ -152,7 +147,6 @@ static int table_create(void)
 	               };
 	size_t total = 0;
 	char *base;
-	uint64_t *canary;
 
 	for (int i = 0; i < 6; i++) {
 		off[i] = total;
@@ -161,21 +155,15 @@ static int table_create(void)
 	/* Reserved, not committed: only the pages in use cost memory. */
 	base = mmap(NULL, total + HUGE_ALIGN, PROT_READ | PROT_WRITE,
 	            MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (pp == NULL) {
+		errno = ENOMEM;
+		return -1;
+	}
 	if (base == MAP_FAILED) {
 		log_error("cannot reserve %zu bytes for %zu regions: errno %d",
 		          total, cap, errno);
 		errno = ENOMEM;
 		return -1;
-	}
-	canary = mmap(NULL, t.page, PROT_READ | PROT_WRITE,
-	              MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	if (canary != MAP_FAILED &&
-	    madvise(canary, t.page, MADV_WIPEONFORK) == 0) {
-		*canary = 1;
-	} else {
-		if (canary != MAP_FAILED)
-			munmap(canary, t.page);
-		canary = NULL; /* before Linux 4.14: ask getpid */
 	}
 	t.map = base;
 	t.map_len = total + HUGE_ALIGN;
@@ -190,7 +178,6 @@ static int table_create(void)
 	t.tree.st = &t.s.tree;
 	t.s.tree.node_bump = 1;
 	t.s.need_segment = 1;
-	t.canary = canary;
 	STORE_REL(&t.ready, 1);
 	return 0;
 }
@@ -261,20 +248,10 @@ static void journal_undo(void)
 
 /* ---- adoption by a child ---- */
 
-/* Whether this process is not the one the table belongs to: a child that
- * has not adopted it yet. */
+/* Whether this process has not adopted the table it inherited yet. */
 static int is_new_process(void)
 {
-	if (t.canary != NULL)
-		return LOAD_ACQ(t.canary) == 0;
-	return getpid() != LOAD_ACQ(&t.pid);
-}
-
-static void arm(pid_t now)
-{
-	STORE_REL(&t.pid, now);
-	if (t.canary != NULL)
-		STORE_REL(t.canary, 1);
+	return pp != NULL && LOAD_ACQ(&pp->adopted) == 0;
 }
 
 static void adopt(pid_t now)
@@ -287,14 +264,13 @@ static void adopt(pid_t now)
 		                                __ATOMIC_ACQ_REL,
 		                                __ATOMIC_RELAXED)) {
 			/* Unless this thread is itself inside a write that
-			 * began in the parent and goes on here. */
-			if (!tls_in_write) {
-				t.lock = 0;
-				if (LOAD(&t.j.active))
-					journal_undo();
-			}
+			 * began in the parent and goes on here.  The lock is
+			 * already free: the kernel zeroed the procpage. */
+			if (!tls_in_write && LOAD(&t.j.active))
+				journal_undo();
 			t.s.need_segment = 1;
-			arm(now);
+			STORE_REL(&t.pid, now);
+			STORE_REL(&pp->adopted, 1);
 			return;
 		}
 	}
@@ -324,10 +300,14 @@ static int writer_enter(void)
 		errno = EDEADLK;
 		return -1;
 	}
+	if (pp == NULL) {
+		errno = ENOMEM; /* no procpage: see procpage_init */
+		return -1;
+	}
 	ensure_adopted();
 	lock_take();
 	tls_in_write = 1;
-	if (!t.ready && table_create() < 0) {
+	if (!LOAD(&t.ready) && table_create() < 0) {
 		writer_leave();
 		errno = ENOMEM;
 		return -1;
@@ -337,29 +317,27 @@ static int writer_enter(void)
 
 /* ---- fork phases ---- */
 
+/* Nothing here writes thread-local or .bss memory: after a fork those
+ * pages are copy-on-write in the parent, and the next write to each would
+ * cost it a page fault per fork.  The lock lives in the procpage. */
 uint64_t table_prepare(void)
 {
-	/* No table, nothing to keep consistent (a table being made meanwhile
-	 * is published whole, and a child adopts the lock anyway). */
-	tls_fork_locked = 0;
-	if (!LOAD_ACQ(&t.ready))
+	if (pp == NULL)
 		return 0;
 	ensure_adopted();
 	/* A signal handler forking while this thread is inside a write: the
 	 * write goes on in both processes after the handler returns. */
-	if (!tls_in_write) {
+	if (!tls_in_write)
 		lock_take();
-		tls_fork_locked = 1;
-	}
-	return t.s.fseq;
+	return LOAD(&t.ready) ? t.s.fseq : 0;
 }
 
 void table_parent(void)
 {
-	if (!LOAD_ACQ(&t.ready))
+	if (pp == NULL)
 		return;
-	t.s.need_rotate = 1;
-	if (tls_fork_locked)
+	__atomic_fetch_add(&pp->forks, 1, __ATOMIC_RELAXED);
+	if (!tls_in_write)
 		lock_release();
 }
 
@@ -547,7 +525,7 @@ static void rotate_key(void)
 		          t.line.seg[d - 1].count + 1);
 	}
 	t.s.need_segment = 0;
-	t.s.need_rotate = 0;
+	t.s.rotated_at = LOAD(&pp->forks);
 }
 
 static uint32_t slot_take(void)
@@ -611,9 +589,9 @@ forkshim_handle table_freeze(const void *addr, size_t len, const char *name,
 	if (gen > HANDLE_GEN_MAX) {
 		gen = 1; /* the old tags must not come back: next key */
 		wrapped = ENTRY_WRAPPED;
-		t.s.need_rotate = 1;
+		t.s.rotated_at = LOAD(&pp->forks) - 1; /* move now */
 	}
-	if (t.s.need_segment || t.s.need_rotate)
+	if (t.s.need_segment || t.s.rotated_at != LOAD(&pp->forks))
 		rotate_key();
 	h = handle_make(slot, gen, handle_tag_for(t.s.key, slot, gen));
 

@@ -1,0 +1,40 @@
+/* procpage: the state that belongs to one process and is never inherited.
+ *
+ * One anonymous mapping advised MADV_WIPEONFORK, made at load.  The kernel
+ * gives every child, however it was made (fork, _Fork, clone, a raw fork
+ * system call), zeroes here; and because fork neither copies nor
+ * write-protects such a mapping in the parent, writing it on the fork path
+ * costs the parent no page fault.  All-zero means: a new process that has
+ * not adopted the table, the table lock free, no children recorded.
+ *
+ * procpage_init() runs in the constructor; `pp` is NULL when the mapping
+ * could not be made (Linux before 4.14), and then the table is not
+ * available.  Fields are accessed with __atomic builtins. */
+#ifndef FORKSHIM_PROCPAGE_H
+#define FORKSHIM_PROCPAGE_H
+
+#include <stdint.h>
+
+#define PROC_CHILD_MAX 65536u
+#define PROC_FORKING_MAX 64u
+
+struct procpage {
+	uint64_t adopted;   /* 1 once this process owns the inherited table */
+	int lock;           /* the table lock (table.c) */
+	uint32_t forks;     /* forks this process made (for the key rotation) */
+	uint32_t kids_used; /* child records [0, kids_used) may be set */
+	uint32_t kids_lost; /* children that found no free record */
+	/* Birth points from the prepare phase to the fork wrapper of the same
+	 * thread (keyed by pthread_self), written under the table lock. */
+	struct {
+		uint64_t thread;
+		uint64_t birth;
+	} births[PROC_FORKING_MAX];
+	uint64_t kids[PROC_CHILD_MAX]; /* pid << 40 | birth point; 0 free */
+};
+
+extern struct procpage *pp;
+
+int procpage_init(void);
+
+#endif
