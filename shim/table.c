@@ -89,9 +89,13 @@ static __thread int tls_in_write;
 
 /* ---- the lock: three-state futex mutex (Drepper, "Futexes are tricky") */
 
+/* errno is kept: the lock is taken on the fork path too. */
 static void futex(int *addr, int op, int val)
 {
+	int saved = errno;
+
 	syscall(SYS_futex, addr, op | FUTEX_PRIVATE_FLAG, val, NULL, NULL, 0);
+	errno = saved;
 }
 
 static void lock_take(void)
@@ -193,16 +197,6 @@ static void grow_check(void)
 		t.huge = 1;
 		madvise(t.map, t.map_len, MADV_HUGEPAGE);
 	}
-}
-
-size_t table_capacity(void)
-{
-	return t.cap;
-}
-
-size_t table_live(void)
-{
-	return LOAD(&t.s.live);
 }
 
 /* ---- the journal ---- */

@@ -43,8 +43,5 @@ int table_fseq(forkshim_handle h, uint64_t *fseq);
 uint64_t table_prepare(void);
 void table_parent(void);
 
-/* Bytes of the mapping the table has touched, per live region (bench). */
-size_t table_capacity(void);
-size_t table_live(void);
 
 #endif
