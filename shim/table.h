@@ -43,5 +43,4 @@ int table_fseq(forkshim_handle h, uint64_t *fseq);
 uint64_t table_prepare(void);
 void table_parent(void);
 
-
 #endif
