@@ -36,6 +36,7 @@
 #include <unistd.h>
 
 #include "forkshim_client.h"
+#include "io.h"
 
 extern char **environ;
 
@@ -117,20 +118,6 @@ static void stop_busy(pthread_t t)
 }
 
 /* ---- in the child: async-signal-safe calls only ---- */
-
-static int read_all(int fd, void *buf, size_t n)
-{
-	for (size_t done = 0; done < n;) {
-		ssize_t got = read(fd, (char *)buf + done, n - done);
-
-		if (got < 0 && errno == EINTR)
-			continue;
-		if (got <= 0)
-			return -1;
-		done += (size_t)got;
-	}
-	return 0;
-}
 
 static const char *mode_name;
 static int child_failures;

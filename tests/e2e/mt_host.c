@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include "forkshim_client.h"
+#include "io.h"
 
 #define FREEZERS 4
 #define BUFS_PER_THREAD 16
@@ -165,34 +166,6 @@ static void *freezer(void *arg)
 }
 
 /* ---- the child: async-signal-safe calls only (a threaded parent) ---- */
-
-static int read_all(int fd, void *buf, size_t n)
-{
-	for (size_t done = 0; done < n;) {
-		ssize_t got = read(fd, (char *)buf + done, n - done);
-
-		if (got < 0 && errno == EINTR)
-			continue;
-		if (got <= 0)
-			return -1;
-		done += (size_t)got;
-	}
-	return 0;
-}
-
-static int write_all(int fd, const void *buf, size_t n)
-{
-	for (size_t done = 0; done < n;) {
-		ssize_t put = write(fd, (const char *)buf + done, n - done);
-
-		if (put < 0 && errno == EINTR)
-			continue;
-		if (put <= 0)
-			return -1;
-		done += (size_t)put;
-	}
-	return 0;
-}
 
 static char *put_str(char *at, const char *s)
 {

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "forkshim_client.h"
+#include "io.h"
 
 #define BUFFER_LEN (256u * 1024u + 123u) /* bigger than a pipe's capacity */
 
@@ -35,34 +36,6 @@ static size_t pattern_mismatch(const unsigned char *p, size_t n)
 		if (p[i] != pattern_byte(i))
 			return i;
 	return n;
-}
-
-static int read_all(int fd, void *buf, size_t n)
-{
-	for (size_t done = 0; done < n;) {
-		ssize_t got = read(fd, (char *)buf + done, n - done);
-
-		if (got < 0 && errno == EINTR)
-			continue;
-		if (got <= 0)
-			return -1;
-		done += (size_t)got;
-	}
-	return 0;
-}
-
-static int write_all(int fd, const void *buf, size_t n)
-{
-	for (size_t done = 0; done < n;) {
-		ssize_t put = write(fd, (const char *)buf + done, n - done);
-
-		if (put < 0 && errno == EINTR)
-			continue;
-		if (put <= 0)
-			return -1;
-		done += (size_t)put;
-	}
-	return 0;
 }
 
 /* Worker side of the handle path: exit status 0 when the handle resolves to
