@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "init.h"
+#include "interpose.h"
 #include "log.h"
 #include "procpage.h"
 #include "table.h"
@@ -211,26 +212,15 @@ static void on_parent(void)
 
 /* ---- set-up ---- */
 
-static void *load_sym(const char *name, void *self)
-{
-	void *sym = dlsym(RTLD_NEXT, name);
-
-	if (sym == self) /* never call ourselves in a loop */
-		sym = NULL;
-	if (sym == NULL)
-		log_error("cannot resolve the real %s: %s", name, dlerror());
-	return sym;
-}
-
 int fork_init(void)
 {
-	*(void **)&real_fork = load_sym("fork", (void *)fork);
-	*(void **)&real_forkpty = load_sym("forkpty", (void *)forkpty);
-	*(void **)&real_wait = load_sym("wait", (void *)wait);
-	*(void **)&real_waitpid = load_sym("waitpid", (void *)waitpid);
-	*(void **)&real_wait3 = load_sym("wait3", (void *)wait3);
-	*(void **)&real_wait4 = load_sym("wait4", (void *)wait4);
-	*(void **)&real_waitid = load_sym("waitid", (void *)waitid);
+	*(void **)&real_fork = interpose_real("fork", INTERPOSE_REQUIRED);
+	*(void **)&real_forkpty = interpose_real("forkpty", INTERPOSE_OPTIONAL);
+	*(void **)&real_wait = interpose_real("wait", INTERPOSE_OPTIONAL);
+	*(void **)&real_waitpid = interpose_real("waitpid", INTERPOSE_OPTIONAL);
+	*(void **)&real_wait3 = interpose_real("wait3", INTERPOSE_OPTIONAL);
+	*(void **)&real_wait4 = interpose_real("wait4", INTERPOSE_OPTIONAL);
+	*(void **)&real_waitid = interpose_real("waitid", INTERPOSE_REQUIRED);
 	/* The child phase is the kernel's: the procpage comes back zeroed. */
 	if (pthread_atfork(on_prepare, on_parent, NULL) != 0) {
 		log_error("pthread_atfork failed");
@@ -288,6 +278,10 @@ EXPORT pid_t wait(int *status)
 	pid_t pid;
 
 	forkshim_ensure_init();
+	if (real_wait == NULL) {
+		errno = ENOSYS;
+		return -1;
+	}
 	pid = real_wait(&st);
 	if (pid > 0 && status != NULL)
 		*status = st;
@@ -301,6 +295,10 @@ EXPORT pid_t waitpid(pid_t which, int *status, int options)
 	pid_t pid;
 
 	forkshim_ensure_init();
+	if (real_waitpid == NULL) {
+		errno = ENOSYS;
+		return -1;
+	}
 	pid = real_waitpid(which, &st, options);
 	if (pid > 0 && status != NULL)
 		*status = st;
@@ -314,6 +312,10 @@ EXPORT pid_t wait3(int *status, int options, struct rusage *usage)
 	pid_t pid;
 
 	forkshim_ensure_init();
+	if (real_wait3 == NULL) {
+		errno = ENOSYS;
+		return -1;
+	}
 	pid = real_wait3(&st, options, usage);
 	if (pid > 0 && status != NULL)
 		*status = st;
@@ -327,6 +329,10 @@ EXPORT pid_t wait4(pid_t which, int *status, int options, struct rusage *usage)
 	pid_t pid;
 
 	forkshim_ensure_init();
+	if (real_wait4 == NULL) {
+		errno = ENOSYS;
+		return -1;
+	}
 	pid = real_wait4(which, &st, options, usage);
 	if (pid > 0 && status != NULL)
 		*status = st;
@@ -339,6 +345,10 @@ EXPORT int waitid(idtype_t idtype, id_t id, siginfo_t *info, int options)
 	int r;
 
 	forkshim_ensure_init();
+	if (real_waitid == NULL) {
+		errno = ENOSYS;
+		return -1;
+	}
 	r = real_waitid(idtype, id, info, options);
 	if (r == 0 && info != NULL && info->si_pid > 0 &&
 	    !(options & WNOWAIT) &&
