@@ -25,7 +25,7 @@ e2e_host(e2e_fork_paths_host fork_paths.c util)
 # e2e_driver(NAME SOURCE HOST...): a Criterion driver that knows where the
 # hosts are (E2E_<HOST> compile definitions) and is rebuilt after them.
 function(e2e_driver name source)
-  forkshim_add_test(${name} ${E2E_DIR}/${source} TIMEOUT 60)
+  forkshim_add_test(${name} ${E2E_DIR}/${source} TIMEOUT 180)
   target_compile_definitions(${name} PRIVATE
     E2E_PLUGIN_HOST="$<TARGET_FILE:e2e_plugin_host>"
     E2E_PLUGIN_MODULE="$<TARGET_FILE:e2e_plugin_module>"

@@ -18,7 +18,7 @@ Test(threads, thousand_children_see_exactly_the_regions_frozen_before_birth,
 	const char *at;
 	struct e2e_run r;
 
-	e2e_run(&r, argv, e2e_env_shim, 57);
+	e2e_run(&r, argv, e2e_env_shim, 175);
 	cr_expect(e2e_exited_with(&r, 0), E2E_RUN_FMT, E2E_RUN_ARGS(r));
 	cr_expect_str_empty(r.err.data, E2E_RUN_FMT, E2E_RUN_ARGS(r));
 

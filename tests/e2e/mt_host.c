@@ -411,7 +411,7 @@ int main(int argc, char **argv)
 	forkshim_handle stable;
 	uint64_t failures;
 
-	alarm(55);
+	alarm(170); /* a hang, not a slow machine: CI may be loaded */
 	api = forkshim_client_get();
 	if (api == NULL) {
 		fprintf(stderr, "mt: the shim is not loaded\n");
