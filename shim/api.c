@@ -6,6 +6,7 @@
 
 #include "config.h"
 #include "fork.h"
+#include "guard.h"
 #include "init.h"
 #include "log.h"
 #include "procpage.h"
@@ -27,6 +28,7 @@ static void init(void)
 	table_configure(config.max_regions);
 	if (fork_init() < 0)
 		log_error("fork interposition is not available");
+	guard_init();
 	log_debug("forkshim %s loaded, %zu regions", forkshim_version(),
 	          config.max_regions);
 	__atomic_store_n(&initialised, 1, __ATOMIC_RELEASE);

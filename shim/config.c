@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/auxv.h>
+#include <sys/stat.h>
 
 #include "log.h"
 
@@ -86,20 +87,20 @@ void config_load(void)
 			    "FORKSHIM_GUARD=%s is not one of off, protect, "
 			    "audit; using off",
 			    v);
-		else if (i != GUARD_OFF)
-			log_warn(
-			    "FORKSHIM_GUARD=%s: guard modes are not "
-			    "available in forkshim 0.1; running with guard "
-			    "off",
-			    v);
+		else
+			config.guard = (enum guard_mode)i;
 	}
 
 	v = secure_getenv("FORKSHIM_REPORT");
 	if (v != NULL && *v != '\0') {
-		config.report_dir = v;
-		log_warn("FORKSHIM_REPORT=%s: per-process reports are not "
-		         "available in forkshim 0.1; no report is written",
-		         v);
+		struct stat st;
+
+		if (stat(v, &st) == 0 && S_ISDIR(st.st_mode))
+			config.report_dir = v;
+		else
+			log_warn("FORKSHIM_REPORT=%s is not a directory; "
+			         "audit records go to the log",
+			         v);
 	}
 
 	v = secure_getenv("FORKSHIM_MAX_REGIONS");

@@ -9,6 +9,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include "guard.h"
 #include "handle.h"
 #include "log.h"
 #include "procpage.h"
@@ -616,6 +617,8 @@ forkshim_handle table_freeze(const void *addr, size_t len, const char *name,
 	}
 	t.s.live++;
 	journal_end();
+	if (guard_on || (flags & FORKSHIM_GUARD))
+		guard_frozen(h, addr, len, flags);
 	writer_leave();
 	return h;
 }
@@ -641,6 +644,8 @@ int table_thaw(forkshim_handle h)
 		writer_leave();
 		return 0;
 	}
+	if (guard_on)
+		guard_thawing(h, (const void *)(uintptr_t)copy.addr, copy.len);
 	journal_begin();
 	journal_slot(slot);
 	STORE_REL(&t.entries[slot].st, copy.st & ~ENTRY_LIVE);

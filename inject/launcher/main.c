@@ -16,6 +16,7 @@
 #include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <sys/stat.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -79,8 +80,15 @@ static const char help_text[] =
     "  --max-regions N    FORKSHIM_MAX_REGIONS: at most N regions frozen "
     "at once\n"
     "                     per process, 1 to 16777216 (default 1048576)\n"
-    "  --guard MODE       FORKSHIM_GUARD: not available in forkshim 0.1\n"
-    "  --report DIR       FORKSHIM_REPORT: not available in forkshim 0.1\n"
+    "  --guard MODE       FORKSHIM_GUARD: off (the default), protect (a "
+    "write\n"
+    "                     into a frozen region stops the program with a "
+    "report),\n"
+    "                     audit (record which code dirtied frozen pages "
+    "in children)\n"
+    "  --report DIR       FORKSHIM_REPORT: write the audit records under "
+    "DIR\n"
+    "                     (made if missing)\n"
     "  -h, --help         show this help and exit\n"
     "  --version          show the launcher's and the library's versions "
     "and exit\n"
@@ -168,10 +176,36 @@ static char *check_log_file(const char *v)
 	return abs;
 }
 
-__attribute__((noreturn)) static void not_available(const char *option,
-                                                    const char *what)
+static const char *check_guard(const char *v)
 {
-	usage_error("%s: %s are not available in forkshim 0.1", option, what);
+	if (strcmp(v, "off") != 0 && strcmp(v, "protect") != 0 &&
+	    strcmp(v, "audit") != 0)
+		usage_error("--guard: '%s' is not one of off, protect, audit",
+		            v);
+	return v;
+}
+
+/* The report directory, absolute (the command may change directory), made
+ * if missing. */
+static char *check_report_dir(const char *v)
+{
+	char cwd[PATH_MAX], *abs;
+	struct stat st;
+
+	if (*v == '\0')
+		usage_error("--report: empty path");
+	if (v[0] == '/')
+		abs = strdup(v);
+	else if (getcwd(cwd, sizeof(cwd)) == NULL ||
+	         asprintf(&abs, "%s/%s", cwd, v) < 0)
+		abs = NULL;
+	if (abs == NULL)
+		usage_error("--report %s: %s", v, strerror(errno));
+	if (mkdir(abs, 0700) != 0 && errno != EEXIST)
+		usage_error("--report %s: %s", v, strerror(errno));
+	if (stat(abs, &st) != 0 || !S_ISDIR(st.st_mode))
+		usage_error("--report %s: not a directory", v);
+	return abs;
 }
 
 static char *locate_or_exit(const char *lib_opt)
@@ -250,7 +284,8 @@ static void prepend_preload(const char *lib)
 int main(int argc, char **argv)
 {
 	const char *lib_opt = NULL, *log = NULL, *max_regions = NULL;
-	char *log_file = NULL, *lib;
+	const char *guard = NULL;
+	char *log_file = NULL, *report = NULL, *lib;
 	int opt, err, version = 0;
 
 	if (argc >= 2 && strcmp(argv[1], "doctor") == 0)
@@ -273,9 +308,12 @@ int main(int argc, char **argv)
 			max_regions = check_max_regions(optarg);
 			break;
 		case OPT_GUARD:
-			not_available("--guard", "guard modes");
+			guard = check_guard(optarg);
+			break;
 		case OPT_REPORT:
-			not_available("--report", "per-process reports");
+			free(report);
+			report = check_report_dir(optarg);
+			break;
 		case 'h':
 			fputs(help_text, stdout);
 			return 0;
@@ -301,7 +339,9 @@ int main(int argc, char **argv)
 	if ((log && setenv("FORKSHIM_LOG", log, 1) != 0) ||
 	    (log_file && setenv("FORKSHIM_LOG_FILE", log_file, 1) != 0) ||
 	    (max_regions &&
-	     setenv("FORKSHIM_MAX_REGIONS", max_regions, 1) != 0)) {
+	     setenv("FORKSHIM_MAX_REGIONS", max_regions, 1) != 0) ||
+	    (guard && setenv("FORKSHIM_GUARD", guard, 1) != 0) ||
+	    (report && setenv("FORKSHIM_REPORT", report, 1) != 0)) {
 		perror("forkshim: setenv");
 		return EXIT_USAGE;
 	}

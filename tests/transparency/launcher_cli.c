@@ -189,12 +189,9 @@ Test(launcher, bad_options_exit_with_2_and_say_why)
 	    {{"--log-file", "/nonexistent/dir/shim.log", "true"},
 	     "--log-file /nonexistent/dir/shim.log: No such file"},
 	    {{"--log-file", "", "true"}, "--log-file: empty path"},
-	    {{"--guard", "protect", "true"},
-	     "--guard: guard modes are not available in forkshim 0.1"},
-	    {{"--guard", "audit", "true"}, "not available in forkshim 0.1"},
-	    {{"--report", "/tmp", "true"},
-	     "--report: per-process reports are not available in forkshim "
-	     "0.1"},
+	    {{"--guard", "bogus", "true"},
+	     "--guard: 'bogus' is not one of off, protect, audit"},
+	    {{"--report", "/dev/null", "true"}, "--report /dev/null: "},
 	    {{NULL}, "no COMMAND given"},
 	    {{"--log", "info"}, "no COMMAND given"},
 	};
@@ -337,24 +334,29 @@ Test(launcher, options_become_the_library_s_variables)
 {
 	char *dir = tp_mkdtemp(), *expected;
 	const char *const opts_given[] = {
-	    "--log",         "info", "--log-file", "relative.log",
-	    "--max-regions", "8",    NULL};
+	    "--log",         "info",    "--log-file", "relative.log",
+	    "--max-regions", "8",       "--guard",    "audit",
+	    "--report",      "reports", NULL};
 	const char *const show[] = {
 	    "/bin/sh", "-c",
 	    "printf '%s\\n' \"$FORKSHIM_LOG\" \"$FORKSHIM_LOG_FILE\" "
-	    "\"$FORKSHIM_MAX_REGIONS\"",
+	    "\"$FORKSHIM_MAX_REGIONS\" \"$FORKSHIM_GUARD\" "
+	    "\"$FORKSHIM_REPORT\"; test -d reports",
 	    NULL};
 	const struct tp_opts in_dir = {.cwd = dir, .timeout_s = 30};
 	char real[PATH_MAX];
 	struct tp_run r;
 
 	cr_assert_not_null(realpath(dir, real));
-	cr_assert_geq(asprintf(&expected, "info\n%s/relative.log\n8\n", real),
+	cr_assert_geq(asprintf(&expected,
+	                       "info\n%s/relative.log\n8\naudit\n%s/reports\n",
+	                       real, real),
 	              0);
 	tp_launched(&r, opts_given, show, &in_dir);
 	cr_expect(tp_exited_with(&r, 0), TP_RUN_FMT, TP_RUN_ARGS(r));
 	cr_expect_str_eq(r.out.data, expected,
-	                 "a relative --log-file is made absolute");
+	                 "relative --log-file and --report are made absolute, "
+	                 "the report directory is made");
 	tp_run_free(&r);
 	free(expected);
 	tp_rmtree(dir);

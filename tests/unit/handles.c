@@ -321,7 +321,9 @@ static forkshim_handle fc_stale;
 static void fc_setup(void)
 {
 	size_t ps = page_size();
-	forkshim_handle warm = forkshim_freeze(&fc_p, 1, NULL, 0);
+	/* Guarded, so the guard's first-use mappings (libunwind's) are made
+	 * now, not inside the hole made below. */
+	forkshim_handle warm = forkshim_freeze(&fc_p, 1, NULL, FORKSHIM_GUARD);
 
 	cr_assert(warm != 0 && forkshim_thaw(warm) == 0);
 	fc_p = map_pages(7);

@@ -1,0 +1,171 @@
+/* guard_run.h: what the guard drivers share.  Hosts run as real processes
+ * (e2e_run.h) with an explicit environment: the shim preloaded, and
+ * FORKSHIM_GUARD / FORKSHIM_REPORT as each test asks.  Audit tests get a
+ * fresh report directory and read the JSON Lines files left in it with
+ * plain string searches (the format is ours: see shim/audit.h). */
+#ifndef GUARD_RUN_H
+#define GUARD_RUN_H
+
+#include <dirent.h>
+#include <stdio.h>
+#include <sys/stat.h>
+
+#include "../e2e/e2e_run.h"
+
+struct guard_env {
+	char guard[64];
+	char report[160];
+	const char *envp[8];
+};
+
+/* guard NULL: FORKSHIM_GUARD unset; report NULL: FORKSHIM_REPORT unset;
+ * preload 0: without the shim. */
+static inline const char *const *guard_env(struct guard_env *e,
+                                           const char *guard,
+                                           const char *report, int preload)
+{
+	int n = 0;
+
+	if (preload)
+		e->envp[n++] = "LD_PRELOAD=" FORKSHIM_LIB;
+	e->envp[n++] = E2E_PATH;
+	e->envp[n++] = "LC_ALL=C";
+	if (guard != NULL) {
+		snprintf(e->guard, sizeof(e->guard), "FORKSHIM_GUARD=%s",
+		         guard);
+		e->envp[n++] = e->guard;
+	}
+	if (report != NULL) {
+		snprintf(e->report, sizeof(e->report), "FORKSHIM_REPORT=%s",
+		         report);
+		e->envp[n++] = e->report;
+	}
+	e->envp[n] = NULL;
+	return e->envp;
+}
+
+static inline bool guard_died_of(const struct e2e_run *r, int sig)
+{
+	return !r->timed_out && WIFSIGNALED(r->status) &&
+	       WTERMSIG(r->status) == sig;
+}
+
+/* Occurrences of needle in text. */
+static inline int guard_count(const char *text, const char *needle)
+{
+	int n = 0;
+
+	for (const char *s = text; (s = strstr(s, needle)) != NULL; s++)
+		n++;
+	return n;
+}
+
+/* Whether the first line at or after from that contains prefix also
+ * contains needle after it. */
+static inline bool guard_line_has(const char *from, const char *prefix,
+                                  const char *needle)
+{
+	const char *s = from ? strstr(from, prefix) : NULL;
+	const char *end = s ? strchr(s, '\n') : NULL;
+	const char *hit = s ? strstr(s, needle) : NULL;
+
+	return hit != NULL && (end == NULL || hit < end);
+}
+
+/* ---- report directories ---- */
+
+static inline void guard_mkdir(char *dir, size_t size)
+{
+	snprintf(dir, size, "/tmp/forkshim-guard-XXXXXX");
+	cr_assert_not_null(mkdtemp(dir));
+}
+
+static inline void guard_rmdir(const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	char path[512];
+
+	while (d != NULL && (e = readdir(d)) != NULL) {
+		if (e->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+		unlink(path);
+	}
+	if (d != NULL)
+		closedir(d);
+	rmdir(dir);
+}
+
+/* The whole file, NUL-terminated (malloc), or NULL. */
+static inline char *guard_slurp(const char *path)
+{
+	FILE *f = fopen(path, "r");
+	char *buf = NULL;
+	size_t len = 0, cap = 0;
+	int c;
+
+	if (f == NULL)
+		return NULL;
+	while ((c = fgetc(f)) != EOF) {
+		if (len + 2 > cap) {
+			cap = cap ? cap * 2 : 4096;
+			buf = realloc(buf, cap);
+			cr_assert_not_null(buf);
+		}
+		buf[len++] = (char)c;
+	}
+	fclose(f);
+	if (buf == NULL)
+		buf = calloc(1, 1);
+	buf[len] = '\0';
+	return buf;
+}
+
+/* The audit files of a directory: their names (up to max), and how many. */
+static inline int guard_reports(const char *dir, char names[][64], int max)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	int n = 0;
+
+	cr_assert_not_null(d, "opendir %s", dir);
+	while ((e = readdir(d)) != NULL) {
+		if (strncmp(e->d_name, "audit-", 6) != 0)
+			continue;
+		if (n < max && strlen(e->d_name) < 64)
+			memcpy(names[n], e->d_name, strlen(e->d_name) + 1);
+		n++;
+	}
+	closedir(d);
+	return n;
+}
+
+/* first_write records of a file for (region, page). */
+static inline int guard_records(const char *text, const char *region, int page)
+{
+	char needle[160];
+	int n = 0;
+
+	snprintf(needle, sizeof(needle), "\"region\":\"%s\"", region);
+	for (const char *s = text; (s = strstr(s, needle)) != NULL; s++) {
+		const char *p = strstr(s, "\"page\":");
+		const char *end = strchr(s, '\n');
+
+		if (p != NULL && (end == NULL || p < end) &&
+		    atoi(p + 7) == page)
+			n++;
+	}
+	return n;
+}
+
+/* Whether a symbol line names the function. */
+static inline bool guard_names_function(const char *text, const char *fn)
+{
+	char needle[160];
+
+	snprintf(needle, sizeof(needle), "\"function\":\"%s\"", fn);
+	return strstr(text, needle) != NULL;
+}
+
+#endif
