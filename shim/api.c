@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stddef.h>
+#include <unistd.h>
 
 #include "config.h"
 #include "fork.h"
@@ -16,18 +17,32 @@
 #define STR2(x) #x
 #define STR(x) STR2(x)
 
-static pthread_once_t once = PTHREAD_ONCE_INIT;
+static pthread_once_t once_core = PTHREAD_ONCE_INIT;
+static pthread_once_t once_config = PTHREAD_ONCE_INIT;
 static int initialised;
 
-static void init(void)
+/* What needs no environment: the real symbols, the procpage, the atfork
+ * handlers, and a table of the default size. */
+static void init_core(void)
+{
+	int saved = errno;
+
+	procpage_init();
+	table_configure(CONFIG_DEFAULT_REGIONS);
+	if (fork_init() < 0)
+		log_error("fork interposition is not available");
+	guard_resolve();
+	errno = saved;
+}
+
+/* What reads the environment, once libc has it: a .preinit_array function
+ * (a sanitizer runtime, say) may call fork or sigaction before. */
+static void init_config(void)
 {
 	int saved = errno;
 
 	config_load();
-	procpage_init();
 	table_configure(config.max_regions);
-	if (fork_init() < 0)
-		log_error("fork interposition is not available");
 	guard_init();
 	log_debug("forkshim %s loaded, %zu regions", forkshim_version(),
 	          config.max_regions);
@@ -37,8 +52,11 @@ static void init(void)
 
 void forkshim_ensure_init(void)
 {
-	if (!__atomic_load_n(&initialised, __ATOMIC_ACQUIRE))
-		pthread_once(&once, init);
+	if (__atomic_load_n(&initialised, __ATOMIC_ACQUIRE))
+		return;
+	pthread_once(&once_core, init_core);
+	if (environ != NULL)
+		pthread_once(&once_config, init_config);
 }
 
 __attribute__((constructor)) static void forkshim_constructor(void)

@@ -163,46 +163,48 @@ int fork_visible(uint64_t fseq, pid_t pid)
 /* ---- atfork phases ---- */
 
 /* Leaves the birth point for this thread's fork wrapper in the procpage
- * (no thread-local write: see table_prepare).  Under the table lock. */
+ * (no thread-local write: see table_prepare), under the table lock.  A
+ * fork nested in a fork of the same thread (from a signal handler) takes
+ * a slot of its own; the wrapper takes the newest.  Forks that no wrapper
+ * follows (daemon) leave theirs, the oldest is reused when none is free. */
 static void on_prepare(void)
 {
 	uint64_t birth = table_prepare(), self = (uint64_t)pthread_self();
-	uint32_t start = (uint32_t)(self >> 12) % PROC_FORKING_MAX;
+	uint32_t pick = 0;
 
 	if (pp == NULL)
 		return;
-	for (uint32_t k = 0; k < PROC_FORKING_MAX; k++) {
-		uint32_t i = (start + k) % PROC_FORKING_MAX;
-		uint64_t owner = LOAD(&pp->births[i].thread);
-
-		if (owner == self || owner == 0) {
-			pp->births[i].birth = birth;
-			__atomic_store_n(&pp->births[i].thread, self,
-			                 __ATOMIC_RELEASE);
-			return;
+	for (uint32_t i = 0; i < PROC_FORKING_MAX; i++) {
+		if (LOAD(&pp->births[i].thread) == 0) {
+			pick = i;
+			break;
 		}
+		if (pp->births[i].seq < pp->births[pick].seq)
+			pick = i;
 	}
+	pp->births[pick].birth = birth;
+	pp->births[pick].seq = ++pp->births_seq;
+	__atomic_store_n(&pp->births[pick].thread, self, __ATOMIC_RELEASE);
 }
 
-/* The birth point on_prepare left for this thread; 0 (frozen before
- * nothing: visible() answers 0) when there is none. */
+/* The birth point on_prepare left for this thread's latest fork; 0 (born
+ * before any freeze: visible() answers 0) when there is none. */
 static uint64_t take_birth(void)
 {
-	uint64_t self = (uint64_t)pthread_self();
-	uint32_t start = (uint32_t)(self >> 12) % PROC_FORKING_MAX;
+	uint64_t self = (uint64_t)pthread_self(), birth = 0, best = 0;
+	uint32_t pick = PROC_FORKING_MAX;
 
-	for (uint32_t k = 0; k < PROC_FORKING_MAX; k++) {
-		uint32_t i = (start + k) % PROC_FORKING_MAX;
-
-		if (LOAD_ACQ(&pp->births[i].thread) == self) {
-			uint64_t birth = pp->births[i].birth;
-
-			__atomic_store_n(&pp->births[i].thread, 0,
-			                 __ATOMIC_RELEASE);
-			return birth;
+	for (uint32_t i = 0; i < PROC_FORKING_MAX; i++)
+		if (LOAD_ACQ(&pp->births[i].thread) == self &&
+		    pp->births[i].seq > best) {
+			best = pp->births[i].seq;
+			pick = i;
 		}
+	if (pick < PROC_FORKING_MAX) {
+		birth = pp->births[pick].birth;
+		__atomic_store_n(&pp->births[pick].thread, 0, __ATOMIC_RELEASE);
 	}
-	return 0;
+	return birth;
 }
 
 static void on_parent(void)

@@ -696,13 +696,17 @@ static int enable(void)
 	return 0;
 }
 
-void guard_init(void)
+void guard_resolve(void)
 {
 	*(void **)&real_sigaction =
 	    interpose_real("sigaction", INTERPOSE_REQUIRED);
 	*(void **)&real_signal = interpose_real("signal", INTERPOSE_OPTIONAL);
 	*(void **)&real_sysv_signal =
 	    interpose_real("sysv_signal", INTERPOSE_OPTIONAL);
+}
+
+void guard_init(void)
+{
 	if (config.guard != GUARD_OFF && !config.secure)
 		enable();
 }

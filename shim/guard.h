@@ -1,8 +1,9 @@
 /* guard: write protection of frozen pages (FORKSHIM_GUARD), the SIGSEGV
  * handler, and the chain to the host's own SIGSEGV handler.
  *
- * guard_init() runs once at load, after config and the table: it resolves
- * the real sigaction and signal and, with FORKSHIM_GUARD=protect or audit,
+ * guard_resolve() runs first at load, before the environment may be
+ * readable: it resolves the real sigaction and signal.  guard_init() runs
+ * after config and the table: with FORKSHIM_GUARD=protect or audit, it
  * enables the guard.  With guard off nothing is installed; the first
  * freeze with the FORKSHIM_GUARD flag enables it then.  Enabling installs
  * one SIGSEGV handler for the life of the process (SA_ONSTACK, with an
@@ -36,6 +37,7 @@
 
 extern int guard_on;
 
+void guard_resolve(void);
 void guard_init(void);
 void guard_frozen(forkshim_handle h, const void *addr, size_t len,
                   unsigned flags);

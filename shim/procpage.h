@@ -19,16 +19,21 @@
 #define PROC_FORKING_MAX 64u
 
 struct procpage {
-	uint64_t adopted;   /* 1 once this process owns the inherited table */
-	int lock;           /* the table lock (table.c) */
-	uint32_t forks;     /* forks this process made (for the key rotation) */
-	uint32_t kids_used; /* child records [0, kids_used) may be set */
-	uint32_t kids_lost; /* children that found no free record */
+	uint64_t adopted; /* 1 once this process owns the inherited table */
+	int lock;         /* the table lock (table.c) */
+	uint32_t forks;   /* forks this process made (for the key rotation) */
+	uint32_t fork_depth; /* forks nested in a fork of fork_owner */
+	uint64_t fork_owner; /* pthread_self of the thread whose fork holds the
+	                        table lock; 0 for none */
+	uint32_t kids_used;  /* child records [0, kids_used) may be set */
+	uint32_t kids_lost;  /* children that found no free record */
 	/* Birth points from the prepare phase to the fork wrapper of the same
 	 * thread (keyed by pthread_self), written under the table lock. */
+	uint64_t births_seq;
 	struct {
 		uint64_t thread;
 		uint64_t birth;
+		uint64_t seq; /* newest wins: forks nest in signal handlers */
 	} births[PROC_FORKING_MAX];
 	uint64_t kids[PROC_CHILD_MAX]; /* pid << 40 | birth point; 0 free */
 };

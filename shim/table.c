@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <linux/futex.h>
+#include <pthread.h>
 #include <sched.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -131,6 +132,15 @@ static size_t align_up(size_t n, size_t a)
 
 void table_configure(size_t capacity)
 {
+	if (LOAD_ACQ(&t.ready)) {
+		/* Made by a freeze before the environment could be read. */
+		if (capacity != t.cap)
+			log_warn(
+			    "FORKSHIM_MAX_REGIONS came too late: the table "
+			    "already holds %zu regions",
+			    t.cap);
+		return;
+	}
 	t.cap = capacity;
 	t.free_min = capacity / 2 < 1024 ? capacity / 2 : 1024;
 	t.page = (size_t)sysconf(_SC_PAGESIZE);
@@ -291,12 +301,14 @@ static void writer_leave(void)
 
 static int writer_enter(void)
 {
-	if (tls_in_write) {
-		errno = EDEADLK;
-		return -1;
-	}
 	if (pp == NULL) {
 		errno = ENOMEM; /* no procpage: see procpage_init */
+		return -1;
+	}
+	/* Called from a signal handler that interrupted this thread inside a
+	 * write or a fork: the lock is this thread's already. */
+	if (tls_in_write || LOAD(&pp->fork_owner) == (uint64_t)pthread_self()) {
+		errno = EDEADLK;
 		return -1;
 	}
 	ensure_adopted();
@@ -317,13 +329,23 @@ static int writer_enter(void)
  * cost it a page fault per fork.  The lock lives in the procpage. */
 uint64_t table_prepare(void)
 {
+	uint64_t self = (uint64_t)pthread_self();
+
 	if (pp == NULL)
 		return 0;
 	ensure_adopted();
 	/* A signal handler forking while this thread is inside a write: the
-	 * write goes on in both processes after the handler returns. */
-	if (!tls_in_write)
+	 * write goes on in both processes after the handler returns.  Inside
+	 * a fork of this thread (a handler that interrupted it): the lock is
+	 * already ours. */
+	if (tls_in_write)
+		;
+	else if (LOAD(&pp->fork_owner) == self)
+		pp->fork_depth++;
+	else {
 		lock_take();
+		STORE(&pp->fork_owner, self);
+	}
 	return LOAD(&t.ready) ? t.s.fseq : 0;
 }
 
@@ -332,8 +354,14 @@ void table_parent(void)
 	if (pp == NULL)
 		return;
 	__atomic_fetch_add(&pp->forks, 1, __ATOMIC_RELAXED);
-	if (!tls_in_write)
-		lock_release();
+	if (tls_in_write)
+		return;
+	if (pp->fork_depth > 0) {
+		pp->fork_depth--;
+		return;
+	}
+	STORE(&pp->fork_owner, 0);
+	lock_release();
 }
 
 /* ---- readers ---- */

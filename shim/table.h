@@ -24,7 +24,8 @@
 
 #include "forkshim.h"
 
-/* Sets the capacity, at load; the mapping is made at the first freeze. */
+/* Sets the capacity, at load (again once the environment is read); the
+ * mapping is made at the first freeze. */
 void table_configure(size_t capacity);
 
 forkshim_handle table_freeze(const void *addr, size_t len, const char *name,
