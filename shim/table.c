@@ -4,6 +4,7 @@
 #include <linux/futex.h>
 #include <pthread.h>
 #include <sched.h>
+#include <signal.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
@@ -295,8 +296,8 @@ static void ensure_adopted(void)
 
 static void writer_leave(void)
 {
-	tls_in_write = 0;
 	lock_release();
+	tls_in_write = 0;
 }
 
 static int writer_enter(void)
@@ -312,8 +313,10 @@ static int writer_enter(void)
 		return -1;
 	}
 	ensure_adopted();
-	lock_take();
+	/* Marked before the lock is taken, and cleared after it is released:
+	 * a handler that interrupts in between must not wait for it. */
 	tls_in_write = 1;
+	lock_take();
 	if (!LOAD(&t.ready) && table_create() < 0) {
 		writer_leave();
 		errno = ENOMEM;
@@ -343,8 +346,15 @@ uint64_t table_prepare(void)
 	else if (LOAD(&pp->fork_owner) == self)
 		pp->fork_depth++;
 	else {
+		/* No handler may fork between taking the lock and naming
+		 * its owner: it would wait for itself. */
+		sigset_t all, old;
+
+		sigfillset(&all);
+		pthread_sigmask(SIG_SETMASK, &all, &old);
 		lock_take();
 		STORE(&pp->fork_owner, self);
+		pthread_sigmask(SIG_SETMASK, &old, NULL);
 	}
 	return LOAD(&t.ready) ? t.s.fseq : 0;
 }
@@ -360,8 +370,13 @@ void table_parent(void)
 		pp->fork_depth--;
 		return;
 	}
+	sigset_t all, old;
+
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
 	STORE(&pp->fork_owner, 0);
 	lock_release();
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
 }
 
 /* ---- readers ---- */
