@@ -1,0 +1,140 @@
+/* stress: many short runs of stress_host, each a fresh process.
+ *
+ * A run is judged by its exit status and summary line (see stress_host.c
+ * for every check a run makes); one that has not finished in time is killed
+ * with its process group and fails: a hang is a failure.
+ *
+ * Short by default.  With FORKSHIM_STRESS_SECONDS=N in the environment
+ * (scripts/test --long) each test goes on starting fresh processes until N
+ * seconds have passed; the count of runs is then a budget, not a check.
+ * Built with a sanitizer, each test does a quarter of the work. */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../e2e/e2e_run.h"
+
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define SLOW 4 /* sanitizers: a quarter of the work, more time */
+#define RUN_TIMEOUT 300
+#else
+#define SLOW 1
+#define RUN_TIMEOUT 100 /* seconds for one process */
+#endif
+
+struct sums {
+	unsigned long long runs, processes, forks, checks, foreign, accepted;
+};
+
+/* The host's environment: PATH, and the sanitizer options of ours. */
+static const char *const *host_env(void)
+{
+	static const char *names[] = {"ASAN_OPTIONS", "UBSAN_OPTIONS",
+	                              "LSAN_OPTIONS", "TSAN_OPTIONS"};
+	static char vars[4][512];
+	static const char *envp[8];
+	int n = 0;
+
+	envp[n++] = E2E_PATH;
+	for (int i = 0; i < 4; i++) {
+		const char *v = getenv(names[i]);
+
+		if (v == NULL)
+			continue;
+		snprintf(vars[i], sizeof(vars[i]), "%s=%s", names[i], v);
+		envp[n++] = vars[i];
+	}
+	envp[n] = NULL;
+	return envp;
+}
+
+static double budget_seconds(void)
+{
+	const char *s = getenv("FORKSHIM_STRESS_SECONDS");
+
+	return s != NULL ? atof(s) : 0;
+}
+
+/* Runs `stress_host mode count` `runs` times (or until the budget is
+ * spent, if one is set); every run must pass. */
+static void stress(const char *mode, int count, int runs)
+{
+	char count_arg[16];
+	const char *const argv[] = {STRESS_HOST, mode, count_arg, NULL};
+	double until = e2e_now() + budget_seconds(), began = e2e_now();
+	struct sums s = {0};
+
+	snprintf(count_arg, sizeof(count_arg), "%d", count / SLOW);
+	runs = (runs + SLOW - 1) / SLOW;
+	for (int i = 0; i < runs || e2e_now() < until; i++) {
+		unsigned long long p, f, c, fo, a, x;
+		struct e2e_run r;
+		const char *at;
+		char want[64];
+
+		e2e_run(&r, argv, host_env(), RUN_TIMEOUT);
+		cr_assert(e2e_exited_with(&r, 0), "run %d of %s: " E2E_RUN_FMT,
+		          i, mode, E2E_RUN_ARGS(r));
+		snprintf(want, sizeof(want), "stress %s: processes", mode);
+		at = strstr(r.out.data, want);
+		cr_assert_not_null(at, E2E_RUN_FMT, E2E_RUN_ARGS(r));
+		cr_assert_eq(sscanf(at + strlen(want),
+		                    " %llu forks %llu checks %llu foreign "
+		                    "%llu accepted %llu failures %llu",
+		                    &p, &f, &c, &fo, &a, &x),
+		             6, E2E_RUN_FMT, E2E_RUN_ARGS(r));
+		cr_assert_eq(x, 0, E2E_RUN_FMT, E2E_RUN_ARGS(r));
+		cr_assert_str_empty(r.err.data, E2E_RUN_FMT, E2E_RUN_ARGS(r));
+		/* Work was done: forks made and answers checked. */
+		cr_assert_gt(f, 0, E2E_RUN_FMT, E2E_RUN_ARGS(r));
+		cr_assert_gt(c, 0, E2E_RUN_FMT, E2E_RUN_ARGS(r));
+		s.runs++;
+		s.processes += p;
+		s.forks += f;
+		s.checks += c;
+		s.foreign += fo;
+		s.accepted += a;
+		e2e_run_free(&r);
+	}
+	/* The figures, for the record (stderr of the test program). */
+	fprintf(stderr,
+	        "stress %s: runs %llu processes %llu forks %llu checks %llu "
+	        "foreign %llu accepted %llu seconds %.1f\n",
+	        mode, s.runs, s.processes, s.forks, s.checks, s.foreign,
+	        s.accepted, e2e_now() - began);
+}
+
+Test(stress, fresh_processes_freeze_thaw_deref_and_find_while_others_fork,
+     .timeout = 900)
+{
+	stress("mix", 20, 25);
+}
+
+Test(stress, families_three_levels_deep_agree_on_every_handle, .timeout = 900)
+{
+	stress("family", 4 * SLOW, 8);
+}
+
+Test(stress, handlers_fork_freeze_and_deref_in_a_single_threaded_process,
+     .timeout = 900)
+{
+	/* The handlers also freeze: not async-signal-safe, and with threads
+	 * it can deadlock inside glibc's fork (its atfork lock), not ours.
+	 * Long runs only, until the handlers keep to fork and deref. */
+	if (getenv("FORKSHIM_STRESS_SIGNALS") == NULL)
+		cr_skip_test(
+		    "set FORKSHIM_STRESS_SIGNALS=1 (scripts/test --long)");
+	stress("signal1", 1500, 2);
+}
+
+Test(stress, handlers_fork_freeze_and_deref_in_four_threads, .timeout = 900)
+{
+	/* The handlers also freeze: not async-signal-safe, and with threads
+	 * it can deadlock inside glibc's fork (its atfork lock), not ours.
+	 * Long runs only, until the handlers keep to fork and deref. */
+	if (getenv("FORKSHIM_STRESS_SIGNALS") == NULL)
+		cr_skip_test(
+		    "set FORKSHIM_STRESS_SIGNALS=1 (scripts/test --long)");
+	stress("signalmt", 600, 2);
+}
