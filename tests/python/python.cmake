@@ -1,0 +1,25 @@
+# The Python binding's tests (inject/python/forkshim.py): each module below
+# runs as a unittest program with Debian's python3 (and python3-numpy)
+# twice, under LD_PRELOAD=libforkshim (FORKSHIM_TEST_MODE=shim) and without
+# the shim (plain), so both the handle and the by-value paths are covered.
+# A module's tests meant for the other run are skipped; every module checks
+# that the shim's presence matches its run.
+set(FORKSHIM_PYTHON /usr/bin/python3 CACHE FILEPATH
+  "Python interpreter for the Python binding tests")
+set(PY_TEST_DIR ${CMAKE_CURRENT_SOURCE_DIR}/python)
+
+function(forkshim_add_python_test module)
+  set(run ${FORKSHIM_PYTHON} -B -I -m unittest discover
+    -s ${PY_TEST_DIR} -t ${PY_TEST_DIR} -p ${module}.py -v)
+  add_test(NAME python_${module}_shim COMMAND ${CMAKE_COMMAND} -E env
+    FORKSHIM_TEST_MODE=shim LD_PRELOAD=$<TARGET_FILE:forkshim> ${run})
+  add_test(NAME python_${module}_plain COMMAND ${CMAKE_COMMAND} -E env
+    --unset=LD_PRELOAD FORKSHIM_TEST_MODE=plain ${run})
+  set_tests_properties(python_${module}_shim python_${module}_plain
+    PROPERTIES TIMEOUT 120)
+endfunction()
+
+forkshim_add_python_test(test_freeze)
+forkshim_add_python_test(test_share)
+forkshim_add_python_test(test_pools)
+forkshim_add_python_test(test_install)

@@ -1,0 +1,213 @@
+"""share() with multiprocessing pools, processes and executors in every
+start method: fork-started workers get the object itself, the others its
+value; a bad handle raises HandleError in the worker and the worker lives
+on."""
+
+import concurrent.futures
+import multiprocessing
+import pickle
+import unittest
+
+import numpy
+
+import workers
+# ModeTest: imported to run here too (checks the shim's presence).
+from support import (HANDLE_ERRNOS, Forged, ModeTest, Recorder, forkshim,
+                     needs_plain, needs_shim)
+
+TASKS = 16
+
+
+def ctx(method):
+    return multiprocessing.get_context(method)
+
+
+def tasks(ref):
+    return [(ref, i) for i in range(TASKS)]
+
+
+class Model(object):
+    pass
+
+
+class Pools(unittest.TestCase):
+    def setUp(self):
+        self.a = numpy.arange(1 << 18, dtype=numpy.float64)
+        self.addr = self.a.__array_interface__["data"][0]
+
+    def run_pool(self, method, fn, args):
+        with ctx(method).Pool(2) as pool:
+            return pool.map(fn, args, chunksize=1)
+
+    def assert_values(self, got):
+        self.assertEqual([g[4] for g in got], [float(i) for i in range(TASKS)])
+
+    def assert_by_value(self, got, rec, reason):
+        self.assert_values(got)
+        self.assertTrue(all(g[1] != id(self.a) for g in got))
+        self.assertEqual(len(rec.fallbacks), 1, [str(w.message)
+                                                 for w in rec.fallbacks])
+        self.assertIn(reason, str(rec.fallbacks[0].message))
+
+    # --- fork-started workers: the object itself
+
+    @needs_shim
+    def test_fork_pool_tasks_receive_the_shared_array_itself(self):
+        ref = forkshim.share(self.a)
+        with Recorder() as rec:
+            got = self.run_pool("fork", workers.describe, tasks(ref))
+        self.assert_values(got)
+        self.assertEqual({g[1] for g in got}, {id(self.a)})
+        self.assertEqual({g[2] for g in got}, {self.addr})
+        self.assertEqual({g[3] for g in got}, {"ndarray"})
+        self.assertEqual(rec.fallbacks, [])
+
+    @needs_shim
+    def test_fork_pool_reduces_every_sixteenth(self):
+        ref = forkshim.share(self.a)
+        sums = self.run_pool("fork", workers.sixteenth_sum, tasks(ref))
+        self.assertEqual(sum(sums), float(self.a.sum()))
+
+    @needs_shim
+    def test_fork_pool_readonly_share_refuses_writes(self):
+        ref = forkshim.share(self.a, readonly=True)
+        got = self.run_pool("fork", workers.try_write, tasks(ref))
+        self.assertEqual(set(got), {"read-only"})
+        self.assertEqual(self.a[0], 0.0)
+
+    @needs_shim
+    def test_nested_proxies_reach_workers_as_the_objects(self):
+        m = [1, 2, 3]
+        ra, rm = forkshim.share(self.a), forkshim.share(m)
+        arg = {"a": ra, "m": rm, "pair": [ra, rm]}
+        got = self.run_pool("fork", workers.nested, [arg] * 4)
+        self.assertEqual(set(got), {(id(self.a), id(m), True, True, 3)})
+
+    @needs_shim
+    def test_fork_executor_tasks_receive_the_array_itself(self):
+        ref = forkshim.share(self.a)
+        with concurrent.futures.ProcessPoolExecutor(
+                2, mp_context=ctx("fork")) as ex:
+            got = list(ex.map(workers.describe, tasks(ref)))
+        self.assert_values(got)
+        self.assertEqual({g[1] for g in got}, {id(self.a)})
+        self.assertEqual({g[2] for g in got}, {self.addr})
+
+    @needs_shim
+    def test_fork_process_gets_the_array_itself(self):
+        ref = forkshim.share(self.a)
+        q = ctx("fork").Queue()
+        p = ctx("fork").Process(target=workers.process_main,
+                                args=((ref, 5), q))
+        p.start()
+        got = q.get(timeout=30)
+        p.join()
+        self.assertEqual(got[1:], (id(self.a), self.addr, "ndarray", 5.0))
+
+    @needs_shim
+    def test_object_shared_after_the_pool_started_goes_by_value(self):
+        with ctx("fork").Pool(2) as pool:
+            ref = forkshim.share(self.a)
+            with Recorder() as rec:
+                got = pool.map(workers.describe, tasks(ref), chunksize=1)
+        self.assert_by_value(got, rec, "forked before the object was frozen")
+        # A pool started after share() gets it by handle.
+        got = self.run_pool("fork", workers.describe, tasks(ref))
+        self.assertEqual({g[1] for g in got}, {id(self.a)})
+
+    @needs_shim
+    def test_bad_handles_raise_in_the_worker_which_lives_on(self):
+        stale = Model()
+        ref = forkshim.share(stale)
+        i = forkshim.info(ref.handle)
+        stale_fields = (ref.handle, "Model", i.addr, i.len, False)
+        ref.release()
+        with ctx("fork").Pool(1) as pool:
+            late = Model()
+            h = forkshim.freeze(late)
+            j = forkshim.info(h)
+            blobs = [
+                pickle.dumps(Forged(h, "Model", j.addr, j.len, False)),
+                pickle.dumps(Forged(*stale_fields)),
+                pickle.dumps(Forged(0x1234567, "Model", j.addr, 32, False)),
+            ]
+            got = [pool.apply(workers.unpickle, (b,)) for b in blobs]
+            forkshim.thaw(h)
+        (e1, m1, p1), (e2, m2, p2), (e3, _, p3) = got
+        self.assertEqual(e1, 2)  # ENOENT
+        self.assertIn("frozen after this process was forked", m1)
+        self.assertEqual(e2, 116)  # ESTALE
+        self.assertIn("thawed", m2)
+        self.assertIn(e3, HANDLE_ERRNOS)
+        self.assertEqual(p1, p2)
+        self.assertEqual(p2, p3)
+
+    # --- spawn and forkserver workers: the value, with one warning
+
+    def reason_for(self, method):
+        return ("live %s workers" % method if forkshim.available()
+                else "not loaded")
+
+    def test_spawn_pool_tasks_receive_the_value_with_one_warning(self):
+        ref = forkshim.share(self.a)
+        with Recorder() as rec:
+            got = self.run_pool("spawn", workers.describe, tasks(ref))
+        self.assert_by_value(got, rec, self.reason_for("spawn"))
+
+    def test_forkserver_pool_tasks_receive_the_value_with_one_warning(self):
+        ref = forkshim.share(self.a)
+        with Recorder() as rec:
+            got = self.run_pool("forkserver", workers.describe, tasks(ref))
+        self.assert_by_value(got, rec, self.reason_for("forkserver"))
+
+    def test_spawn_process_receives_the_value_with_one_warning(self):
+        ref = forkshim.share(self.a)
+        q = ctx("spawn").Queue()
+        p = ctx("spawn").Process(target=workers.process_main,
+                                 args=((ref, 7), q))
+        with Recorder() as rec:
+            p.start()
+        got = q.get(timeout=60)
+        p.join()
+        self.assertEqual(got[3:], ("ndarray", 7.0))
+        self.assertEqual(len(rec.fallbacks), 1)
+        expect = ("start a spawn process" if forkshim.available()
+                  else "not loaded")
+        self.assertIn(expect, str(rec.fallbacks[0].message))
+
+    def test_spawn_executor_tasks_receive_the_value(self):
+        ref = forkshim.share(self.a)
+        with Recorder() as rec:
+            with concurrent.futures.ProcessPoolExecutor(
+                    2, mp_context=ctx("spawn")) as ex:
+                got = list(ex.map(workers.describe, tasks(ref)))
+        self.assert_values(got)
+        self.assertEqual(len(rec.fallbacks), 1)
+
+    # --- without the shim, fork pools work by value too
+
+    @needs_plain
+    def test_fork_pool_without_the_shim_gets_values_with_one_warning(self):
+        ref = forkshim.share(self.a)
+        with Recorder() as rec:
+            got = self.run_pool("fork", workers.describe, tasks(ref))
+        self.assert_by_value(got, rec, "not loaded")
+        sums = self.run_pool("fork", workers.sixteenth_sum, tasks(ref))
+        self.assertEqual(sum(sums), float(self.a.sum()))
+
+    @needs_plain
+    def test_nested_proxies_without_the_shim_arrive_as_values(self):
+        m = [1, 2, 3]
+        ra, rm = forkshim.share(self.a), forkshim.share(m)
+        with Recorder() as rec:
+            got = self.run_pool("fork", workers.nested,
+                                [{"a": ra, "m": rm, "pair": [ra, rm]}] * 2)
+        self.assertEqual(len(rec.fallbacks), 2)  # one per object
+        for ida, idm, same_a, same_m, n in got:
+            self.assertNotEqual(ida, id(self.a))
+            self.assertTrue(same_a and same_m)
+            self.assertEqual(n, 3)
+
+
+if __name__ == "__main__":
+    unittest.main()
