@@ -27,7 +27,7 @@ add_dependencies(stress stress_host)
 
 if(FORKSHIM_LONG_TESTS)
   add_test(NAME stress_long COMMAND ${CMAKE_COMMAND} -E env
-    FORKSHIM_STRESS_SECONDS=30 FORKSHIM_STRESS_SIGNALS=1
+    FORKSHIM_STRESS_SECONDS=30
     $<TARGET_FILE:stress> --jobs 2)
   set_tests_properties(stress_long PROPERTIES TIMEOUT 1200)
 endif()

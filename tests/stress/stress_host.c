@@ -254,7 +254,7 @@ static void refreeze_checks(int level, unsigned i, uint64_t h, size_t len)
 		fail("identical refreeze gave %#llx, not %#llx (errno %d)",
 		     (unsigned long long)again, (unsigned long long)h, errno);
 	if (forkshim_info(h, &info) != 0 || info.freezes != 2 ||
-	    info.addr != b || info.len != len || info.owner != getpid())
+	    info.addr != b || info.len != len || info.owner != lv[level].pid)
 		fail("info after a refreeze: errno %d freezes %u", errno,
 		     info.freezes);
 	if (len < STRIDE) {
@@ -680,9 +680,13 @@ static void on_tick(int sig)
 	atomic_fetch_add(&handler_runs, 1);
 	switch (handler_op++ % 3) {
 	case 0:
-		/* A fork interrupting a fork of a multithreaded process
-		 * waits for glibc's own atfork lock: not ours to test. */
-		if (in_fork && sig_threads > 1)
+		/* In a multithreaded process glibc's fork takes its atfork
+		 * lock before our prepare takes the table lock: a fork from a
+		 * handler that interrupted this thread's fork, or its freeze
+		 * or thaw (holding or waiting for the table lock), would
+		 * invert that order against another thread's fork.  A limit
+		 * of fork() in handlers, not of the shim. */
+		if ((in_fork || in_write) && sig_threads > 1)
 			break;
 		pid = fork();
 		if (pid == 0)
