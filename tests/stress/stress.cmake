@@ -4,7 +4,8 @@
 # starts it many times, each run under a timeout.  With FORKSHIM_LONG_TESTS
 # the same driver is registered once more as stress_long: 30 s per test, two
 # tests at a time, 60 s in all.  stress_signals and stress_faults are
-# deterministic: signal handlers inside a fork, and fault injection.
+# deterministic: signal handlers inside a fork, handlers of a thread that
+# waits for the table lock, and fault injection.
 set(STRESS_DIR ${CMAKE_CURRENT_LIST_DIR})
 
 function(stress_host name source)
@@ -33,6 +34,7 @@ if(FORKSHIM_LONG_TESTS)
 endif()
 
 forkshim_add_test(stress_signals ${STRESS_DIR}/signals.c TIMEOUT 120)
+forkshim_add_test(stress_lockwait ${STRESS_DIR}/lockwait.c TIMEOUT 120)
 
 forkshim_add_test(stress_faults ${STRESS_DIR}/faults.c TIMEOUT 180)
 target_compile_definitions(stress_faults PRIVATE
