@@ -20,11 +20,10 @@
 
 struct procpage {
 	uint64_t adopted; /* 1 once this process owns the inherited table */
-	int lock;         /* the table lock (table.c) */
-	uint32_t forks;   /* forks this process made (for the key rotation) */
-	uint32_t fork_depth; /* forks nested in a fork of fork_owner */
-	uint64_t fork_owner; /* pthread_self of the thread whose fork holds the
-	                        table lock; 0 for none */
+	uint64_t lock; /* the table lock: its holder's pthread_self (table.c) */
+	uint32_t forks; /* forks this process made (for the key rotation) */
+	uint32_t fork_depth; /* forks nested in a write or fork of the lock's
+	                        holder (its signal handlers) */
 	uint32_t kids_used;  /* child records [0, kids_used) may be set */
 	uint32_t kids_lost;  /* children that found no free record */
 	/* Birth points from the prepare phase to the fork wrapper of the same

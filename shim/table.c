@@ -4,7 +4,6 @@
 #include <linux/futex.h>
 #include <pthread.h>
 #include <sched.h>
-#include <signal.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
@@ -21,6 +20,9 @@
 #define LOAD_ACQ(p) __atomic_load_n((p), __ATOMIC_ACQUIRE)
 #define STORE(p, v) __atomic_store_n((p), (v), __ATOMIC_RELAXED)
 #define STORE_REL(p, v) __atomic_store_n((p), (v), __ATOMIC_RELEASE)
+#define CAS_ACQ(p, expected, v)                                                \
+	__atomic_compare_exchange_n((p), (expected), (v), 0, __ATOMIC_ACQUIRE, \
+	                            __ATOMIC_RELAXED)
 
 /* The state word keeps the handle's gen and tag; its slot bits are free for
  * flags. */
@@ -79,21 +81,26 @@ static struct {
 	struct table_state s;
 	struct lineage line;
 	struct journal j;
-	pid_t pid;    /* the process this table belongs to */
-	pid_t fixing; /* the process adopting it */
+	uint64_t holder; /* pthread_self of the writer inside, 0 for none */
+	pid_t pid;       /* the process this table belongs to */
+	pid_t fixing;    /* the process adopting it */
 	int ready;
 	int huge; /* MADV_HUGEPAGE asked for */
 	size_t page;
 } t;
 
-/* Set while this thread is inside a write: a signal handler that interrupts
- * it must not take the lock again. */
-static __thread int tls_in_write;
-
-/* ---- the lock: three-state futex mutex (Drepper, "Futexes are tricky") */
+/* ---- the lock ----
+ * One word in the procpage: its holder's pthread_self (0 when free) |
+ * LOCK_WAITERS, taken with one compare-and-swap.  So "this thread holds the
+ * lock" is true from the instruction that takes it to the one that frees
+ * it, whatever signal comes in between, and a thread that only waits for
+ * it does not hold it.  Waiters sleep on the word's low half (futexes are
+ * 32 bits); a holder that finds LOCK_WAITERS on release wakes one
+ * (Drepper's "Futexes are tricky" mutex, with the owner in the word). */
+#define LOCK_WAITERS 1ull /* pthread_self is a pointer: bit 0 is free */
 
 /* errno is kept: the lock is taken on the fork path too. */
-static void futex(int *addr, int op, int val)
+static void futex(uint32_t *addr, int op, uint32_t val)
 {
 	int saved = errno;
 
@@ -101,27 +108,46 @@ static void futex(int *addr, int op, int val)
 	errno = saved;
 }
 
-static void lock_take(void)
+static uint32_t *lock_low(void)
 {
-	int c = 0;
+	return (uint32_t *)&pp->lock + (__BYTE_ORDER__ == __ORDER_BIG_ENDIAN__);
+}
 
-	if (__atomic_compare_exchange_n(&pp->lock, &c, 1, 0, __ATOMIC_ACQUIRE,
-	                                __ATOMIC_RELAXED))
+static void lock_take(uint64_t self)
+{
+	uint64_t c = 0;
+
+	if (CAS_ACQ(&pp->lock, &c, self))
 		return;
-	if (c != 2)
-		c = __atomic_exchange_n(&pp->lock, 2, __ATOMIC_ACQUIRE);
-	while (c != 0) {
-		futex(&pp->lock, FUTEX_WAIT, 2);
-		c = __atomic_exchange_n(&pp->lock, 2, __ATOMIC_ACQUIRE);
+	for (;;) {
+		if (c == 0) {
+			/* Others may still sleep: the flag stays. */
+			if (CAS_ACQ(&pp->lock, &c, self | LOCK_WAITERS))
+				return;
+			continue;
+		}
+		if (!(c & LOCK_WAITERS) &&
+		    !CAS_ACQ(&pp->lock, &c, c | LOCK_WAITERS))
+			continue;
+		/* Whoever holds the word with the flag set wakes us. */
+		futex(lock_low(), FUTEX_WAIT, (uint32_t)(c | LOCK_WAITERS));
+		c = LOAD(&pp->lock);
 	}
 }
 
 static void lock_release(void)
 {
-	if (__atomic_fetch_sub(&pp->lock, 1, __ATOMIC_RELEASE) != 1) {
-		STORE_REL(&pp->lock, 0);
-		futex(&pp->lock, FUTEX_WAKE, 1);
-	}
+	if (__atomic_exchange_n(&pp->lock, 0, __ATOMIC_RELEASE) & LOCK_WAITERS)
+		futex(lock_low(), FUTEX_WAKE, 1);
+}
+
+/* Whether the lock is this thread's already: a signal handler interrupted
+ * a write or a fork of this thread.  In a child made by a handler's fork
+ * inside a write the procpage is zeroed; t.holder, inherited, tells. */
+static int lock_mine(uint64_t self)
+{
+	return (LOAD(&pp->lock) & ~LOCK_WAITERS) == self ||
+	       LOAD(&t.holder) == self;
 }
 
 /* ---- set-up ---- */
@@ -272,8 +298,11 @@ static void adopt(pid_t now)
 			/* Unless this thread is itself inside a write that
 			 * began in the parent and goes on here.  The lock is
 			 * already free: the kernel zeroed the procpage. */
-			if (!tls_in_write && LOAD(&t.j.active))
-				journal_undo();
+			if (LOAD(&t.holder) != (uint64_t)pthread_self()) {
+				if (LOAD(&t.j.active))
+					journal_undo();
+				STORE(&t.holder, 0);
+			}
 			t.s.need_segment = 1;
 			STORE_REL(&t.pid, now);
 			STORE_REL(&pp->adopted, 1);
@@ -296,27 +325,29 @@ static void ensure_adopted(void)
 
 static void writer_leave(void)
 {
+	STORE(&t.holder, 0);
 	lock_release();
-	tls_in_write = 0;
 }
 
 static int writer_enter(void)
 {
+	uint64_t self = (uint64_t)pthread_self();
+
 	if (pp == NULL) {
 		errno = ENOMEM; /* no procpage: see procpage_init */
 		return -1;
 	}
 	/* Called from a signal handler that interrupted this thread inside a
-	 * write or a fork: the lock is this thread's already. */
-	if (tls_in_write || LOAD(&pp->fork_owner) == (uint64_t)pthread_self()) {
+	 * write or a fork. */
+	if (lock_mine(self)) {
 		errno = EDEADLK;
 		return -1;
 	}
+	lock_take(self);
+	/* After the lock: a thread that waited for it across a fork (its
+	 * handler forked) finds itself in a child that has not adopted. */
 	ensure_adopted();
-	/* Marked before the lock is taken, and cleared after it is released:
-	 * a handler that interrupts in between must not wait for it. */
-	tls_in_write = 1;
-	lock_take();
+	STORE(&t.holder, self);
 	if (!LOAD(&t.ready) && table_create() < 0) {
 		writer_leave();
 		errno = ENOMEM;
@@ -337,25 +368,14 @@ uint64_t table_prepare(void)
 	if (pp == NULL)
 		return 0;
 	ensure_adopted();
-	/* A signal handler forking while this thread is inside a write: the
-	 * write goes on in both processes after the handler returns.  Inside
-	 * a fork of this thread (a handler that interrupted it): the lock is
-	 * already ours. */
-	if (tls_in_write)
-		;
-	else if (LOAD(&pp->fork_owner) == self)
+	/* A signal handler forking while this thread is inside a write (the
+	 * write goes on in both processes after the handler returns) or a
+	 * fork: the lock is already ours.  The lock word names its owner the
+	 * moment it is taken, so no signal needs blocking here. */
+	if (lock_mine(self))
 		pp->fork_depth++;
-	else {
-		/* No handler may fork between taking the lock and naming
-		 * its owner: it would wait for itself. */
-		sigset_t all, old;
-
-		sigfillset(&all);
-		pthread_sigmask(SIG_SETMASK, &all, &old);
-		lock_take();
-		STORE(&pp->fork_owner, self);
-		pthread_sigmask(SIG_SETMASK, &old, NULL);
-	}
+	else
+		lock_take(self);
 	return LOAD(&t.ready) ? t.s.fseq : 0;
 }
 
@@ -364,19 +384,11 @@ void table_parent(void)
 	if (pp == NULL)
 		return;
 	__atomic_fetch_add(&pp->forks, 1, __ATOMIC_RELAXED);
-	if (tls_in_write)
-		return;
 	if (pp->fork_depth > 0) {
-		pp->fork_depth--;
+		pp->fork_depth--; /* a nested fork: the lock stays ours */
 		return;
 	}
-	sigset_t all, old;
-
-	sigfillset(&all);
-	pthread_sigmask(SIG_SETMASK, &all, &old);
-	STORE(&pp->fork_owner, 0);
 	lock_release();
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
 }
 
 /* ---- readers ---- */
