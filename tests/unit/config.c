@@ -334,3 +334,57 @@ Test(config, log_file_that_is_a_symlink_is_not_followed)
 	close(fd);
 	cr_expect(text[0] == '\0', "written through the symlink: \"%s\"", text);
 }
+
+/* Counts past SIZE_MAX, and SIZE_MAX itself, are counts above the limit,
+ * not "not a positive count". */
+Test(config, huge_max_regions_is_reported_as_above_the_limit)
+{
+	static const char *const values[] = {
+	    "FORKSHIM_MAX_REGIONS=18446744073709551615",
+	    "FORKSHIM_MAX_REGIONS=18446744073709551616",
+	    "FORKSHIM_MAX_REGIONS=99999999999999999999999999",
+	};
+	struct run r;
+	char log[8192], var[160];
+
+	snprintf(var, sizeof var, "FORKSHIM_LOG_FILE=%s", log_path);
+	for (size_t i = 0; i < sizeof(values) / sizeof(values[0]); i++) {
+		unlink(log_path);
+		run_helper(&r, "idle", NULL, values[i], var, NULL);
+		read_log(log, sizeof log);
+		cr_expect(strstr(log, "above the limit") != NULL &&
+		              strstr(log, "not a positive count") == NULL,
+		          "%s: \"%s\"", values[i], log);
+	}
+}
+
+/* A value with a newline or other control bytes must not start a line of
+ * its own in the log: every line keeps the prefix, the bytes are escaped. */
+Test(config, control_bytes_in_values_are_escaped_in_the_log)
+{
+	static const char *const values[] = {
+	    "FORKSHIM_GUARD=bad\nforged line",
+	    "FORKSHIM_LOG=loud\r\n\x1b[2Jnext",
+	    "FORKSHIM_MAX_REGIONS=12\n34",
+	    "FORKSHIM_REPORT=/nonexistent\n\tdir",
+	};
+	struct run r;
+	char log[8192], var[160];
+
+	snprintf(var, sizeof var, "FORKSHIM_LOG_FILE=%s", log_path);
+	for (size_t i = 0; i < sizeof(values) / sizeof(values[0]); i++) {
+		unlink(log_path);
+		run_helper(&r, "idle", NULL, values[i], var, NULL);
+		read_log(log, sizeof log);
+		cr_expect(
+		    expect_prefixed(log, values[i], r.pid, child_of(&r)) == 1,
+		    "%s: not one line: \"%s\"", values[i], log);
+		cr_expect(
+		    strchr(log, '\r') == NULL && strchr(log, '\x1b') == NULL &&
+		        strchr(log, '\t') == NULL,
+		    "%s: control bytes logged as such: \"%s\"", values[i], log);
+		cr_expect(strstr(log, "\\x0a") != NULL,
+		          "%s: the newline is not shown escaped: \"%s\"",
+		          values[i], log);
+	}
+}
