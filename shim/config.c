@@ -29,13 +29,28 @@ static int lookup(const char *value, const char *const *names, int n)
 int config_parse_count(const char *s, size_t *out)
 {
 	size_t v = 0;
+	int over = 0;
 
-	if (s == NULL || *s == '\0')
+	if (s == NULL || *s == '\0') {
+		errno = EINVAL;
 		return -1;
+	}
 	for (; *s; s++) {
-		if (*s < '0' || *s > '9' || v > (SIZE_MAX - 9) / 10)
+		size_t d = (size_t)(*s - '0');
+
+		if (*s < '0' || *s > '9') {
+			errno = EINVAL;
 			return -1;
-		v = v * 10 + (size_t)(*s - '0');
+		}
+		if (v > SIZE_MAX / 10 ||
+		    (v == SIZE_MAX / 10 && d > SIZE_MAX % 10))
+			over = 1;
+		else
+			v = v * 10 + d;
+	}
+	if (over) {
+		errno = ERANGE;
+		return -1;
 	}
 	*out = v;
 	return 0;
@@ -107,7 +122,10 @@ void config_load(void)
 	if (v != NULL) {
 		size_t n;
 
-		if (config_parse_count(v, &n) < 0 || n == 0) {
+		/* Digits past SIZE_MAX are a count too, above the limit. */
+		if (config_parse_count(v, &n) < 0)
+			n = errno == ERANGE ? SIZE_MAX : 0;
+		if (n == 0) {
 			log_warn("FORKSHIM_MAX_REGIONS=%s is not a positive "
 			         "count; using %u",
 			         v, CONFIG_DEFAULT_REGIONS);

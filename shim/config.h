@@ -26,8 +26,9 @@ extern struct config config;
 
 void config_load(void);
 
-/* Parses a decimal count; returns 0 and stores it, or -1. For tests and the
- * fuzzer as much as for config_load. */
+/* Parses a decimal count; returns 0 and stores it, or -1 with errno ERANGE
+ * (digits only, above SIZE_MAX) or EINVAL. For tests and the fuzzer as much
+ * as for config_load. */
 int config_parse_count(const char *s, size_t *out);
 
 #endif

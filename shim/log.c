@@ -10,6 +10,7 @@ int log_fd = 2;
 
 struct out {
 	char *p, *end;
+	int escape; /* control bytes in %s arguments as \xNN (log lines) */
 };
 
 static void put_char(struct out *o, char c)
@@ -22,8 +23,20 @@ static void put_str(struct out *o, const char *s)
 {
 	if (s == NULL)
 		s = "(null)";
-	while (*s)
-		put_char(o, *s++);
+	for (; *s; s++) {
+		unsigned char c = (unsigned char)*s;
+
+		if (o->escape && (c < 0x20 || c == 0x7f)) {
+			/* A value from the environment must not start a
+			 * line of its own (or move the terminal). */
+			put_char(o, '\\');
+			put_char(o, 'x');
+			put_char(o, "0123456789abcdef"[c >> 4]);
+			put_char(o, "0123456789abcdef"[c & 15]);
+		} else {
+			put_char(o, *s);
+		}
+	}
 }
 
 static void put_unsigned(struct out *o, unsigned long long v, unsigned base)
@@ -49,9 +62,10 @@ static void put_signed(struct out *o, long long v)
 	}
 }
 
-size_t log_format(char *buf, size_t size, const char *fmt, va_list ap)
+static size_t format(char *buf, size_t size, int escape, const char *fmt,
+                     va_list ap)
 {
-	struct out o = {buf, buf + size - 1};
+	struct out o = {buf, buf + size - 1, escape};
 
 	for (; *fmt; fmt++) {
 		int longs = 0, sized = 0;
@@ -120,6 +134,11 @@ size_t log_format(char *buf, size_t size, const char *fmt, va_list ap)
 	return (size_t)(o.p - buf);
 }
 
+size_t log_format(char *buf, size_t size, const char *fmt, va_list ap)
+{
+	return format(buf, size, 0, fmt, ap);
+}
+
 static size_t format_into(char *buf, size_t size, const char *fmt, ...)
 {
 	va_list ap;
@@ -144,7 +163,7 @@ void log_msg(enum log_level level, const char *fmt, ...)
 	 * parent's in a child made by _Fork or clone. */
 	n = format_into(buf, sizeof(buf), "forkshim[%d]: ", (int)getpid());
 	va_start(ap, fmt);
-	n += log_format(buf + n, sizeof(buf) - n - 1, fmt, ap);
+	n += format(buf + n, sizeof(buf) - n - 1, 1, fmt, ap);
 	va_end(ap);
 	buf[n++] = '\n';
 	for (size_t done = 0; done < n;) {

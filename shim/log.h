@@ -3,7 +3,8 @@
  * log_msg formats into a stack buffer with its own small formatter (%s %c %d
  * %u %x %p %zu %zd %ld %lu %lx %llu %%) and never allocates, so it may be
  * called from the fork path and from signal handlers.  errno is preserved.
- * Messages above the configured level are dropped. */
+ * Messages above the configured level are dropped.  Control bytes in %s
+ * arguments are written as \xNN, so every line keeps its prefix. */
 #ifndef FORKSHIM_LOG_H
 #define FORKSHIM_LOG_H
 

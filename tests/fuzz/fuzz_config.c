@@ -4,8 +4,9 @@
  * these functions are hidden there).  The input is split at NUL bytes into
  * up to six strings:
  *   [0] config_parse_count, against a reference: a non-empty string of
- *       decimal digits whose value fits size_t parses to that value; any
- *       other string is refused;
+ *       decimal digits whose value fits size_t parses to that value, one
+ *       past SIZE_MAX is refused with ERANGE, any other string with
+ *       EINVAL (and FORKSHIM_MAX_REGIONS then reads "above the limit");
  *   [1..4] FORKSHIM_LOG, FORKSHIM_GUARD, FORKSHIM_MAX_REGIONS and
  *       FORKSHIM_REPORT (an empty string: unset) for config_load: the log
  *       level and the capacity come out as documented, and whatever it
@@ -48,10 +49,12 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	return 0;
 }
 
-/* The reference parser: -1, or 0 and the value. */
+/* The reference parser: 0 and the value; -1 (not a count) or -2 (digits
+ * only, above SIZE_MAX). */
 static int reference_count(const char *s, size_t *out)
 {
 	unsigned __int128 v = 0;
+	int over = 0;
 
 	if (*s == '\0')
 		return -1;
@@ -59,9 +62,13 @@ static int reference_count(const char *s, size_t *out)
 		if (*s < '0' || *s > '9')
 			return -1;
 		v = v * 10 + (unsigned)(*s - '0');
-		if (v > SIZE_MAX)
-			return -1;
+		if (v > SIZE_MAX) {
+			over = 1;
+			v = SIZE_MAX;
+		}
 	}
+	if (over)
+		return -2;
 	*out = (size_t)v;
 	return 0;
 }
@@ -70,11 +77,16 @@ static void check_count(const char *s)
 {
 	size_t want = 0, got = 0;
 	int w = reference_count(s, &want), g = config_parse_count(s, &got);
+	int err = errno;
 
-	CHECK(w == g, "config_parse_count(\"%.40s\") = %d, expected %d", s, g,
-	      w);
+	CHECK((w == 0) == (g == 0),
+	      "config_parse_count(\"%.40s\") = %d, "
+	      "expected %d",
+	      s, g, w);
 	CHECK(g != 0 || got == want, "config_parse_count(\"%.40s\") = %zu", s,
 	      got);
+	CHECK(g == 0 || err == (w == -2 ? ERANGE : EINVAL),
+	      "config_parse_count(\"%.40s\"): errno %d", s, err);
 }
 
 static void set_or_unset(const char *name, const char *value)
@@ -116,8 +128,11 @@ static void check_load(const char *level, const char *guard,
 
 	CHECK(log_threshold == (*level ? level_of(level) : LOG_WARN),
 	      "FORKSHIM_LOG=%.40s gave level %d", level, log_threshold);
-	if (*regions == '\0' || reference_count(regions, &want) != 0 ||
-	    want == 0)
+	int parsed = *regions ? reference_count(regions, &want) : -1;
+
+	if (parsed == -2)
+		want = CONFIG_MAX_REGIONS; /* a count above the limit */
+	else if (parsed != 0 || want == 0)
 		want = CONFIG_DEFAULT_REGIONS;
 	else if (want > CONFIG_MAX_REGIONS)
 		want = CONFIG_MAX_REGIONS;
