@@ -165,46 +165,85 @@ int fork_visible(uint64_t fseq, pid_t pid)
 /* Leaves the birth point for this thread's fork wrapper in the procpage
  * (no thread-local write: see table_prepare), under the table lock.  A
  * fork nested in a fork of the same thread (from a signal handler) takes
- * a slot of its own; the wrapper takes the newest.  Forks that no wrapper
- * follows (daemon) leave theirs, the oldest is reused when none is free. */
+ * a record of its own; the wrapper takes the newest.  Forks that no wrapper
+ * follows (daemon) leave theirs, and the oldest is reused when none is
+ * free.  A record is claimed with a compare-and-swap of its thread word
+ * (BIRTH_CLAIMED while it is filled), so neither a nested prepare nor the
+ * owner's take_birth, which runs outside the lock, can see it half
+ * written or lose it. */
+#define BIRTH_CLAIMED 1ull /* not a pthread_self: those are pointers */
+
+static uint32_t claim_birth(void)
+{
+	for (;;) {
+		uint64_t oldest = UINT64_MAX, owner = 0;
+		uint32_t pick = 0;
+
+		for (uint32_t i = 0; i < PROC_FORKING_MAX; i++) {
+			uint64_t th = LOAD(&pp->births[i].thread), seq;
+
+			if (th == 0 &&
+			    CAS(&pp->births[i].thread, &th, BIRTH_CLAIMED))
+				return i;
+			seq = LOAD(&pp->births[i].seq);
+			if (th != BIRTH_CLAIMED && seq < oldest) {
+				oldest = seq;
+				owner = th;
+				pick = i;
+			}
+		}
+		if (owner != 0 &&
+		    CAS(&pp->births[pick].thread, &owner, BIRTH_CLAIMED))
+			return pick;
+	}
+}
+
 static void on_prepare(void)
 {
 	uint64_t birth = table_prepare(), self = (uint64_t)pthread_self();
-	uint32_t pick = 0;
+	uint32_t pick;
 
 	if (pp == NULL)
 		return;
-	for (uint32_t i = 0; i < PROC_FORKING_MAX; i++) {
-		if (LOAD(&pp->births[i].thread) == 0) {
-			pick = i;
-			break;
-		}
-		if (pp->births[i].seq < pp->births[pick].seq)
-			pick = i;
-	}
-	pp->births[pick].birth = birth;
-	pp->births[pick].seq = ++pp->births_seq;
+	pick = claim_birth();
+	__atomic_store_n(&pp->births[pick].birth, birth, __ATOMIC_RELAXED);
+	__atomic_store_n(
+	    &pp->births[pick].seq,
+	    __atomic_add_fetch(&pp->births_seq, 1, __ATOMIC_RELAXED),
+	    __ATOMIC_RELAXED);
 	__atomic_store_n(&pp->births[pick].thread, self, __ATOMIC_RELEASE);
 }
 
 /* The birth point on_prepare left for this thread's latest fork; 0 (born
- * before any freeze: visible() answers 0) when there is none. */
+ * before any freeze: visible() answers 0) when there is none.  A record
+ * reused by another fork between the scan and the claim is looked for
+ * again: an older record of ours then answers, whose birth is no later. */
 static uint64_t take_birth(void)
 {
-	uint64_t self = (uint64_t)pthread_self(), birth = 0, best = 0;
-	uint32_t pick = PROC_FORKING_MAX;
+	uint64_t self = (uint64_t)pthread_self();
 
-	for (uint32_t i = 0; i < PROC_FORKING_MAX; i++)
-		if (LOAD_ACQ(&pp->births[i].thread) == self &&
-		    pp->births[i].seq > best) {
-			best = pp->births[i].seq;
-			pick = i;
+	for (;;) {
+		uint64_t best = 0, birth = 0, th = self;
+		uint32_t pick = PROC_FORKING_MAX;
+
+		for (uint32_t i = 0; i < PROC_FORKING_MAX; i++) {
+			uint64_t seq;
+
+			if (LOAD_ACQ(&pp->births[i].thread) != self)
+				continue;
+			seq = LOAD(&pp->births[i].seq);
+			if (seq > best) {
+				best = seq;
+				pick = i;
+			}
 		}
-	if (pick < PROC_FORKING_MAX) {
-		birth = pp->births[pick].birth;
-		__atomic_store_n(&pp->births[pick].thread, 0, __ATOMIC_RELEASE);
+		if (pick == PROC_FORKING_MAX)
+			return 0;
+		birth = LOAD(&pp->births[pick].birth);
+		if (LOAD(&pp->births[pick].seq) == best &&
+		    CAS(&pp->births[pick].thread, &th, 0))
+			return birth;
 	}
-	return birth;
 }
 
 static void on_parent(void)

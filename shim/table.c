@@ -653,13 +653,19 @@ forkshim_handle table_freeze(const void *addr, size_t len, const char *name,
 	STORE(&e->addr, a);
 	STORE(&e->len, len);
 	STORE(&e->fseq, ++t.s.fseq);
-	t.cold[slot].freezes = 1;
-	t.cold[slot].flags = flags;
-	t.cold[slot].owner = t.pid;
-	t.cold[slot].named = name != NULL && name[0] != '\0';
-	if (t.cold[slot].named) {
-		strncpy(t.names[slot], name, FORKSHIM_NAME_MAX - 1);
-		t.names[slot][FORKSHIM_NAME_MAX - 1] = '\0';
+	/* Atomic stores: table_info may be reading a stale handle of the
+	 * slot (it then finds st changed, and drops what it read). */
+	STORE(&t.cold[slot].freezes, 1);
+	STORE(&t.cold[slot].flags, flags);
+	STORE(&t.cold[slot].owner, t.pid);
+	STORE(&t.cold[slot].named, name != NULL && name[0] != '\0');
+	if (name != NULL && name[0] != '\0') {
+		int i = 0;
+
+		for (; i < FORKSHIM_NAME_MAX - 1 && name[i] != '\0'; i++)
+			STORE(&t.names[slot][i], name[i]);
+		for (; i < FORKSHIM_NAME_MAX; i++)
+			STORE(&t.names[slot][i], '\0');
 	}
 	STORE_REL(&e->st, (h & ENTRY_ID) | ENTRY_LIVE | wrapped);
 
