@@ -1,5 +1,6 @@
 #include "guard.h"
 
+#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -945,28 +946,45 @@ out:
 /* ---- interposed: sigaction and signal ---- */
 
 #define EXPORT __attribute__((visibility("default")))
+/* A sanitizer runtime's start-up reaches these wrappers before our
+ * constructor (it installs its handlers through the next sigaction: ours),
+ * when no code it instruments may run yet: TSan crashes at the first
+ * function entry, ASan fails a CHECK.  So they are not instrumented, and
+ * until init has resolved the real functions they look them up alone and
+ * pass through (no handler of ours is in before init). */
+#define NO_SANITIZE                                                            \
+	__attribute__((no_sanitize("address", "thread", "undefined")))
 
-static int resolved(void)
+NO_SANITIZE static void *real_fn(void **real, const char *name)
 {
-	if (real_sigaction == NULL)
+	void *f = LOAD_ACQ(real);
+
+	if (f == NULL)
+		f = dlsym(RTLD_NEXT, name);
+	if (f == NULL) { /* dlopen'd, nothing after us: init asks libc */
 		forkshim_ensure_init();
-	return real_sigaction != NULL;
+		f = LOAD_ACQ(real);
+	}
+	return f;
 }
 
-EXPORT int sigaction(int sig, const struct sigaction *act,
-                     struct sigaction *old)
+EXPORT NO_SANITIZE int sigaction(int sig, const struct sigaction *act,
+                                 struct sigaction *old)
 {
-	if (!resolved()) {
+	sigaction_fn f =
+	    (sigaction_fn)real_fn((void **)&real_sigaction, "sigaction");
+
+	if (f == NULL) {
 		errno = ENOSYS;
 		return -1;
 	}
 	if (sig != SIGSEGV || !LOAD_ACQ(&installed))
-		return real_sigaction(sig, act, old);
+		return f(sig, act, old);
 	return chain_swap(act, old);
 }
 
-EXPORT int __sigaction(int sig, const struct sigaction *act,
-                       struct sigaction *old)
+EXPORT NO_SANITIZE int __sigaction(int sig, const struct sigaction *act,
+                                   struct sigaction *old)
 {
 	return sigaction(sig, act, old);
 }
@@ -986,40 +1004,45 @@ static sighandler_t chain_signal(int sig, sighandler_t handler, int flags)
 }
 
 /* BSD semantics, as glibc's signal(): restart, the signal blocked. */
-EXPORT sighandler_t signal(int sig, sighandler_t handler)
+EXPORT NO_SANITIZE sighandler_t signal(int sig, sighandler_t handler)
 {
-	if (!resolved() || real_signal == NULL) {
+	signal_fn f = (signal_fn)real_fn((void **)&real_signal, "signal");
+
+	if (f == NULL) {
 		errno = ENOSYS;
 		return SIG_ERR;
 	}
 	if (sig != SIGSEGV || !LOAD_ACQ(&installed))
-		return real_signal(sig, handler);
+		return f(sig, handler);
 	return chain_signal(sig, handler, SA_RESTART);
 }
 
-EXPORT sighandler_t bsd_signal(int sig, sighandler_t handler)
+EXPORT NO_SANITIZE sighandler_t bsd_signal(int sig, sighandler_t handler)
 {
 	return signal(sig, handler);
 }
 
-EXPORT sighandler_t ssignal(int sig, sighandler_t handler)
+EXPORT NO_SANITIZE sighandler_t ssignal(int sig, sighandler_t handler)
 {
 	return signal(sig, handler);
 }
 
 /* System V semantics: one shot, not blocked. */
-EXPORT sighandler_t sysv_signal(int sig, sighandler_t handler)
+EXPORT NO_SANITIZE sighandler_t sysv_signal(int sig, sighandler_t handler)
 {
-	if (!resolved() || real_sysv_signal == NULL) {
+	signal_fn f =
+	    (signal_fn)real_fn((void **)&real_sysv_signal, "sysv_signal");
+
+	if (f == NULL) {
 		errno = ENOSYS;
 		return SIG_ERR;
 	}
 	if (sig != SIGSEGV || !LOAD_ACQ(&installed))
-		return real_sysv_signal(sig, handler);
+		return f(sig, handler);
 	return chain_signal(sig, handler, SA_RESETHAND | SA_NODEFER);
 }
 
-EXPORT sighandler_t __sysv_signal(int sig, sighandler_t handler)
+EXPORT NO_SANITIZE sighandler_t __sysv_signal(int sig, sighandler_t handler)
 {
 	return sysv_signal(sig, handler);
 }
