@@ -330,6 +330,35 @@ Test(launcher, existing_ld_preload_stays_after_the_library)
 	free(lib);
 }
 
+/* ASan's runtime must be the first library of a process: one already in
+ * LD_PRELOAD (how an uninstrumented host is run under ASan) stays first,
+ * the library comes right after it, the rest after that. */
+Test(launcher, sanitizer_runtime_in_ld_preload_stays_first)
+{
+	char var[PATH_MAX + 64], *lib = built_lib(), *expected;
+	const char *const env[] = {var, "ASAN_OPTIONS=detect_leaks=0", NULL};
+	const struct tp_opts with_env = {.extra_env = env, .timeout_s = 30};
+	const char *const show[] = {"/bin/sh", "-c",
+	                            "printf '%s\\n' \"$LD_PRELOAD\"", NULL};
+	struct tp_run r;
+
+	if (TP_ASAN_RT[0] == '\0')
+		cr_skip_test("no libasan.so for this compiler");
+	snprintf(var, sizeof(var), "LD_PRELOAD=%s %s", TP_ASAN_RT,
+	         TP_FORKER_LIB);
+	cr_assert_geq(
+	    asprintf(&expected, "%s:%s:%s\n", TP_ASAN_RT, lib, TP_FORKER_LIB),
+	    0);
+	tp_launched(&r, NULL, show, &with_env);
+	cr_expect(tp_exited_with(&r, 0), TP_RUN_FMT, TP_RUN_ARGS(r));
+	cr_expect_str_eq(r.out.data, expected);
+	cr_expect(strstr(r.err.data, "does not come first") == NULL, "%s",
+	          r.err.data);
+	tp_run_free(&r);
+	free(expected);
+	free(lib);
+}
+
 Test(launcher, options_become_the_library_s_variables)
 {
 	char *dir = tp_mkdtemp(), *expected;

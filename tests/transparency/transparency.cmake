@@ -50,3 +50,11 @@ tp_driver(transparency_python transparency_python.c)
 tp_driver(transparency_server transparency_server.c)
 tp_driver(launcher_cli launcher_cli.c)
 tp_driver(launcher_doctor launcher_doctor.c)
+
+# A sanitizer runtime already in LD_PRELOAD must stay first (launcher_cli).
+execute_process(COMMAND ${CMAKE_C_COMPILER} -print-file-name=libasan.so
+  OUTPUT_VARIABLE TP_ASAN_RT OUTPUT_STRIP_TRAILING_WHITESPACE)
+if(NOT IS_ABSOLUTE "${TP_ASAN_RT}" OR NOT EXISTS "${TP_ASAN_RT}")
+  set(TP_ASAN_RT "")
+endif()
+target_compile_definitions(launcher_cli PRIVATE TP_ASAN_RT="${TP_ASAN_RT}")
