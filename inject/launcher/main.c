@@ -265,15 +265,58 @@ static int print_version(const char *lib_opt)
 	return 0;
 }
 
+/* The length of the sanitizer runtimes LD_PRELOAD starts with (ASan's
+ * must be the first library of a process: they stay in front of us). */
+static size_t sanitizer_prefix(const char *list)
+{
+	static const char *const runtimes[] = {"libasan.", "libtsan.",
+	                                       "libhwasan.", "libclang_rt."};
+	size_t keep = 0, at = 0;
+
+	for (;;) {
+		size_t start = at + strspn(list + at, ": ");
+		size_t len = strcspn(list + start, ": ");
+		const char *base = list + start;
+		int runtime = 0;
+
+		if (len == 0)
+			return keep;
+		for (size_t i = len; i > 0; i--)
+			if (base[i - 1] == '/') {
+				base += i;
+				break;
+			}
+		for (size_t i = 0; i < sizeof(runtimes) / sizeof(*runtimes);
+		     i++)
+			runtime |= strncmp(base, runtimes[i],
+			                   strlen(runtimes[i])) == 0;
+		if (!runtime)
+			return keep;
+		keep = at = start + len;
+	}
+}
+
 static void prepend_preload(const char *lib)
 {
 	const char *old = getenv("LD_PRELOAD");
+	size_t keep = old != NULL ? sanitizer_prefix(old) : 0;
 	char *value;
 
-	if (old == NULL || *old == '\0')
+	if (old == NULL || *old == '\0') {
 		value = strdup(lib);
-	else if (asprintf(&value, "%s:%s", lib, old) < 0)
-		value = NULL;
+	} else {
+		int n;
+
+		if (keep == 0)
+			n = asprintf(&value, "%s:%s", lib, old);
+		else if (old[keep] == '\0')
+			n = asprintf(&value, "%s:%s", old, lib);
+		else /* old[keep] is a separator */
+			n = asprintf(&value, "%.*s:%s:%s", (int)keep, old, lib,
+			             old + keep + 1);
+		if (n < 0)
+			value = NULL;
+	}
 	if (value == NULL || setenv("LD_PRELOAD", value, 1) != 0) {
 		perror("forkshim: LD_PRELOAD");
 		exit(EXIT_USAGE);
