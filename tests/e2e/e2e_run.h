@@ -24,11 +24,13 @@
 
 #include <criterion/criterion.h>
 
+#include "preload.h"
+
 #define E2E_PATH "PATH=/usr/local/bin:/usr/bin:/bin"
 
 /* Environments: fixed, so a test means the same thing on every machine. */
 __attribute__((unused)) static const char *const e2e_env_shim[] = {
-    "LD_PRELOAD=" FORKSHIM_LIB, E2E_PATH, "LC_ALL=C", NULL};
+    FORKSHIM_PRELOAD_VAR, E2E_PATH, "LC_ALL=C", SANITIZER_ENV NULL};
 __attribute__((unused)) static const char *const e2e_env_plain[] = {
     E2E_PATH, "LC_ALL=C", NULL};
 

@@ -15,7 +15,7 @@
 struct guard_env {
 	char guard[64];
 	char report[160];
-	const char *envp[8];
+	const char *envp[10];
 };
 
 /* guard NULL: FORKSHIM_GUARD unset; report NULL: FORKSHIM_REPORT unset;
@@ -24,10 +24,13 @@ static inline const char *const *guard_env(struct guard_env *e,
                                            const char *guard,
                                            const char *report, int preload)
 {
+	static const char *const san[] = {SANITIZER_ENV NULL};
 	int n = 0;
 
 	if (preload)
-		e->envp[n++] = "LD_PRELOAD=" FORKSHIM_LIB;
+		e->envp[n++] = FORKSHIM_PRELOAD_VAR;
+	for (int i = 0; san[i] != NULL; i++)
+		e->envp[n++] = san[i];
 	e->envp[n++] = E2E_PATH;
 	e->envp[n++] = "LC_ALL=C";
 	if (guard != NULL) {

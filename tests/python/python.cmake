@@ -12,7 +12,8 @@ function(forkshim_add_python_test module)
   set(run ${FORKSHIM_PYTHON} -B -I -m unittest discover
     -s ${PY_TEST_DIR} -t ${PY_TEST_DIR} -p ${module}.py -v)
   add_test(NAME python_${module}_shim COMMAND ${CMAKE_COMMAND} -E env
-    FORKSHIM_TEST_MODE=shim LD_PRELOAD=$<TARGET_FILE:forkshim> ${run})
+    FORKSHIM_TEST_MODE=shim LD_PRELOAD=${FORKSHIM_TEST_PRELOAD}
+    ${FORKSHIM_SANITIZER_OPTIONS} ${run})
   add_test(NAME python_${module}_plain COMMAND ${CMAKE_COMMAND} -E env
     --unset=LD_PRELOAD FORKSHIM_TEST_MODE=plain ${run})
   set_tests_properties(python_${module}_shim python_${module}_plain

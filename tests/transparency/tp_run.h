@@ -28,6 +28,8 @@
 
 #include <criterion/criterion.h>
 
+#include "preload.h"
+
 #define TP_PATH "PATH=/usr/local/bin:/usr/bin:/bin"
 #define TP_MAX_ARGS 64
 #define TP_MAX_ENV 16
@@ -111,7 +113,10 @@ static inline bool tp_drain(int out_fd, int err_fd, struct tp_run *r,
 static inline void tp_run(struct tp_run *r, const char *const argv[],
                           const struct tp_opts *o)
 {
-	const char *envp[TP_MAX_ENV + 3] = {TP_PATH, "LC_ALL=C"};
+	static const char *const san[] = {SANITIZER_ENV NULL};
+	const char *envp[TP_MAX_ENV + 6] = {TP_PATH, "LC_ALL=C"};
+	const char *rt = FORKSHIM_SANITIZER_RT;
+	char preload[4096] = "";
 	double deadline = tp_now() + (o->timeout_s ? o->timeout_s : 30);
 	posix_spawn_file_actions_t fa;
 	posix_spawnattr_t attr;
@@ -121,8 +126,22 @@ static inline void tp_run(struct tp_run *r, const char *const argv[],
 
 	for (size_t i = 0; o->extra_env && o->extra_env[i]; i++) {
 		cr_assert_lt(n_env, TP_MAX_ENV + 2, "too many variables");
-		envp[n_env++] = o->extra_env[i];
+		if (rt[0] != '\0' &&
+		    strncmp(o->extra_env[i], "LD_PRELOAD=", 11) == 0) {
+			/* A sanitizer build: its runtime stays first. */
+			snprintf(preload, sizeof(preload), "LD_PRELOAD=%s:%s",
+			         rt, o->extra_env[i] + 11);
+			envp[n_env++] = preload;
+		} else {
+			envp[n_env++] = o->extra_env[i];
+		}
 	}
+	if (rt[0] != '\0' && preload[0] == '\0') {
+		snprintf(preload, sizeof(preload), "LD_PRELOAD=%s", rt);
+		envp[n_env++] = preload;
+	}
+	for (size_t i = 0; san[i] != NULL; i++)
+		envp[n_env++] = san[i];
 	envp[n_env] = NULL;
 	memset(r, 0, sizeof(*r));
 	tp_buf_append(&r->out, "", 0);

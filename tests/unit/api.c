@@ -128,7 +128,7 @@ static void expect_probe(int preload, const char *want)
 	FILE *f;
 
 	snprintf(preload_var, sizeof preload_var, "LD_PRELOAD=%s",
-	         preload ? FORKSHIM_LIB : "");
+	         preload ? FORKSHIM_PRELOAD : "");
 	cr_assert(pipe(fds) == 0);
 	posix_spawn_file_actions_init(&fa);
 	posix_spawn_file_actions_adddup2(&fa, fds[1], 1);

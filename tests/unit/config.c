@@ -70,7 +70,7 @@ static void run_helper(struct run *r, const char *mode, const char *arg, ...)
 	va_list ap;
 	const char *var;
 
-	snprintf(preload, sizeof preload, "LD_PRELOAD=%s", FORKSHIM_LIB);
+	snprintf(preload, sizeof preload, "LD_PRELOAD=%s", FORKSHIM_PRELOAD);
 	envp[n++] = preload;
 	va_start(ap, arg);
 	while ((var = va_arg(ap, const char *)) != NULL && n < 15)

@@ -593,7 +593,7 @@ static size_t foreign_handles(forkshim_handle *out, size_t n)
 	unsigned long long h;
 
 	snprintf(count, sizeof count, "%zu", n);
-	snprintf(preload, sizeof preload, "LD_PRELOAD=%s", FORKSHIM_LIB);
+	snprintf(preload, sizeof preload, "LD_PRELOAD=%s", FORKSHIM_PRELOAD);
 	cr_assert(pipe(fds) == 0);
 	posix_spawn_file_actions_init(&fa);
 	posix_spawn_file_actions_adddup2(&fa, fds[1], 1);
