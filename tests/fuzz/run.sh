@@ -22,7 +22,7 @@ if ! command -v clang >/dev/null ||
   echo "tests/fuzz/run.sh: installing clang and its runtimes"
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-    clang libclang-rt-dev >/dev/null
+    clang libclang-rt-14-dev >/dev/null
 fi
 
 build=${BUILD_DIR:-build-fuzz}

@@ -77,8 +77,10 @@ static int do_capacity(size_t n)
 	forkshim_handle *h = calloc(n + 1, sizeof *h);
 	int intact = 1, last_err = 0;
 
-	if (api == NULL || h == NULL)
+	if (api == NULL || h == NULL) {
+		free(h);
 		return 3;
+	}
 	for (size_t i = 0; i <= n; i++) {
 		errno = 0;
 		h[i] = api->freeze(p + 16 * i, 16, "cap", 0);
@@ -99,12 +101,15 @@ static int do_capacity(size_t n)
 	if (last_err && h[n] == 0) {
 		errno = 0;
 		printf("find %d\n", api->find(p + 16 * n, 16) == 0 ? errno : 0);
-		if (api->thaw(h[0]) != 0)
+		if (api->thaw(h[0]) != 0) {
+			free(h);
 			return 5;
+		}
 		errno = 0;
 		printf("refreeze %d\n",
 		       api->freeze(p + 16 * n, 16, "cap", 0) != 0 ? 0 : errno);
 	}
+	free(h);
 	return 0;
 }
 
