@@ -33,6 +33,7 @@
 #include <unistd.h>
 
 #include "forkshim.h"
+#include "in_child.h"
 
 #define NOBODY 65534
 #define SKIP 77
@@ -51,16 +52,7 @@ static char region[3][8192];
 /* Runs body in a forked child with an alarm; returns its wait status. */
 static int in_child(int (*body)(void))
 {
-	int status;
-	pid_t pid = fork();
-
-	cr_assert_geq(pid, 0, "fork: %s", strerror(errno));
-	if (pid == 0) {
-		alarm(20);
-		_exit(body());
-	}
-	cr_assert_eq(waitpid(pid, &status, 0), pid);
-	return status;
+	return in_child_alarmed(body, 20);
 }
 
 static void expect_exit0(int status, const char *what)

@@ -32,6 +32,7 @@
 #include <unistd.h>
 
 #include "forkshim.h"
+#include "in_child.h"
 
 enum action { FREEZE, FORK, RAW_FORK };
 
@@ -209,15 +210,8 @@ static int run_raw_fork(void)
 
 static void check(int (*body)(void))
 {
-	int status;
-	pid_t pid = fork();
+	int status = in_child_alarmed(body, 10);
 
-	cr_assert_geq(pid, 0, "fork: %s", strerror(errno));
-	if (pid == 0) {
-		alarm(10);
-		_exit(body());
-	}
-	cr_assert_eq(waitpid(pid, &status, 0), pid);
 	cr_assert(!WIFSIGNALED(status) || WTERMSIG(status) != SIGALRM,
 	          "deadlocked (killed by the 10 s alarm)");
 	cr_assert(WIFEXITED(status), "killed by signal %d", WTERMSIG(status));

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "forkshim.h"
+#include "in_child.h"
 
 enum action { NOTHING, FORK, FREEZE };
 
@@ -74,16 +75,7 @@ __attribute__((section(".preinit_array"),
 /* Runs body in a forked child with a 10 s alarm; returns its wait status. */
 static int in_child(int (*body)(void))
 {
-	int status;
-	pid_t pid = fork();
-
-	cr_assert_geq(pid, 0, "fork: %s", strerror(errno));
-	if (pid == 0) {
-		alarm(10);
-		_exit(body());
-	}
-	cr_assert_eq(waitpid(pid, &status, 0), pid);
-	return status;
+	return in_child_alarmed(body, 10);
 }
 
 /* Freezes the region, arms the hook with `action`, forks a child that

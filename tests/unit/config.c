@@ -335,6 +335,18 @@ Test(config, log_file_that_is_a_symlink_is_not_followed)
 	cr_expect(text[0] == '\0', "written through the symlink: \"%s\"", text);
 }
 
+/* Runs the idle helper with one variable set and the log in a file, and
+ * reads that log into buf. */
+static void run_logged(struct run *r, const char *value, char *buf, size_t size)
+{
+	char var[160];
+
+	snprintf(var, sizeof var, "FORKSHIM_LOG_FILE=%s", log_path);
+	unlink(log_path);
+	run_helper(r, "idle", NULL, value, var, NULL);
+	read_log(buf, size);
+}
+
 /* Counts past SIZE_MAX, and SIZE_MAX itself, are counts above the limit,
  * not "not a positive count". */
 Test(config, huge_max_regions_is_reported_as_above_the_limit)
@@ -345,13 +357,10 @@ Test(config, huge_max_regions_is_reported_as_above_the_limit)
 	    "FORKSHIM_MAX_REGIONS=99999999999999999999999999",
 	};
 	struct run r;
-	char log[8192], var[160];
+	char log[8192];
 
-	snprintf(var, sizeof var, "FORKSHIM_LOG_FILE=%s", log_path);
 	for (size_t i = 0; i < sizeof(values) / sizeof(values[0]); i++) {
-		unlink(log_path);
-		run_helper(&r, "idle", NULL, values[i], var, NULL);
-		read_log(log, sizeof log);
+		run_logged(&r, values[i], log, sizeof log);
 		cr_expect(strstr(log, "above the limit") != NULL &&
 		              strstr(log, "not a positive count") == NULL,
 		          "%s: \"%s\"", values[i], log);
@@ -369,13 +378,10 @@ Test(config, control_bytes_in_values_are_escaped_in_the_log)
 	    "FORKSHIM_REPORT=/nonexistent\n\tdir",
 	};
 	struct run r;
-	char log[8192], var[160];
+	char log[8192];
 
-	snprintf(var, sizeof var, "FORKSHIM_LOG_FILE=%s", log_path);
 	for (size_t i = 0; i < sizeof(values) / sizeof(values[0]); i++) {
-		unlink(log_path);
-		run_helper(&r, "idle", NULL, values[i], var, NULL);
-		read_log(log, sizeof log);
+		run_logged(&r, values[i], log, sizeof log);
 		cr_expect(
 		    expect_prefixed(log, values[i], r.pid, child_of(&r)) == 1,
 		    "%s: not one line: \"%s\"", values[i], log);
