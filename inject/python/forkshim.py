@@ -6,19 +6,23 @@ keeps a table of *frozen* memory regions that forked children inherit;
 this module freezes objects there and sends a 64-bit handle in their place,
 which the worker turns back into the very same object::
 
-    import forkshim, multiprocessing as mp
-    arr = numpy.load("big.npy")
-    ref = forkshim.share(arr)              # before the pool starts
-    with mp.get_context("fork").Pool(4) as pool:
-        pool.map(work, [(ref, i) for i in range(16)])   # work gets arr itself
+    import multiprocessing as mp, numpy as np, forkshim
+    arr = np.random.rand(32 * 2**20)               # 256 MiB of float64
+    ref = forkshim.share(arr)                      # before the pool is forked
+    with mp.get_context("fork").Pool(2) as pool:   # each task receives arr
+        print(pool.map(np.sum, [ref] * 16))
 
 ``share(obj)`` pickles as a handle only when every live child of this
 process can resolve it (``forkshim_visible(h, 0)``) and the pickle is not
 meant for a spawn or forkserver process; otherwise it pickles as the
 object's value and warns once (``FallbackWarning``).  A handle that still
-fails to resolve where it is unpickled raises ``HandleError`` naming the
-reason; it never crashes the process.  Without the shim everything works
-by value.
+fails to resolve where it is unpickled (forged, thawed, frozen after that
+process was forked, no shim there) gives an ``Unresolved`` whose first use
+raises ``HandleError`` naming the errno and its reason.  Unpickling itself
+never raises, so a pool worker never dies on such a task: the error comes
+back as the task's exception (``pool.map()``, ``future.result()`` raise it
+in the parent) instead of the pool waiting forever.  Without the shim
+everything works by value.
 
 Pure Python (ctypes only), CPython >= 3.8.  The C ABI is described in
 ``shim/include/forkshim.h``.
