@@ -81,25 +81,78 @@ int readable_by_pages(pid_t pid, const void *addr, size_t len)
 	return YES;
 }
 
-/* The mappings from PROCMAP_QUERY, one ioctl per mapping the range
- * spans: *need moves to the end of the readable ones. */
-static int query_mappings(int fd, uintptr_t *need, uintptr_t end)
+/* A walk over the mappings that cover [need, end) in address order.  A
+ * file mapping's pages past the file's end raise SIGBUS when read; they
+ * are the tail of the mapping, so reading the last byte of each file
+ * mapping's part of the range finds them (it reads one page of the
+ * file). */
+struct walk {
+	uintptr_t need, end;
+	pid_t pid;
+	int ntails;
+	struct iovec tails[16];
+};
+
+static int read_tails(struct walk *w)
 {
-	while (*need < end) {
+	char sink[16];
+	struct iovec local = {sink, (size_t)w->ntails};
+	ssize_t got;
+
+	if (w->ntails == 0)
+		return YES;
+	got = process_vm_readv(w->pid, &local, 1, w->tails,
+	                       (unsigned long)w->ntails, 0);
+	w->ntails = 0;
+	if (got < 0 && (errno == ENOSYS || errno == EPERM))
+		return UNSURE;
+	return got == (ssize_t)local.iov_len ? YES : NO;
+}
+
+/* One mapping, [lo, hi); whether it settles the question. */
+static int mapping(struct walk *w, uint64_t lo, uint64_t hi, int readable,
+                   int file)
+{
+	if (hi <= w->need)
+		return GO_ON; /* below the rest of the range */
+	if (lo > w->need || !readable || hi <= lo)
+		return NO;
+	w->need = hi;
+	if (file) {
+		uintptr_t last = (hi < w->end ? hi : w->end) - 1;
+
+		w->tails[w->ntails].iov_base = (void *)last;
+		w->tails[w->ntails++].iov_len = 1;
+		if (w->ntails == 16) {
+			int r = read_tails(w);
+
+			if (r != YES)
+				return r;
+		}
+	}
+	if (w->need < w->end)
+		return GO_ON;
+	return read_tails(w);
+}
+
+/* The mappings from PROCMAP_QUERY, one ioctl per mapping. */
+static int query_mappings(int fd, struct walk *w)
+{
+	int r = GO_ON;
+
+	while (r == GO_ON) {
 		struct procmap_query q;
 
 		memset(&q, 0, sizeof(q));
 		q.size = sizeof(q);
-		q.query_addr = *need; /* no flags: the mapping covering it */
+		q.query_addr = w->need; /* no flags: the mapping covering it */
 		if (ioctl(fd, PROCMAP_QUERY_IOCTL, &q) < 0)
 			return errno == ENOENT ? NO : UNSURE;
-		if (!(q.vma_flags & PROCMAP_QUERY_VMA_READABLE))
-			return NO;
-		if (q.vma_end <= *need)
-			return UNSURE;
-		*need = q.vma_end;
+		r = mapping(w, q.vma_start, q.vma_end,
+		            q.vma_flags & PROCMAP_QUERY_VMA_READABLE,
+		            q.inode != 0);
 	}
-	return YES;
+	return r;
 }
 
 static const char *hex(const char *s, uint64_t *v)
@@ -116,28 +169,36 @@ static const char *hex(const char *s, uint64_t *v)
 	}
 }
 
-/* One line's "start-end perms": whether it settles the question. */
-static int mapping_line(const char *line, uintptr_t *need, uintptr_t end)
+static const char *field(const char *s)
+{
+	while (*s && *s != ' ')
+		s++;
+	while (*s == ' ')
+		s++;
+	return s;
+}
+
+/* "start-end perms offset dev inode path" */
+static int mapping_line(struct walk *w, const char *line)
 {
 	uint64_t lo, hi;
-	const char *s = hex(line, &lo);
+	const char *s = hex(line, &lo), *inode;
 
 	if (s == NULL || *s != '-' || (s = hex(s + 1, &hi)) == NULL ||
 	    *s != ' ')
 		return UNSURE;
-	if (hi <= *need)
-		return GO_ON; /* below the rest of the range */
-	if (lo > *need || s[1] != 'r')
-		return NO;
-	*need = hi;
-	return *need >= end ? YES : GO_ON;
+	inode = field(field(field(s + 1)));
+	if (*inode < '0' || *inode > '9')
+		return UNSURE;
+	return mapping(w, lo, hi, s[1] == 'r',
+	               !(inode[0] == '0' && (inode[1] == ' ' || !inode[1])));
 }
 
-/* The same from the text of /proc/self/maps (in address order), read
- * from its start; only each line's head is kept, however long it is. */
-static int text_mappings(int fd, uintptr_t *need, uintptr_t end)
+/* The same from the text of /proc/self/maps, read from its start; only
+ * each line's head is kept, however long the line is. */
+static int text_mappings(int fd, struct walk *w)
 {
-	char buf[1024], head[64];
+	char buf[1024], head[128];
 	size_t hn = 0;
 
 	for (;;) {
@@ -159,25 +220,27 @@ static int text_mappings(int fd, uintptr_t *need, uintptr_t end)
 			}
 			head[hn] = '\0';
 			hn = 0;
-			r = mapping_line(head, need, end);
+			r = mapping_line(w, head);
 			if (r != GO_ON)
 				return r;
 		}
 	}
 }
 
-int readable_by_mappings(const void *addr, size_t len, int text_only)
+int readable_by_mappings(pid_t pid, const void *addr, size_t len, int text_only)
 {
-	uintptr_t need = (uintptr_t)addr, end = need + len;
+	struct walk w = {
+	    .need = (uintptr_t)addr, .end = (uintptr_t)addr + len, .pid = pid};
 	int r = UNSURE, fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
 
 	if (fd < 0)
 		return UNSURE;
 	if (!text_only)
-		r = query_mappings(fd, &need, end);
+		r = query_mappings(fd, &w);
 	if (r == UNSURE) { /* before 6.11: ENOTTY */
-		need = (uintptr_t)addr;
-		r = text_mappings(fd, &need, end);
+		w.need = (uintptr_t)addr;
+		w.ntails = 0;
+		r = text_mappings(fd, &w);
 	}
 	close(fd);
 	return r;
@@ -246,9 +309,9 @@ int readable_no_guard_pages(const void *addr, size_t len)
 	return s.walk_end == end ? YES : UNSURE;
 }
 
-static int by_system_calls(const void *addr, size_t len)
+static int by_system_calls(pid_t pid, const void *addr, size_t len)
 {
-	int r = readable_by_mappings(addr, len, 0);
+	int r = readable_by_mappings(pid, addr, len, 0);
 
 	return r == YES ? readable_no_guard_pages(addr, len) : r;
 }
@@ -260,11 +323,11 @@ int readable_range(pid_t pid, const void *addr, size_t len)
 	int saved = errno, large = pages > READABLE_SMALL_PAGES, r = UNSURE;
 
 	if (large)
-		r = by_system_calls(addr, len);
+		r = by_system_calls(pid, addr, len);
 	if (r == UNSURE)
 		r = readable_by_pages(pid, addr, len);
 	if (r == UNSURE && !large)
-		r = by_system_calls(addr, len);
+		r = by_system_calls(pid, addr, len);
 	errno = saved;
 	return r != NO; /* nothing could tell: trust the caller */
 }

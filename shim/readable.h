@@ -2,21 +2,20 @@
  * the check behind freeze's EFAULT.
  *
  * readable_range() answers 1 when every byte of [addr, addr+len) lies in a
- * mapping with PROT_READ and on no guard page, 0 when some byte lies in a
- * hole, in a mapping without PROT_READ (PROT_NONE guard pages included) or
- * on a lightweight guard page (MADV_GUARD_INSTALL).  It never touches the
- * range itself.
+ * mapping with PROT_READ and can be read, 0 when some byte lies in a hole,
+ * in a mapping without PROT_READ (PROT_NONE guard pages included), on a
+ * lightweight guard page (MADV_GUARD_INSTALL) or on a file mapping's page
+ * past the file's end (reading it raises SIGBUS).
  *
  * Small ranges (up to READABLE_SMALL_PAGES pages) read one byte per page
  * through process_vm_readv, which answers EFAULT instead of faulting.
- * Larger ones cost a few system calls whatever their size: the mappings
- * that cover the range (the PROCMAP_QUERY ioctl, or the text of
- * /proc/self/maps on kernels before 6.11), then guard pages inside them
- * (PAGEMAP_SCAN for PAGE_IS_GUARD).  Where a kernel cannot say (no /proc,
- * no descriptor left, a kernel with guard pages but no PAGE_IS_GUARD) the
- * page by page read decides.  A page of a file mapping past the file's
- * end counts as readable on the large path (reading it raises SIGBUS, as
- * it may for any page once the file is truncated after the freeze).
+ * Larger ones cost a few system calls whatever their size and read no page
+ * but the last one of each file mapping in the range: the mappings that
+ * cover the range (the PROCMAP_QUERY ioctl, or the text of /proc/self/maps
+ * on kernels before 6.11), then guard pages inside them (PAGEMAP_SCAN for
+ * PAGE_IS_GUARD).  Where a kernel cannot say (no /proc, no descriptor
+ * left, a kernel with guard pages but no PAGE_IS_GUARD) the page by page
+ * read decides.
  *
  * Async-signal-safe: system calls and the stack only, no malloc, no stdio,
  * no lock; errno is kept.  It opens and closes descriptors of /proc/self:
@@ -36,7 +35,8 @@ int readable_range(pid_t pid, const void *addr, size_t len);
 /* The three ways, for the tests (tests/unit/readable.c): 1, 0, or -1 when
  * this way cannot tell here (errno kept). */
 int readable_by_pages(pid_t pid, const void *addr, size_t len);
-int readable_by_mappings(const void *addr, size_t len, int text_only);
+int readable_by_mappings(pid_t pid, const void *addr, size_t len,
+                         int text_only);
 int readable_no_guard_pages(const void *addr, size_t len);
 
 #endif

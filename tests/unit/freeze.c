@@ -208,6 +208,30 @@ Test(freeze, large_ranges_fail_with_efault_on_any_unreadable_page)
 	          "a failed freeze left a page frozen");
 }
 
+/* Reading them raises SIGBUS: as unreadable as a hole. */
+Test(freeze, file_pages_past_the_end_of_the_file_fail_with_efault)
+{
+	char path[] = "/tmp/forkshim-freeze-XXXXXX";
+	size_t ps = page_size();
+	int fd = mkstemp(path);
+	unsigned char *p;
+	forkshim_handle h;
+
+	cr_assert(fd >= 0);
+	unlink(path);
+	cr_assert(ftruncate(fd, 100 * (off_t)ps) == 0);
+	p = mmap(NULL, 300 * ps, PROT_READ, MAP_SHARED, fd, 0);
+	cr_assert(p != MAP_FAILED);
+	close(fd);
+	expect_freeze_fails(p, 300 * ps, 0, EFAULT, "200 pages past the end");
+	expect_freeze_fails(p + 99 * ps, 2 * ps, 0, EFAULT,
+	                    "the last page and the next (small range)");
+	h = forkshim_freeze(p, 100 * ps, "file", 0);
+	cr_expect(h != 0, "the file's 100 pages: %s", strerror(errno));
+	cr_expect(h == 0 || forkshim_thaw(h) == 0);
+	munmap(p, 300 * ps);
+}
+
 Test(freeze, read_only_memory_can_be_frozen)
 {
 	static const char rodata[] = "constant bytes in .rodata";

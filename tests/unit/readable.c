@@ -20,8 +20,8 @@ static void expect_ways(const void *addr, size_t len, int want,
 {
 	pid_t pid = getpid();
 	int pages = readable_by_pages(pid, addr, len);
-	int query = readable_by_mappings(addr, len, 0);
-	int text = readable_by_mappings(addr, len, 1);
+	int query = readable_by_mappings(pid, addr, len, 0);
+	int text = readable_by_mappings(pid, addr, len, 1);
 	int range;
 
 	errno = 1234;
@@ -176,4 +176,57 @@ Test(readable, the_maps_text_walk_survives_long_lines_and_many_mappings)
 	expect_all(p, 2 * ps, 0, "a file page, then a PROT_NONE page");
 	expect_all(p, ps, 1, "one file page");
 	munmap(p, 700 * ps);
+}
+
+/* Reading a file mapping's page past the file's end raises SIGBUS: such
+ * pages are unreadable however large the range. */
+Test(readable, file_pages_past_the_end_of_the_file_are_unreadable)
+{
+	char path[] = "/tmp/forkshim-readable-XXXXXX";
+	size_t ps = page_size();
+	int fd = mkstemp(path);
+	unsigned char *p, *q;
+
+	cr_assert(fd >= 0);
+	unlink(path);
+	cr_assert(ftruncate(fd, 100 * (off_t)ps) == 0);
+	p = mmap(NULL, PAGES * ps, PROT_READ, MAP_SHARED, fd, 0);
+	q = mmap(NULL, PAGES * ps, PROT_READ, MAP_PRIVATE, fd, 0);
+	cr_assert(p != MAP_FAILED && q != MAP_FAILED);
+	expect_all(p, 100 * ps, 1, "shared: the file's 100 pages");
+	expect_all(q, 100 * ps, 1, "private: the file's 100 pages");
+	expect_all(p, PAGES * ps, 0, "shared: 100 pages past the end");
+	expect_all(q, PAGES * ps, 0, "private: 100 pages past the end");
+	expect_all(p + 100 * ps - 1, 2, 0, "the file's last byte + the next");
+	cr_assert(ftruncate(fd, 50 * (off_t)ps + 1) == 0);
+	expect_all(p + 1, 51 * ps - 1, 1, "up to the page with the new end");
+	expect_all(p + 1, 52 * ps - 1, 0, "one page past the new end");
+	close(fd);
+}
+
+/* More file mappings than the walk reads the ends of in one call. */
+Test(readable, many_file_mappings_in_a_row_are_all_checked)
+{
+	char path[] = "/tmp/forkshim-readable-XXXXXX";
+	size_t ps = page_size();
+	int fd = mkstemp(path);
+	unsigned char *p;
+
+	cr_assert(fd >= 0);
+	unlink(path);
+	cr_assert(ftruncate(fd, (off_t)ps) == 0);
+	p = mmap(NULL, 100 * ps, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	cr_assert(p != MAP_FAILED);
+	/* 99 one-page mappings of the file's page 0: none can merge. */
+	for (size_t i = 0; i < 99; i++)
+		cr_assert(mmap(p + i * ps, ps, PROT_READ,
+		               MAP_SHARED | MAP_FIXED, fd, 0) != MAP_FAILED);
+	expect_all(p, 99 * ps, 1, "99 file mappings");
+	/* The 100th: two pages of a one-page file. */
+	cr_assert(mmap(p + 98 * ps, 2 * ps, PROT_READ, MAP_SHARED | MAP_FIXED,
+	               fd, 0) != MAP_FAILED);
+	expect_all(p, 100 * ps, 0, "and a page past the end at the last");
+	expect_all(p, 99 * ps, 1, "up to that page");
+	close(fd);
+	munmap(p, 100 * ps);
 }
