@@ -45,6 +45,9 @@ struct pm_scan_arg {
 #ifndef MADV_GUARD_INSTALL
 #define MADV_GUARD_INSTALL 102
 #endif
+#ifndef MADV_POPULATE_READ
+#define MADV_POPULATE_READ 22 /* Linux 5.14 */
+#endif
 
 enum { UNSURE = -1, NO = 0, YES = 1, GO_ON = 2 };
 
@@ -79,6 +82,32 @@ int readable_by_pages(pid_t pid, const void *addr, size_t len)
 			return NO;
 	}
 	return YES;
+}
+
+/* Whether this kernel knows MADV_POPULATE_READ: 0 unknown yet, 1 yes, 2 no
+ * (madvise with length 0 answers EINVAL for an unknown advice only). */
+static int populate_known;
+
+int readable_by_populate(const void *addr, size_t len)
+{
+	uintptr_t page = page_size(), start = (uintptr_t)addr & ~(page - 1);
+	int known = __atomic_load_n(&populate_known, __ATOMIC_RELAXED);
+
+	if (known == 0) {
+		known =
+		    madvise((void *)start, 0, MADV_POPULATE_READ) == 0 ? 1 : 2;
+		__atomic_store_n(&populate_known, known, __ATOMIC_RELAXED);
+	}
+	if (known != 1)
+		return UNSURE;
+	/* Faults the pages in readable, as reading them would, without
+	 * reading them: EFAULT where that would raise SIGSEGV or SIGBUS
+	 * (guard pages, past a file's end), ENOMEM for a hole, EINVAL for a
+	 * mapping without PROT_READ (or one populating cannot handle). */
+	if (madvise((void *)start, (uintptr_t)addr + len - start,
+	            MADV_POPULATE_READ) == 0)
+		return YES;
+	return errno == EFAULT || errno == ENOMEM ? NO : UNSURE;
 }
 
 /* A walk over the mappings that cover [need, end) in address order.  A
@@ -324,6 +353,8 @@ int readable_range(pid_t pid, const void *addr, size_t len)
 
 	if (large)
 		r = by_system_calls(pid, addr, len);
+	else
+		r = readable_by_populate(addr, len);
 	if (r == UNSURE)
 		r = readable_by_pages(pid, addr, len);
 	if (r == UNSURE && !large)

@@ -7,8 +7,10 @@
  * lightweight guard page (MADV_GUARD_INSTALL) or on a file mapping's page
  * past the file's end (reading it raises SIGBUS).
  *
- * Small ranges (up to READABLE_SMALL_PAGES pages) read one byte per page
- * through process_vm_readv, which answers EFAULT instead of faulting.
+ * Small ranges (up to READABLE_SMALL_PAGES pages) are faulted in readable
+ * with MADV_POPULATE_READ (Linux 5.14), which answers EFAULT or ENOMEM
+ * instead of faulting; where it cannot tell (EINVAL: no PROT_READ, or an
+ * older kernel) one byte per page is read through process_vm_readv.
  * Larger ones cost a few system calls whatever their size and read no page
  * but the last one of each file mapping in the range: the mappings that
  * cover the range (the PROCMAP_QUERY ioctl, or the text of /proc/self/maps
@@ -32,8 +34,10 @@
 /* pid: this process's id (process_vm_readv's target). */
 int readable_range(pid_t pid, const void *addr, size_t len);
 
-/* The three ways, for the tests (tests/unit/readable.c): 1, 0, or -1 when
- * this way cannot tell here (errno kept). */
+/* The ways, for the tests (tests/unit/readable.c): 1, 0, or -1 when this
+ * way cannot tell here.  readable_by_populate faults in every page of the
+ * range: readable_range uses it on small ranges only. */
+int readable_by_populate(const void *addr, size_t len);
 int readable_by_pages(pid_t pid, const void *addr, size_t len);
 int readable_by_mappings(pid_t pid, const void *addr, size_t len,
                          int text_only);

@@ -1,5 +1,7 @@
 /* shim/readable.c, compiled into this test: each way of telling whether a
- * range is mapped readable (one byte per page through process_vm_readv,
+ * range is mapped readable (MADV_POPULATE_READ, which may only say it
+ * cannot tell for a mapping without PROT_READ; one byte per page through
+ * process_vm_readv,
  * PROCMAP_QUERY, the text of /proc/self/maps, PAGEMAP_SCAN for guard
  * pages) must give the same answer on holes, PROT_NONE and other
  * unreadable pages, guard pages, unaligned ends and ranges over several
@@ -19,6 +21,10 @@ static void expect_ways(const void *addr, size_t len, int want,
                         int want_mappings, const char *what)
 {
 	pid_t pid = getpid();
+	uintptr_t a = (uintptr_t)addr, ps = page_size();
+	int small = (a + len - 1) / ps - a / ps < READABLE_SMALL_PAGES;
+	/* It populates every mapping in the range: small ranges only. */
+	int populate = small ? readable_by_populate(addr, len) : want;
 	int pages = readable_by_pages(pid, addr, len);
 	int query = readable_by_mappings(pid, addr, len, 0);
 	int text = readable_by_mappings(pid, addr, len, 1);
@@ -28,6 +34,9 @@ static void expect_ways(const void *addr, size_t len, int want,
 	range = readable_range(pid, addr, len);
 	cr_expect(errno == 1234, "%s: readable_range changed errno to %d", what,
 	          errno);
+	cr_expect(populate == want || (want == 0 && populate == -1),
+	          "%s: MADV_POPULATE_READ %d, expected %d", what, populate,
+	          want);
 	cr_expect(pages == want, "%s: page by page %d, expected %d", what,
 	          pages, want);
 	cr_expect(query == want_mappings, "%s: PROCMAP_QUERY %d, expected %d",
@@ -102,6 +111,8 @@ Test(readable, holes_make_the_range_unreadable)
 	size_t ps = page_size();
 
 	cr_assert(munmap(p + 150 * ps, ps) == 0);
+	cr_expect(readable_by_populate(p + 149 * ps, 2 * ps) == 0,
+	          "MADV_POPULATE_READ cannot tell a hole");
 	expect_all(p, PAGES * ps, 0, "a hole in the middle");
 	expect_all(p + 150 * ps, ps, 0, "the hole alone");
 	expect_all(p + 150 * ps - 1, 2, 0, "mapped byte + hole byte");
