@@ -49,9 +49,9 @@
 #define WARMUP_FORKS 3
 
 /* freeze+thaw of one region of each size, on resident 4 KiB pages: up to
- * 64 pages the readability check reads a byte per page, above it asks the
- * kernel about the mappings (shim/readable.h). */
-static const size_t FREEZE_SIZES[] = {4096, 64 * 4096, 65 * 4096, 256 * 4096,
+ * 256 pages the readability check faults the pages in (MADV_POPULATE_READ),
+ * above it asks the kernel about the mappings (shim/readable.h). */
+static const size_t FREEZE_SIZES[] = {4096, 64 * 4096, 256 * 4096, 257 * 4096,
                                       256 << 20};
 #define NSIZES (sizeof(FREEZE_SIZES) / sizeof(FREEZE_SIZES[0]))
 

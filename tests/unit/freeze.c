@@ -177,31 +177,31 @@ Test(freeze, failed_freeze_leaves_no_part_of_the_range_frozen)
 	          strerror(errno));
 }
 
-/* Above READABLE_SMALL_PAGES (64) the check asks the kernel about the
- * mappings and guard pages instead of reading a byte per page. */
+/* Above READABLE_SMALL_PAGES (256) the check asks the kernel about the
+ * mappings and guard pages instead of faulting every page in. */
 Test(freeze, large_ranges_fail_with_efault_on_any_unreadable_page)
 {
-	enum { N = 300 };
+	enum { N = 600 };
 	unsigned char *p = map_pages(N);
 	size_t ps = page_size();
 	forkshim_handle h;
 
 	cr_assert(mprotect(p + 100 * ps, 50 * ps, PROT_READ) == 0);
 	h = forkshim_freeze(p + 1, N * ps - 2, "large", 0);
-	cr_expect(h != 0, "300 readable pages in two mappings: %s",
+	cr_expect(h != 0, "600 readable pages in three mappings: %s",
 	          strerror(errno));
 	cr_expect(h == 0 || forkshim_thaw(h) == 0);
-	cr_assert(mprotect(p + 200 * ps, ps, PROT_NONE) == 0);
-	expect_freeze_fails(p, N * ps, 0, EFAULT, "PROT_NONE page 200 of 300");
-	expect_freeze_fails(p + 100 * ps, 101 * ps, 0, EFAULT,
+	cr_assert(mprotect(p + 500 * ps, ps, PROT_NONE) == 0);
+	expect_freeze_fails(p, N * ps, 0, EFAULT, "PROT_NONE page 500 of 600");
+	expect_freeze_fails(p + 100 * ps, 400 * ps + 1, 0, EFAULT,
 	                    "ending in its first byte");
-	cr_assert(mprotect(p + 200 * ps, ps, PROT_READ) == 0);
-	cr_assert(munmap(p + 250 * ps, ps) == 0);
-	expect_freeze_fails(p, N * ps, 0, EFAULT, "hole at page 250 of 300");
-	expect_freeze_fails(p + 2, 251 * ps - 2, 0, EFAULT,
+	cr_assert(mprotect(p + 500 * ps, ps, PROT_READ) == 0);
+	cr_assert(munmap(p + 550 * ps, ps) == 0);
+	expect_freeze_fails(p, N * ps, 0, EFAULT, "hole at page 550 of 600");
+	expect_freeze_fails(p + 2, 550 * ps - 1, 0, EFAULT,
 	                    "ending in the hole's first byte");
 	if (madvise(p + 20 * ps, ps, MADV_GUARD_INSTALL) == 0)
-		expect_freeze_fails(p, 200 * ps, 0, EFAULT,
+		expect_freeze_fails(p, 400 * ps, 0, EFAULT,
 		                    "guard page (MADV_GUARD_INSTALL) at 20");
 	errno = 0;
 	cr_expect(forkshim_find(p + 60 * ps, 1) == 0 && errno == ENOENT,

@@ -12,7 +12,7 @@
 #include "common.h"
 #include "readable.h"
 
-#define PAGES 200 /* above READABLE_SMALL_PAGES: the large path */
+#define PAGES 300 /* above READABLE_SMALL_PAGES: the large path */
 
 /* Asks every way about [addr, addr+len) and expects `want` from each
  * that can tell (-1: it cannot here); the mappings alone cannot see guard
@@ -206,8 +206,8 @@ Test(readable, file_pages_past_the_end_of_the_file_are_unreadable)
 	cr_assert(p != MAP_FAILED && q != MAP_FAILED);
 	expect_all(p, 100 * ps, 1, "shared: the file's 100 pages");
 	expect_all(q, 100 * ps, 1, "private: the file's 100 pages");
-	expect_all(p, PAGES * ps, 0, "shared: 100 pages past the end");
-	expect_all(q, PAGES * ps, 0, "private: 100 pages past the end");
+	expect_all(p, PAGES * ps, 0, "shared: 200 pages past the end");
+	expect_all(q, PAGES * ps, 0, "private: 200 pages past the end");
 	expect_all(p + 100 * ps - 1, 2, 0, "the file's last byte + the next");
 	cr_assert(ftruncate(fd, 50 * (off_t)ps + 1) == 0);
 	expect_all(p + 1, 51 * ps - 1, 1, "up to the page with the new end");
@@ -226,18 +226,18 @@ Test(readable, many_file_mappings_in_a_row_are_all_checked)
 	cr_assert(fd >= 0);
 	unlink(path);
 	cr_assert(ftruncate(fd, (off_t)ps) == 0);
-	p = mmap(NULL, 100 * ps, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	p = mmap(NULL, 300 * ps, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	cr_assert(p != MAP_FAILED);
-	/* 99 one-page mappings of the file's page 0: none can merge. */
-	for (size_t i = 0; i < 99; i++)
+	/* 299 one-page mappings of the file's page 0: none can merge. */
+	for (size_t i = 0; i < 299; i++)
 		cr_assert(mmap(p + i * ps, ps, PROT_READ,
 		               MAP_SHARED | MAP_FIXED, fd, 0) != MAP_FAILED);
-	expect_all(p, 99 * ps, 1, "99 file mappings");
-	/* The 100th: two pages of a one-page file. */
-	cr_assert(mmap(p + 98 * ps, 2 * ps, PROT_READ, MAP_SHARED | MAP_FIXED,
+	expect_all(p, 299 * ps, 1, "299 file mappings");
+	/* The 300th: two pages of a one-page file. */
+	cr_assert(mmap(p + 298 * ps, 2 * ps, PROT_READ, MAP_SHARED | MAP_FIXED,
 	               fd, 0) != MAP_FAILED);
-	expect_all(p, 100 * ps, 0, "and a page past the end at the last");
-	expect_all(p, 99 * ps, 1, "up to that page");
+	expect_all(p, 300 * ps, 0, "and a page past the end at the last");
+	expect_all(p, 299 * ps, 1, "up to that page");
 	close(fd);
-	munmap(p, 100 * ps);
+	munmap(p, 300 * ps);
 }
