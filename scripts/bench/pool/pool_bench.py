@@ -25,7 +25,8 @@ scripts/bench/pool/run does.
                   [--png FILE] [--json F]
 
 --methods b,d repeats only the two the time target compares, cheaply
-((a) takes minutes); ratios to a method left out are not printed.
+((a) takes minutes), in that order in each round (d,b for the other);
+ratios to a method left out are not printed.
 """
 
 import argparse
@@ -401,7 +402,8 @@ def main():
         return 0
 
     cases = [c for c in args.cases.split(",") if c]
-    methods = [m for m in METHODS if m in args.methods.split(",")]
+    # In the order given: "d,b" runs (d) first in each round.
+    methods = [m for m in args.methods.split(",") if m in METHODS]
     print("forkshim pool benchmark: python %s, numpy %s, shim %s, %d cores"
           % (sys.version.split()[0], __import__("numpy").__version__,
              forkshim.version() or "NOT LOADED (every (b) goes by value)",
