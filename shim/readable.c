@@ -88,17 +88,24 @@ int readable_by_pages(pid_t pid, const void *addr, size_t len)
  * (madvise with length 0 answers EINVAL for an unknown advice only). */
 static int populate_known;
 
-int readable_by_populate(const void *addr, size_t len)
+static int can_populate(uintptr_t page_start)
 {
-	uintptr_t page = page_size(), start = (uintptr_t)addr & ~(page - 1);
 	int known = __atomic_load_n(&populate_known, __ATOMIC_RELAXED);
 
 	if (known == 0) {
-		known =
-		    madvise((void *)start, 0, MADV_POPULATE_READ) == 0 ? 1 : 2;
+		known = madvise((void *)page_start, 0, MADV_POPULATE_READ) == 0
+		            ? 1
+		            : 2;
 		__atomic_store_n(&populate_known, known, __ATOMIC_RELAXED);
 	}
-	if (known != 1)
+	return known == 1;
+}
+
+int readable_by_populate(const void *addr, size_t len)
+{
+	uintptr_t page = page_size(), start = (uintptr_t)addr & ~(page - 1);
+
+	if (!can_populate(start))
 		return UNSURE;
 	/* Faults the pages in readable, as reading them would, without
 	 * reading them: EFAULT where that would raise SIGSEGV or SIGBUS
@@ -349,7 +356,10 @@ int readable_range(pid_t pid, const void *addr, size_t len)
 {
 	uintptr_t page = page_size(), a = (uintptr_t)addr;
 	uintptr_t pages = (a + len - 1) / page - a / page + 1;
-	int saved = errno, large = pages > READABLE_SMALL_PAGES, r = UNSURE;
+	int saved = errno, r = UNSURE;
+	int large = pages > (can_populate(a & ~(page - 1))
+	                         ? READABLE_SMALL_PAGES
+	                         : READABLE_SMALL_PAGES_NO_POPULATE);
 
 	if (large)
 		r = by_system_calls(pid, addr, len);

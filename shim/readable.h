@@ -7,11 +7,10 @@
  * lightweight guard page (MADV_GUARD_INSTALL) or on a file mapping's page
  * past the file's end (reading it raises SIGBUS).
  *
- * Small ranges (up to READABLE_SMALL_PAGES pages, READABLE_SMALL_PAGES_
- * NO_POPULATE on kernels before 5.14) are faulted in readable
- * with MADV_POPULATE_READ (Linux 5.14), which answers EFAULT or ENOMEM
- * instead of faulting; where it cannot tell (EINVAL: no PROT_READ, or an
- * older kernel) one byte per page is read through process_vm_readv.
+ * Small ranges (below) are faulted in readable with MADV_POPULATE_READ
+ * (Linux 5.14), which answers EFAULT or ENOMEM instead of faulting; where
+ * it cannot tell (EINVAL: no PROT_READ, or an older kernel) one byte per
+ * page is read through process_vm_readv.
  * Larger ones cost a few system calls whatever their size and read no page
  * but the last one of each file mapping in the range: the mappings that
  * cover the range (the PROCMAP_QUERY ioctl, or the text of /proc/self/maps
@@ -34,7 +33,7 @@
  * 6.18) the large path costs ~11 us whatever the size, MADV_POPULATE_READ
  * ~1.5 us + 40 ns a page, process_vm_readv ~2 us + 130 ns a page. */
 #define READABLE_SMALL_PAGES 256
-#define READABLE_SMALL_PAGES_NO_POPULATE 64
+#define READABLE_SMALL_PAGES_NO_POPULATE 64 /* before Linux 5.14 */
 
 /* pid: this process's id (process_vm_readv's target). */
 int readable_range(pid_t pid, const void *addr, size_t len);
