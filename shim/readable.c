@@ -352,7 +352,7 @@ static int by_system_calls(pid_t pid, const void *addr, size_t len)
 	return r == YES ? readable_no_guard_pages(addr, len) : r;
 }
 
-int readable_range(pid_t pid, const void *addr, size_t len)
+int readable_range(pid_t pid, const void *addr, size_t len, unsigned which)
 {
 	uintptr_t page = page_size(), a = (uintptr_t)addr;
 	uintptr_t pages = (a + len - 1) / page - a / page + 1;
@@ -361,6 +361,8 @@ int readable_range(pid_t pid, const void *addr, size_t len)
 	                         ? READABLE_SMALL_PAGES
 	                         : READABLE_SMALL_PAGES_NO_POPULATE);
 
+	if (!(which & (large ? READABLE_LARGE : READABLE_SMALL)))
+		return 1; /* the other call's */
 	if (large)
 		r = by_system_calls(pid, addr, len);
 	else

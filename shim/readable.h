@@ -20,9 +20,9 @@
  * read decides.
  *
  * Async-signal-safe: system calls and the stack only, no malloc, no stdio,
- * no lock; errno is kept.  It opens and closes descriptors of /proc/self:
- * table.c calls it under the table lock, so no fork() of another thread
- * copies them into a child. */
+ * no lock; errno is kept.  The large way opens and closes descriptors of
+ * /proc/self: table.c calls it under the table lock, so no fork() of
+ * another thread copies them into a child. */
 #ifndef FORKSHIM_READABLE_H
 #define FORKSHIM_READABLE_H
 
@@ -35,8 +35,15 @@
 #define READABLE_SMALL_PAGES 256
 #define READABLE_SMALL_PAGES_NO_POPULATE 64 /* before Linux 5.14 */
 
-/* pid: this process's id (process_vm_readv's target). */
-int readable_range(pid_t pid, const void *addr, size_t len);
+/* pid: this process's id (process_vm_readv's target).  which says what is
+ * checked: READABLE_SMALL a small range, READABLE_LARGE a large one (the
+ * other size answers 1 at once), both every range.  table.c checks small
+ * ranges before it takes the table lock, so that a fault taking long (a
+ * file read in, a userfaultfd) holds up no fork, and large ones under it,
+ * because the large way opens descriptors. */
+#define READABLE_SMALL 1u
+#define READABLE_LARGE 2u
+int readable_range(pid_t pid, const void *addr, size_t len, unsigned which);
 
 /* The ways, for the tests (tests/unit/readable.c): 1, 0, or -1 when this
  * way cannot tell here.  readable_by_populate faults in every page of the

@@ -558,10 +558,15 @@ forkshim_handle table_freeze(const void *addr, size_t len, const char *name,
 		errno = EINVAL;
 		return 0;
 	}
+	ensure_adopted(); /* readable_range needs our pid */
+	if (!readable_range(t.pid, addr, len, READABLE_SMALL)) {
+		errno = EFAULT;
+		return 0;
+	}
 	if (writer_enter() < 0)
 		return 0;
 	/* Under the lock: no fork copies the descriptors it opens. */
-	if (!readable_range(t.pid, addr, len)) {
+	if (!readable_range(t.pid, addr, len, READABLE_LARGE)) {
 		writer_leave();
 		errno = EFAULT;
 		return 0;

@@ -31,7 +31,7 @@ static void expect_ways(const void *addr, size_t len, int want,
 	int range;
 
 	errno = 1234;
-	range = readable_range(pid, addr, len);
+	range = readable_range(pid, addr, len, READABLE_SMALL | READABLE_LARGE);
 	cr_expect(errno == 1234, "%s: readable_range changed errno to %d", what,
 	          errno);
 	cr_expect(populate == want || (want == 0 && populate == -1),
@@ -92,6 +92,14 @@ Test(readable, a_prot_none_page_makes_the_range_unreadable)
 	expect_all(p + 100 * ps + 5, 1, 0, "one PROT_NONE byte");
 	expect_all(p + 101 * ps, 99 * ps, 1, "the readable pages after it");
 	expect_all(p, 100 * ps, 1, "the readable pages before it");
+	/* Each size is one call's: table.c makes one before the lock, one
+	 * under it. */
+	cr_expect(readable_range(getpid(), p, PAGES * ps, READABLE_SMALL) == 1);
+	cr_expect(readable_range(getpid(), p, PAGES * ps, READABLE_LARGE) == 0);
+	cr_expect(readable_range(getpid(), p + 100 * ps, 1, READABLE_LARGE) ==
+	          1);
+	cr_expect(readable_range(getpid(), p + 100 * ps, 1, READABLE_SMALL) ==
+	          0);
 }
 
 Test(readable, write_only_and_exec_only_pages_are_unreadable)
