@@ -872,7 +872,7 @@ int main(int argc, char **argv)
 		char what[64];
 		size_t kib = FREEZE_SIZES[i] / 1024;
 
-		if (kib >= 1024)
+		if (kib % 1024 == 0)
 			snprintf(what, sizeof(what), "%zu MiB", kib / 1024);
 		else
 			snprintf(what, sizeof(what), "%zu KiB", kib);
