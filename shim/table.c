@@ -7,13 +7,13 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
-#include <sys/uio.h>
 #include <unistd.h>
 
 #include "guard.h"
 #include "handle.h"
 #include "log.h"
 #include "procpage.h"
+#include "readable.h"
 #include "tree.h"
 
 #define LOAD(p) __atomic_load_n((p), __ATOMIC_RELAXED)
@@ -521,36 +521,6 @@ forkshim_handle table_find(const void *addr, size_t len)
 
 /* ---- writers ---- */
 
-/* Whether every page of [addr, addr+len) is mapped readable: one byte per
- * page, read through the kernel, which answers EFAULT instead of faulting. */
-static int range_readable(const void *addr, size_t len)
-{
-	enum { BATCH = 512 };
-	size_t page = t.page;
-	uintptr_t a = (uintptr_t)addr, end = a + len;
-	uintptr_t p = a & ~(page - 1);
-	struct iovec remote[BATCH];
-	char sink[BATCH];
-	struct iovec local = {sink, 0};
-
-	while (p < end) {
-		int n = 0;
-
-		for (; n < BATCH && p < end; n++, p += page) {
-			remote[n].iov_base = (void *)(p < a ? a : p);
-			remote[n].iov_len = 1;
-		}
-		local.iov_len = (size_t)n;
-		ssize_t got = process_vm_readv(t.pid, &local, 1, remote,
-		                               (unsigned long)n, 0);
-		if (got < 0 && (errno == ENOSYS || errno == EPERM))
-			return 1; /* cannot tell here; trust the caller */
-		if (got != n)
-			return 0;
-	}
-	return 1;
-}
-
 /* Moves to the next key of our segment, or starts our segment. */
 static void rotate_key(void)
 {
@@ -600,13 +570,19 @@ forkshim_handle table_freeze(const void *addr, size_t len, const char *name,
 		errno = EINVAL;
 		return 0;
 	}
-	ensure_adopted(); /* range_readable needs our pid */
-	if (!range_readable(addr, len)) {
+	ensure_adopted(); /* readable_range needs our pid */
+	if (!readable_range(t.pid, addr, len, READABLE_SMALL)) {
 		errno = EFAULT;
 		return 0;
 	}
 	if (writer_enter() < 0)
 		return 0;
+	/* Under the lock: no fork copies the descriptors it opens. */
+	if (!readable_range(t.pid, addr, len, READABLE_LARGE)) {
+		writer_leave();
+		errno = EFAULT;
+		return 0;
+	}
 	if (tree_lookup_locked(&t.tree, a + len - 1, &near) && near.end > a) {
 		if (near.start == a && near.end == a + len &&
 		    t.cold[handle_slot(near.handle)].freezes < UINT32_MAX) {

@@ -6,19 +6,23 @@ keeps a table of *frozen* memory regions that forked children inherit;
 this module freezes objects there and sends a 64-bit handle in their place,
 which the worker turns back into the very same object::
 
-    import forkshim, multiprocessing as mp
-    arr = numpy.load("big.npy")
-    ref = forkshim.share(arr)              # before the pool starts
-    with mp.get_context("fork").Pool(4) as pool:
-        pool.map(work, [(ref, i) for i in range(16)])   # work gets arr itself
+    import multiprocessing as mp, numpy as np, forkshim
+    arr = np.random.rand(32 * 2**20)               # 256 MiB of float64
+    ref = forkshim.share(arr)                      # before the pool is forked
+    with mp.get_context("fork").Pool(2) as pool:   # each task receives arr
+        print(pool.map(np.sum, [ref] * 16))
 
 ``share(obj)`` pickles as a handle only when every live child of this
 process can resolve it (``forkshim_visible(h, 0)``) and the pickle is not
 meant for a spawn or forkserver process; otherwise it pickles as the
 object's value and warns once (``FallbackWarning``).  A handle that still
-fails to resolve where it is unpickled raises ``HandleError`` naming the
-reason; it never crashes the process.  Without the shim everything works
-by value.
+fails to resolve where it is unpickled (forged, thawed, frozen after that
+process was forked, no shim there) gives an ``Unresolved`` whose first use
+raises ``HandleError`` naming the errno and its reason.  Unpickling itself
+never raises, so a pool worker never dies on such a task: the error comes
+back as the task's exception (``pool.map()``, ``future.result()`` raise it
+in the parent) instead of the pool waiting forever.  Without the shim
+everything works by value.
 
 Pure Python (ctypes only), CPython >= 3.8.  The C ABI is described in
 ``shim/include/forkshim.h``.
@@ -40,7 +44,7 @@ __version__ = "0.1.0"
 __all__ = [
     "available", "version", "freeze", "thaw", "frozen", "share", "SharedRef",
     "unwrap", "resolve", "visible", "info", "sharing", "prepare_fork",
-    "HandleError", "FallbackWarning", "Info", "Sharing",
+    "HandleError", "FallbackWarning", "Unresolved", "Info", "Sharing",
 ]
 
 
@@ -546,14 +550,90 @@ def _readonly_view(obj):
 
 def _restore(handle, typename, addr, length, readonly=False):
     """Unpickles a share() proxy sent by handle: the original object (or a
-    read-only view of it), or HandleError."""
-    obj = _resolve(handle, typename, addr, length)
-    return _readonly_view(obj) if readonly else obj
+    read-only view of it), or an Unresolved stand-in that raises the
+    HandleError at its first use.  Never raises: a multiprocessing worker
+    that fails to unpickle a task exits (pool.worker takes an OSError from
+    its queue for a closed pipe) and the task is lost."""
+    try:
+        obj = _resolve(handle, typename, addr, length)
+        return _readonly_view(obj) if readonly else obj
+    except HandleError as e:
+        return Unresolved(e)
+    except Exception as e:  # a forged stream's fields
+        return Unresolved(HandleError(
+            errno.EBADF, "forkshim: malformed share() pickle (%s: %s)"
+            % (type(e).__name__, e)))
 
 
 def _readonly_copy(obj):
     """Unpickles a read-only share() proxy sent by value."""
-    return _readonly_view(obj)
+    try:
+        return _readonly_view(obj)
+    except Exception as e:
+        return Unresolved(HandleError(
+            errno.EBADF, "forkshim: malformed share() pickle (%s: %s)"
+            % (type(e).__name__, e)))
+
+
+def _raise_unresolved(self, *args, **kwargs):
+    raise object.__getattribute__(self, "error")
+
+
+class Unresolved(object):
+    """What unpickling a share() handle gives where it does not resolve (a
+    forged or stale handle, a process that does not inherit the object, a
+    process without the shim).  Its first use (attributes, len(), [],
+    iteration, calls, arithmetic, comparisons, bool(), hash(), isinstance()
+    against another class, numpy.asarray(), pickling it on) raises the
+    HandleError that names the errno and its reason, as does
+    ``forkshim.unwrap(x)``; ``x.error`` is that exception.
+
+    Unpickling itself never raises: in a multiprocessing Pool worker (and
+    a ProcessPoolExecutor's) an exception while the task is unpickled
+    kills the worker and loses the task, so the parent would wait forever.
+    Raised where the worker function touches the object, the HandleError
+    travels back as the task's exception: pool.map(), future.result()
+    raise it in the parent."""
+
+    __slots__ = ("error",)
+
+    def __init__(self, error):
+        object.__setattr__(self, "error", error)
+
+    def __repr__(self):
+        e = object.__getattribute__(self, "error")
+        return "<forkshim.Unresolved: %s>" % (e.strerror or e)
+
+    __str__ = __repr__
+
+    def __getattr__(self, name):
+        raise object.__getattribute__(self, "error")
+
+    @property
+    def __class__(self):
+        # isinstance(x, C) for any C other than Unresolved asks __class__.
+        raise object.__getattribute__(self, "error")
+
+    def __setattr__(self, name, value):
+        raise object.__getattribute__(self, "error")
+
+    __delattr__ = __setattr__
+
+
+for _name in (
+        "__call__ __len__ __iter__ __reversed__ __contains__ __getitem__ "
+        "__setitem__ __delitem__ __bool__ __hash__ __eq__ __ne__ __lt__ "
+        "__le__ __gt__ __ge__ __index__ __int__ __float__ __complex__ "
+        "__bytes__ __buffer__ __array__ __enter__ __exit__ __await__ "
+        "__aiter__ __reduce__ __reduce_ex__ __getstate__ __copy__ "
+        "__deepcopy__ __neg__ __pos__ __abs__ __invert__ __round__ "
+        "__trunc__ __floor__ __ceil__ __fspath__").split():
+    setattr(Unresolved, _name, _raise_unresolved)
+for _op in ("add sub mul matmul truediv floordiv mod divmod pow lshift "
+            "rshift and xor or").split():
+    for _name in ("__%s__", "__r%s__", "__i%s__"):
+        setattr(Unresolved, _name % _op, _raise_unresolved)
+del _name, _op
 
 
 def _unusable_reason(handle):
@@ -708,7 +788,10 @@ def share(obj, readonly=False):
 
 
 def unwrap(x):
-    """The object behind a SharedRef; anything else unchanged."""
+    """The object behind a SharedRef; raises the HandleError of an
+    Unresolved; anything else unchanged."""
+    if type(x) is Unresolved:
+        raise object.__getattribute__(x, "error")
     return x.obj if isinstance(x, SharedRef) else x
 
 

@@ -48,6 +48,13 @@
 #define TIMED_ROUNDS 5
 #define WARMUP_FORKS 3
 
+/* freeze+thaw of one region of each size, on resident 4 KiB pages: up to
+ * 256 pages the readability check faults the pages in (MADV_POPULATE_READ),
+ * above it asks the kernel about the mappings (shim/readable.h). */
+static const size_t FREEZE_SIZES[] = {4096, 64 * 4096, 256 * 4096, 257 * 4096,
+                                      256 << 20};
+#define NSIZES (sizeof(FREEZE_SIZES) / sizeof(FREEZE_SIZES[0]))
+
 #define TARGET_DEREF_NS 10.0
 #define TARGET_FIND_NS 200.0
 #define TARGET_FORK_SMALL 1.02
@@ -350,6 +357,16 @@ static int worker_inproc(void)
 	       best_ns_per_op(run_freeze_thaws, &ft));
 
 	char *buf = resident_gib();
+
+	for (size_t i = 0; i < NSIZES; i++) {
+		ft.addr = buf;
+		ft.len = FREEZE_SIZES[i];
+		printf("freeze_thaw_size_%zu %.1f\n", i,
+		       best_ns_per_op(run_freeze_thaws, &ft));
+	}
+	if (ft.failures)
+		die("freeze+thaw failed %" PRIu64 " times", ft.failures);
+
 	size_t addrs_size = NADDRS * sizeof(*addrs);
 	size_t handles_size = NREGIONS * sizeof(*handles);
 	addrs = mmap(NULL, addrs_size, PROT_READ | PROT_WRITE,
@@ -666,6 +683,7 @@ static void measure_fork_case(struct fork_case *c, const char *shim, int rounds)
 struct results {
 	char version[64];
 	double deref, find_1, find_n, freeze_thaw_empty, freeze_thaw_full;
+	double freeze_thaw_size[NSIZES];
 	double find_1_wrong, find_n_wrong; /* fractions of lookups */
 	double bulk_freeze, bulk_thaw;
 	long rss_before, rss_after, vmrss_delta;
@@ -696,8 +714,13 @@ static void measure_inproc(struct results *res, const char *shim)
 
 	worker_start(&w, "inproc", shim);
 	while (fgets(line, sizeof(line), w.from)) {
+		size_t size_i;
+
 		if (sscanf(line, "%63s %63s", key, value) != 2)
 			continue;
+		if (sscanf(key, "freeze_thaw_size_%zu", &size_i) == 1 &&
+		    size_i < NSIZES)
+			res->freeze_thaw_size[size_i] = strtod(value, NULL);
 		if (strcmp(key, "version") == 0)
 			snprintf(res->version, sizeof(res->version), "%s",
 			         value);
@@ -845,6 +868,18 @@ int main(int argc, char **argv)
 	}
 	printf("  freeze+thaw pair, empty table                       %8.1f\n",
 	       res.freeze_thaw_empty);
+	for (size_t i = 0; i < NSIZES; i++) {
+		char what[64];
+		size_t kib = FREEZE_SIZES[i] / 1024;
+
+		if (kib % 1024 == 0)
+			snprintf(what, sizeof(what), "%zu MiB", kib / 1024);
+		else
+			snprintf(what, sizeof(what), "%zu KiB", kib);
+		printf("  freeze+thaw pair, one %-8s region (%6zu pages)  "
+		       "%10.1f\n",
+		       what, FREEZE_SIZES[i] / 4096, res.freeze_thaw_size[i]);
+	}
 	printf("  freeze+thaw pair, 1,048,575 live regions            %8.1f\n",
 	       res.freeze_thaw_full);
 	printf("  freeze of 1,048,576 regions, one after another      %8.1f\n",

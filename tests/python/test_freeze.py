@@ -292,7 +292,8 @@ class WithoutShim(unittest.TestCase):
     def test_resolve_and_info_raise_enosys(self):
         for call in (lambda: forkshim.resolve(5),
                      lambda: forkshim.info(5),
-                     lambda: forkshim._restore(5, "dict", 1, 48, False)):
+                     lambda: forkshim.unwrap(
+                         forkshim._restore(5, "dict", 1, 48, False))):
             with self.assertRaises(forkshim.HandleError) as cm:
                 call()
             self.assertEqual(cm.exception.errno, errno.ENOSYS)

@@ -1,7 +1,12 @@
-"""`pip install inject/python` installs an importable forkshim module."""
+"""`pip install inject/python` installs an importable forkshim module; the
+module is CPython 3.8 code (and runs on a 3.8 interpreter where one is
+installed); the README's five-line example runs as printed."""
 
+import ast
+import glob
 import importlib.util
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -11,6 +16,44 @@ import unittest
 from support import REPO, SHIM, ModeTest  # noqa: F401
 
 SOURCE = os.path.join(REPO, "inject", "python")
+MODULE = os.path.join(SOURCE, "forkshim.py")
+
+# Shares a dict with a fork Pool, unpickles it, then a forged handle: by
+# handle under the shim, by value without it.
+SMOKE = r"""
+import multiprocessing as mp, pickle, sys
+sys.path.insert(0, sys.argv[1])
+import forkshim
+
+def size(arg):
+    return len(arg[0]) + arg[1]
+
+d = {i: str(i) for i in range(1000)}
+ref = forkshim.share(d)
+with mp.get_context("fork").Pool(2) as pool:
+    print(pool.map(size, [(ref, i) for i in range(3)]))
+print(pickle.loads(pickle.dumps(ref)) is d)
+data = pickle.dumps(ref)
+if ref.handle:  # forged: another handle in the same stream
+    data = data.replace(ref.handle.to_bytes(8, "little"), b"\x01" * 8)
+print(type(pickle.loads(data)).__name__)
+"""
+
+
+def python38():
+    """A working CPython 3.8 interpreter under pyenv or on PATH, or None."""
+    for exe in sorted(glob.glob(os.path.expanduser(
+            "~/.pyenv/versions/3.8*/bin/python3.8"))) + [
+            shutil.which("python3.8")]:
+        try:
+            r = subprocess.run([exe, "-c", "import sys; print(sys.version_info"
+                                "[:2] == (3, 8))"], stdout=subprocess.PIPE,
+                               stderr=subprocess.DEVNULL, timeout=60)
+        except (TypeError, OSError, subprocess.SubprocessError):
+            continue
+        if r.returncode == 0 and r.stdout.strip() == b"True":
+            return exe
+    return None
 
 
 @unittest.skipIf(importlib.util.find_spec("pip") is None,
@@ -42,6 +85,55 @@ class Install(unittest.TestCase):
             self.assertEqual(probe.returncode, 0, lines)
             self.assertEqual(lines[0], os.path.join(target, "forkshim.py"))
             self.assertEqual(lines[1], "%s 0.1.0" % SHIM)
+
+
+
+class Compatibility(unittest.TestCase):
+    def test_module_parses_with_the_python_3_8_grammar(self):
+        with open(MODULE) as f:
+            ast.parse(f.read(), MODULE, feature_version=(3, 8))
+
+    def test_python_3_8_runs_the_module(self):
+        exe = python38()
+        if exe is None:
+            self.skipTest("no python3.8 on PATH or under ~/.pyenv")
+        run = subprocess.run([exe, "-I", "-c", SMOKE, SOURCE],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             timeout=120)
+        self.assertEqual(run.returncode, 0, run.stderr.decode())
+        out = run.stdout.decode().split("\n")
+        self.assertEqual(out[0], "[1000, 1001, 1002]")
+        self.assertEqual(out[1], str(SHIM))  # the object itself
+        self.assertEqual(out[2], "Unresolved" if SHIM else "dict")
+
+
+class ReadmeExample(unittest.TestCase):
+    """The five lines README.md shows under "Use from Python", run as they
+    are but for the array's size."""
+
+    def example(self):
+        with open(os.path.join(REPO, "README.md")) as f:
+            text = f.read()
+        section = text[text.index("## Use from Python"):]
+        code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+        self.assertEqual(len(code.strip().splitlines()), 5, code)
+        self.assertIn("32 * 2**20", code)
+        return code.replace("32 * 2**20", "2**15")
+
+    def test_readme_example_runs_and_shares_by_handle(self):
+        env = dict(os.environ, PYTHONPATH=SOURCE)
+        run = subprocess.run([sys.executable, "-c", self.example()],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             env=env, timeout=120)
+        err = run.stderr.decode()
+        self.assertEqual(run.returncode, 0, err)
+        sums = eval(run.stdout.decode())  # a printed list of floats
+        self.assertEqual(len(sums), 16)
+        self.assertEqual(len(set(sums)), 1)
+        if SHIM:
+            self.assertNotIn("FallbackWarning", err)
+        else:
+            self.assertEqual(err.count("FallbackWarning"), 1, err)
 
 
 if __name__ == "__main__":

@@ -1,9 +1,11 @@
 """share() with multiprocessing pools, processes and executors in every
 start method: fork-started workers get the object itself, the others its
 value; a bad handle raises HandleError in the worker and the worker lives
-on."""
+on; a task whose handle does not resolve fails with HandleError in the
+parent, and no pool ever hangs on one."""
 
 import concurrent.futures
+import errno
 import multiprocessing
 import pickle
 import unittest
@@ -12,8 +14,8 @@ import numpy
 
 import workers
 # ModeTest: imported to run here too (checks the shim's presence).
-from support import (HANDLE_ERRNOS, Forged, ModeTest, Recorder, forkshim,
-                     needs_plain, needs_shim)
+from support import (HANDLE_ERRNOS, SHIM, Forged, ModeTest, Recorder,
+                     forkshim, needs_plain, needs_shim)
 
 TASKS = 16
 
@@ -207,6 +209,106 @@ class Pools(unittest.TestCase):
             self.assertNotEqual(ida, id(self.a))
             self.assertTrue(same_a and same_m)
             self.assertEqual(n, 3)
+
+
+class BadHandlesInTasks(unittest.TestCase):
+    """Regression: a HandleError (an OSError) raised while a Pool worker
+    unpickled its task made the worker exit (pool.worker takes an OSError
+    from its queue for a closed pipe), the task was lost and map() waited
+    forever; an executor's worker died and the pool broke.  Unpickling now
+    gives a forkshim.Unresolved whose first use raises the HandleError
+    inside the task, so the parent gets it as the task's exception.
+    Without the shim the same stream fails with ENOSYS."""
+
+    WAIT = 60  # seconds: far more than the tasks take; a hang fails here
+
+    def setUp(self):
+        self.values = numpy.arange(64, dtype=numpy.float64)
+
+    def forged(self):
+        return Forged(0x1234567, "ndarray", self.values.ctypes.data, 96,
+                      False)
+
+    def assert_names_the_reason(self, e, errnos=None):
+        if errnos is None:
+            errnos = HANDLE_ERRNOS if SHIM else {errno.ENOSYS}
+        self.assertIsInstance(e, forkshim.HandleError)
+        self.assertIn(e.errno, errnos, str(e))
+        self.assertIn(errno.errorcode[e.errno], str(e))
+        self.assertIn("does not resolve" if SHIM else "not loaded", str(e))
+
+    def good_tasks(self, n):
+        return [(self.values, i) for i in range(n)]
+
+    def test_pool_map_raises_the_handle_error_instead_of_hanging(self):
+        with ctx("fork").Pool(2) as pool:
+            args = self.good_tasks(3) + [(self.forged(), 0)] + \
+                self.good_tasks(3)
+            job = pool.map_async(workers.sixteenth_sum, args, chunksize=1)
+            with self.assertRaises(forkshim.HandleError) as cm:
+                job.get(timeout=self.WAIT)
+            self.assert_names_the_reason(cm.exception)
+            # Both workers still serve tasks.
+            got = pool.map_async(workers.sixteenth_sum, self.good_tasks(16),
+                                 chunksize=1).get(timeout=self.WAIT)
+            self.assertEqual(sum(got), float(self.values.sum()))
+
+    def test_pool_apply_raises_for_every_bad_task(self):
+        with ctx("fork").Pool(1) as pool:
+            for _ in range(3):  # one worker: it would die at the first
+                job = pool.apply_async(workers.sixteenth_sum,
+                                       ((self.forged(), 0),))
+                with self.assertRaises(forkshim.HandleError) as cm:
+                    job.get(timeout=self.WAIT)
+                self.assert_names_the_reason(cm.exception)
+
+    @needs_shim
+    def test_object_frozen_after_the_pool_started_names_enoent(self):
+        # share() sends such an object by value; a stream made anyway (or
+        # a worker forked in a race) must fail with ENOENT, not hang.
+        with ctx("fork").Pool(2) as pool:
+            late = numpy.arange(32, dtype=numpy.float64)
+            h = forkshim.freeze(late)
+            try:
+                i = forkshim.info(h)
+                job = pool.map_async(
+                    workers.sixteenth_sum,
+                    [(Forged(h, "ndarray", i.addr, i.len, False), 0)] * 4,
+                    chunksize=1)
+                with self.assertRaises(forkshim.HandleError) as cm:
+                    job.get(timeout=self.WAIT)
+            finally:
+                forkshim.thaw(h)
+        self.assert_names_the_reason(cm.exception, {errno.ENOENT})
+        self.assertIn("frozen after this process was forked",
+                      str(cm.exception))
+
+    def test_executor_future_raises_the_handle_error(self):
+        with concurrent.futures.ProcessPoolExecutor(
+                2, mp_context=ctx("fork")) as ex:
+            bad = ex.submit(workers.sixteenth_sum, (self.forged(), 0))
+            with self.assertRaises(forkshim.HandleError) as cm:
+                bad.result(timeout=self.WAIT)
+            self.assert_names_the_reason(cm.exception)
+            good = ex.submit(workers.sixteenth_sum, (self.values, 1))
+            self.assertEqual(good.result(timeout=self.WAIT),
+                             float(self.values[4:8].sum()))
+
+    def test_spawn_process_target_gets_the_handle_error(self):
+        # The arguments of a spawn Process are unpickled before its target
+        # runs: that must not kill the child.
+        q = ctx("spawn").Queue()
+        p = ctx("spawn").Process(target=workers.process_sum,
+                                 args=((self.forged(), 0), q))
+        p.start()
+        p.join(self.WAIT)
+        if p.exitcode is None:
+            p.kill()
+            p.join()
+            self.fail("the spawn child hung")
+        self.assertEqual(p.exitcode, 0, "the spawn child died")
+        err, text = q.get(timeout=self.WAIT)
+        self.assert_names_the_reason(forkshim.HandleError(err, text))
 
 
 if __name__ == "__main__":

@@ -153,8 +153,9 @@ class ByHandle(unittest.TestCase):
 
     def test_handle_of_a_collected_proxy_names_the_cause(self):
         data = pickle.dumps(forkshim.share(Model(2)))  # proxy dies here
+        got = pickle.loads(data)
         with self.assertRaises(forkshim.HandleError) as cm:
-            pickle.loads(data)
+            got.weights
         self.assertEqual(cm.exception.errno, errno.ESTALE)
         self.assertIn("SharedRef", str(cm.exception))
 
@@ -184,12 +185,40 @@ class ByHandle(unittest.TestCase):
 
 @needs_shim
 class Forgeries(unittest.TestCase):
-    """Unpickling never crashes: every bad stream raises HandleError."""
+    """Unpickling never crashes nor raises: every bad stream gives an
+    Unresolved whose first use raises HandleError."""
 
     def loads_error(self, *fields):
+        got = pickle.loads(pickle.dumps(Forged(*fields)))
+        self.assertIs(type(got), forkshim.Unresolved)
         with self.assertRaises(forkshim.HandleError) as cm:
-            pickle.loads(pickle.dumps(Forged(*fields)))
+            forkshim.unwrap(got)
+        self.assertIs(got.error, cm.exception)
         return cm.exception
+
+    def test_every_use_of_an_unresolved_raises_its_handle_error(self):
+        got = pickle.loads(pickle.dumps(Forged(1, "ndarray", 1, 96, False)))
+        uses = {
+            "attribute": lambda: got.sum, "len": lambda: len(got),
+            "item": lambda: got[0], "slice": lambda: got[1:3],
+            "iteration": lambda: list(got), "in": lambda: 1 in got,
+            "call": lambda: got(), "bool": lambda: bool(got),
+            "==": lambda: got == 1, "hash": lambda: hash(got),
+            "+": lambda: got + 1, "radd": lambda: 1 + got,
+            "float": lambda: float(got), "index": lambda: [0][got],
+            "isinstance": lambda: isinstance(got, numpy.ndarray),
+            "numpy.asarray": lambda: numpy.asarray(got),
+            "numpy.sum": lambda: numpy.sum(got),
+            "setattr": lambda: setattr(got, "x", 1),
+            "pickle": lambda: pickle.dumps(got),
+            "copy": lambda: copy.copy(got),
+        }
+        for what, use in uses.items():
+            with self.assertRaises(forkshim.HandleError, msg=what) as cm:
+                use()
+            self.assertIs(cm.exception, got.error, what)
+        self.assertIsInstance(got, forkshim.Unresolved)
+        self.assertIn("does not resolve", repr(got))
 
     def test_random_handles_fail_with_a_handle_errno(self):
         rng = random.Random(6)
@@ -241,8 +270,9 @@ class Forgeries(unittest.TestCase):
         ref.release()
 
         def child():
+            got = pickle.loads(pickle.dumps(Forged(*fields)))
             try:
-                pickle.loads(pickle.dumps(Forged(*fields)))
+                forkshim.unwrap(got)
             except forkshim.HandleError as e:
                 return e.errno, str(e)
         err, text = in_child(child)
@@ -264,7 +294,7 @@ class Forgeries(unittest.TestCase):
                     break
                 chunks.append(c)
             try:
-                pickle.loads(b"".join(chunks))
+                forkshim.unwrap(pickle.loads(b"".join(chunks)))
                 msg = b"resolved"
             except forkshim.HandleError as e:
                 msg = ("%d %s" % (e.errno, e)).encode()

@@ -44,10 +44,11 @@ def nested(arg):
 
 
 def unpickle(blob):
-    """Unpickles a stream in the worker: (errno, message) of the
-    HandleError, or "resolved"; and the worker's pid (it must live on)."""
+    """Unpickles a stream in the worker and uses what came out: (errno,
+    message) of the HandleError, or "resolved"; and the worker's pid (it
+    must live on)."""
     try:
-        pickle.loads(blob)
+        forkshim.unwrap(pickle.loads(blob))
         return "resolved", None, os.getpid()
     except forkshim.HandleError as e:
         return e.errno, str(e), os.getpid()
@@ -59,3 +60,11 @@ def pid(_):
 
 def process_main(arg, queue):
     queue.put(describe(arg))
+
+
+def process_sum(arg, queue):
+    """Puts the task's sum, or the (errno, message) of its HandleError."""
+    try:
+        queue.put(sixteenth_sum(arg))
+    except forkshim.HandleError as e:
+        queue.put((e.errno, str(e)))

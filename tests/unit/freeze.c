@@ -177,6 +177,61 @@ Test(freeze, failed_freeze_leaves_no_part_of_the_range_frozen)
 	          strerror(errno));
 }
 
+/* Above READABLE_SMALL_PAGES (256) the check asks the kernel about the
+ * mappings and guard pages instead of faulting every page in. */
+Test(freeze, large_ranges_fail_with_efault_on_any_unreadable_page)
+{
+	enum { N = 600 };
+	unsigned char *p = map_pages(N);
+	size_t ps = page_size();
+	forkshim_handle h;
+
+	cr_assert(mprotect(p + 100 * ps, 50 * ps, PROT_READ) == 0);
+	h = forkshim_freeze(p + 1, N * ps - 2, "large", 0);
+	cr_expect(h != 0, "600 readable pages in three mappings: %s",
+	          strerror(errno));
+	cr_expect(h == 0 || forkshim_thaw(h) == 0);
+	cr_assert(mprotect(p + 500 * ps, ps, PROT_NONE) == 0);
+	expect_freeze_fails(p, N * ps, 0, EFAULT, "PROT_NONE page 500 of 600");
+	expect_freeze_fails(p + 100 * ps, 400 * ps + 1, 0, EFAULT,
+	                    "ending in its first byte");
+	cr_assert(mprotect(p + 500 * ps, ps, PROT_READ) == 0);
+	cr_assert(munmap(p + 550 * ps, ps) == 0);
+	expect_freeze_fails(p, N * ps, 0, EFAULT, "hole at page 550 of 600");
+	expect_freeze_fails(p + 2, 550 * ps - 1, 0, EFAULT,
+	                    "ending in the hole's first byte");
+	if (madvise(p + 20 * ps, ps, MADV_GUARD_INSTALL) == 0)
+		expect_freeze_fails(p, 400 * ps, 0, EFAULT,
+		                    "guard page (MADV_GUARD_INSTALL) at 20");
+	errno = 0;
+	cr_expect(forkshim_find(p + 60 * ps, 1) == 0 && errno == ENOENT,
+	          "a failed freeze left a page frozen");
+}
+
+/* Reading them raises SIGBUS: as unreadable as a hole. */
+Test(freeze, file_pages_past_the_end_of_the_file_fail_with_efault)
+{
+	char path[] = "/tmp/forkshim-freeze-XXXXXX";
+	size_t ps = page_size();
+	int fd = mkstemp(path);
+	unsigned char *p;
+	forkshim_handle h;
+
+	cr_assert(fd >= 0);
+	unlink(path);
+	cr_assert(ftruncate(fd, 100 * (off_t)ps) == 0);
+	p = mmap(NULL, 300 * ps, PROT_READ, MAP_SHARED, fd, 0);
+	cr_assert(p != MAP_FAILED);
+	close(fd);
+	expect_freeze_fails(p, 300 * ps, 0, EFAULT, "200 pages past the end");
+	expect_freeze_fails(p + 99 * ps, 2 * ps, 0, EFAULT,
+	                    "the last page and the next (small range)");
+	h = forkshim_freeze(p, 100 * ps, "file", 0);
+	cr_expect(h != 0, "the file's 100 pages: %s", strerror(errno));
+	cr_expect(h == 0 || forkshim_thaw(h) == 0);
+	munmap(p, 300 * ps);
+}
+
 Test(freeze, read_only_memory_can_be_frozen)
 {
 	static const char rodata[] = "constant bytes in .rodata";

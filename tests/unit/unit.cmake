@@ -7,9 +7,15 @@ target_include_directories(unit_helper PRIVATE
   ${PROJECT_SOURCE_DIR}/shim/include ${PROJECT_SOURCE_DIR}/inject)
 target_link_libraries(unit_helper PRIVATE ${CMAKE_DL_LIBS})
 
-foreach(t api config family freeze handles index lookup sharing visible)
+foreach(t api config family freeze handles index lookup readable sharing
+    visible)
   forkshim_add_test(unit_${t} ${CMAKE_CURRENT_LIST_DIR}/${t}.c TIMEOUT 120)
   target_compile_definitions(unit_${t} PRIVATE
     UNIT_HELPER="$<TARGET_FILE:unit_helper>")
   add_dependencies(unit_${t} unit_helper)
 endforeach()
+
+# The readability check's ways, each called directly: its source is built
+# into the test (its symbols are hidden in the library).
+target_sources(unit_readable PRIVATE ${PROJECT_SOURCE_DIR}/shim/readable.c)
+target_include_directories(unit_readable PRIVATE ${PROJECT_SOURCE_DIR}/shim)
