@@ -11,6 +11,7 @@
 #include "init.h"
 #include "log.h"
 #include "procpage.h"
+#include "report.h"
 #include "sharing.h"
 #include "table.h"
 
@@ -32,6 +33,7 @@ static void init_core(void)
 	if (fork_init() < 0)
 		log_error("fork interposition is not available");
 	guard_resolve();
+	report_resolve();
 	errno = saved;
 }
 
@@ -67,8 +69,13 @@ __attribute__((constructor)) static void forkshim_constructor(void)
 FORKSHIM_API forkshim_handle forkshim_freeze(const void *addr, size_t len,
                                              const char *name, unsigned flags)
 {
+	forkshim_handle h;
+
 	forkshim_ensure_init();
-	return table_freeze(addr, len, name, flags);
+	h = table_freeze(addr, len, name, flags);
+	if (h != 0)
+		report_arm();
+	return h;
 }
 
 FORKSHIM_API int forkshim_thaw(forkshim_handle h)

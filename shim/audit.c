@@ -12,6 +12,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "jsonl.h"
 #include "log.h"
 #include "trace.h"
 
@@ -29,58 +30,6 @@ static struct {
 	char path[DIR_MAX + 64];
 } me = {0, FILE_NONE, -1, ""};
 static pid_t finished; /* the process whose audit_finish ran */
-
-/* ---- a JSON line in a fixed buffer ---- */
-
-struct jb {
-	char *p, *end; /* end leaves room for the closing bytes */
-};
-
-static void put(struct jb *b, const char *s)
-{
-	while (*s && b->p < b->end)
-		*b->p++ = *s++;
-}
-
-static void put_u(struct jb *b, uint64_t v, unsigned base)
-{
-	char d[24];
-	int n = 0;
-
-	do {
-		d[n++] = "0123456789abcdef"[v % base];
-		v /= base;
-	} while (v);
-	while (n > 0 && b->p < b->end)
-		*b->p++ = d[--n];
-}
-
-static void put_hex(struct jb *b, uint64_t v)
-{
-	put(b, "\"0x");
-	put_u(b, v, 16);
-	put(b, "\"");
-}
-
-static void put_str(struct jb *b, const char *s)
-{
-	put(b, "\"");
-	for (; *s && b->p + 6 < b->end; s++) {
-		unsigned char c = (unsigned char)*s;
-
-		if (c == '"' || c == '\\') {
-			*b->p++ = '\\';
-			*b->p++ = (char)c;
-		} else if (c < 0x20 || c == 0x7f) {
-			put(b, "\\u00");
-			*b->p++ = "0123456789abcdef"[c >> 4];
-			*b->p++ = "0123456789abcdef"[c & 15];
-		} else {
-			*b->p++ = (char)c;
-		}
-	}
-	put(b, "\"");
-}
 
 /* "i" is the frame's depth: 0 the faulting instruction, the others return
  * addresses (frozen_at starts at 1: its first frame is the return into
@@ -113,20 +62,6 @@ static void put_frames(struct jb *b, const char *key, const uint64_t *ips,
 	put(b, "]");
 }
 
-static void write_all(int fd, const char *s, size_t n)
-{
-	while (n > 0) {
-		ssize_t w = write(fd, s, n);
-
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			return;
-		s += w;
-		n -= (size_t)w;
-	}
-}
-
 /* ---- the file ---- */
 
 void audit_configure(const char *d)
@@ -150,36 +85,15 @@ void audit_child(void)
 	me.pid = getpid();
 }
 
-static void make_path(pid_t pid, int n)
-{
-	struct jb b = {me.path, me.path + sizeof(me.path) - 1};
-
-	put(&b, dir);
-	put(&b, "/audit-");
-	put_u(&b, (uint64_t)pid, 10);
-	if (n > 0) {
-		put(&b, "-");
-		put_u(&b, (uint64_t)n, 10);
-	}
-	put(&b, ".jsonl");
-	*b.p = '\0';
-}
-
 /* Creates this process's file and writes its first line. */
 static int open_file(void)
 {
 	pid_t pid = getpid();
 	int fd = -1;
 
-	for (int n = 0; dir[0] != '\0' && fd < 0 && n < 16; n++) {
-		make_path(pid, n); /* an old file of a recycled pid: next */
-		fd = open(me.path,
-		          O_WRONLY | O_APPEND | O_CREAT | O_EXCL | O_NOFOLLOW |
-		              O_CLOEXEC,
-		          0600);
-		if (fd < 0 && errno != EEXIST)
-			break;
-	}
+	if (dir[0] != '\0')
+		fd = jsonl_create(dir, "audit-", pid, me.path, sizeof(me.path),
+		                  O_APPEND);
 	if (fd < 0) {
 		if (dir[0] != '\0')
 			log_error("cannot create an audit file in %s (errno "

@@ -113,8 +113,8 @@ void config_load(void)
 		if (stat(v, &st) == 0 && S_ISDIR(st.st_mode))
 			config.report_dir = v;
 		else
-			log_warn("FORKSHIM_REPORT=%s is not a directory; "
-			         "audit records go to the log",
+			log_warn("FORKSHIM_REPORT=%s is not a directory: no "
+			         "reports; audit records go to the log",
 			         v);
 	}
 

@@ -12,6 +12,7 @@
 #include "interpose.h"
 #include "log.h"
 #include "procpage.h"
+#include "report.h"
 #include "table.h"
 
 #define LOAD(p) __atomic_load_n((p), __ATOMIC_RELAXED)
@@ -305,9 +306,27 @@ EXPORT pid_t forkpty(int *amaster, char *name, const struct termios *termp,
 	return pid;
 }
 
-/* A reaped child stops counting for visible() at once. */
+/* The birth point of a recorded child, 0 if none. */
+static uint64_t record_birth(pid_t pid)
+{
+	uint32_t used = LOAD_ACQ(&pp->kids_used);
+
+	for (uint32_t i = 0; i < used; i++) {
+		uint64_t r = LOAD(&pp->kids[i]);
+
+		if (r != 0 && record_pid(r) == pid)
+			return r & BIRTH_MASK;
+	}
+	return 0;
+}
+
+/* A reaped child stops counting for visible() at once; one killed by a
+ * signal may need its report written for it. */
 static void reaped(pid_t pid, const int *status, int options)
 {
+	if (pid > 0 && pp != NULL && !(options & WNOWAIT) && status != NULL &&
+	    WIFSIGNALED(*status))
+		report_reaped(pid, WTERMSIG(*status), record_birth(pid));
 	if (pid > 0 && pp != NULL && !(options & WNOWAIT) &&
 	    (status == NULL || WIFEXITED(*status) || WIFSIGNALED(*status)))
 		records_forget(pid);
@@ -394,7 +413,11 @@ EXPORT int waitid(idtype_t idtype, id_t id, siginfo_t *info, int options)
 	if (r == 0 && info != NULL && info->si_pid > 0 &&
 	    !(options & WNOWAIT) &&
 	    (info->si_code == CLD_EXITED || info->si_code == CLD_KILLED ||
-	     info->si_code == CLD_DUMPED))
+	     info->si_code == CLD_DUMPED)) {
+		if (info->si_code != CLD_EXITED && pp != NULL)
+			report_reaped(info->si_pid, info->si_status,
+			              record_birth(info->si_pid));
 		records_forget(info->si_pid);
+	}
 	return r;
 }

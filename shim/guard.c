@@ -19,6 +19,7 @@
 #include "init.h"
 #include "interpose.h"
 #include "log.h"
+#include "report.h"
 #include "table.h"
 #include "trace.h"
 
@@ -316,6 +317,7 @@ static void die_default(int sig, const siginfo_t *si)
 	struct sigaction dfl;
 	sigset_t unblock;
 
+	report_fatal(sig);
 	memset(&dfl, 0, sizeof(dfl));
 	dfl.sa_handler = SIG_DFL;
 	real_sigaction(sig, &dfl, NULL);
@@ -620,6 +622,7 @@ static int install(void)
 	chain_lock(&saved);
 	r = real_sigaction(SIGSEGV, &sa, &prev);
 	if (r == 0) {
+		report_release(SIGSEGV, &prev);
 		chain_act[0] = prev;
 		STORE(&chain_cur, 0);
 		STORE_REL(&installed, 1);
@@ -971,6 +974,7 @@ NO_SANITIZE static void *real_fn(void **real, const char *name)
 EXPORT NO_SANITIZE int sigaction(int sig, const struct sigaction *act,
                                  struct sigaction *old)
 {
+	int r;
 	sigaction_fn f =
 	    (sigaction_fn)real_fn((void **)&real_sigaction, "sigaction");
 
@@ -978,6 +982,8 @@ EXPORT NO_SANITIZE int sigaction(int sig, const struct sigaction *act,
 		errno = ENOSYS;
 		return -1;
 	}
+	if (report_sigaction(sig, act, old, &r))
+		return r;
 	if (sig != SIGSEGV || !LOAD_ACQ(&installed))
 		return f(sig, act, old);
 	return chain_swap(act, old);
@@ -993,12 +999,7 @@ static sighandler_t chain_signal(int sig, sighandler_t handler, int flags)
 {
 	struct sigaction act, old;
 
-	memset(&act, 0, sizeof(act));
-	act.sa_handler = handler;
-	act.sa_flags = flags;
-	sigemptyset(&act.sa_mask);
-	if (!(flags & SA_NODEFER))
-		sigaddset(&act.sa_mask, sig);
+	report_signal_action(&act, sig, handler, flags);
 	chain_swap(&act, &old);
 	return old.sa_handler; /* a union with sa_sigaction */
 }
@@ -1006,12 +1007,15 @@ static sighandler_t chain_signal(int sig, sighandler_t handler, int flags)
 /* BSD semantics, as glibc's signal(): restart, the signal blocked. */
 EXPORT NO_SANITIZE sighandler_t signal(int sig, sighandler_t handler)
 {
+	sighandler_t old;
 	signal_fn f = (signal_fn)real_fn((void **)&real_signal, "signal");
 
 	if (f == NULL) {
 		errno = ENOSYS;
 		return SIG_ERR;
 	}
+	if (report_signal(sig, handler, SA_RESTART, &old))
+		return old;
 	if (sig != SIGSEGV || !LOAD_ACQ(&installed))
 		return f(sig, handler);
 	return chain_signal(sig, handler, SA_RESTART);
@@ -1030,6 +1034,7 @@ EXPORT NO_SANITIZE sighandler_t ssignal(int sig, sighandler_t handler)
 /* System V semantics: one shot, not blocked. */
 EXPORT NO_SANITIZE sighandler_t sysv_signal(int sig, sighandler_t handler)
 {
+	sighandler_t old;
 	signal_fn f =
 	    (signal_fn)real_fn((void **)&real_sysv_signal, "sysv_signal");
 
@@ -1037,6 +1042,8 @@ EXPORT NO_SANITIZE sighandler_t sysv_signal(int sig, sighandler_t handler)
 		errno = ENOSYS;
 		return SIG_ERR;
 	}
+	if (report_signal(sig, handler, SA_RESETHAND | SA_NODEFER, &old))
+		return old;
 	if (sig != SIGSEGV || !LOAD_ACQ(&installed))
 		return f(sig, handler);
 	return chain_signal(sig, handler, SA_RESETHAND | SA_NODEFER);

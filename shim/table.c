@@ -1,6 +1,7 @@
 #include "table.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <linux/futex.h>
 #include <pthread.h>
 #include <sched.h>
@@ -700,4 +701,27 @@ int table_thaw(forkshim_handle h)
 	journal_end();
 	writer_leave();
 	return 0;
+}
+
+/* ---- for the reports ---- */
+
+forkshim_handle table_next(uint32_t *slot)
+{
+	uint64_t used;
+
+	if (!LOAD_ACQ(&t.ready))
+		return 0;
+	used = LOAD(&t.s.slot_bump);
+	for (; *slot < used && *slot < t.cap; (*slot)++) {
+		uint64_t st = LOAD_ACQ(&t.entries[*slot].st);
+
+		if (st & ENTRY_LIVE)
+			return (st & ENTRY_ID) | (*slot)++;
+	}
+	return 0;
+}
+
+uint64_t table_line_freezes(void)
+{
+	return LOAD_ACQ(&t.ready) ? LOAD(&t.s.fseq) : 0;
 }

@@ -37,6 +37,13 @@ int table_info(forkshim_handle h, struct forkshim_info *out);
 /* The line's freeze count when h was first frozen (for visible). */
 int table_fseq(forkshim_handle h, uint64_t *fseq);
 
+/* For the reports (lock-free, async-signal-safe): table_next returns the
+ * handle of the first live region at or after slot *slot and moves *slot
+ * past it, 0 when there is none; table_line_freezes is the line's freeze
+ * count now (in a child right after fork: its birth point). */
+forkshim_handle table_next(uint32_t *slot);
+uint64_t table_line_freezes(void);
+
 /* Fork phases, called by fork.c's atfork handlers.  table_prepare returns
  * the line's freeze count at the fork (the child's birth point; 0 before
  * the first freeze).  There is no child phase: a child adopts the table lazily,

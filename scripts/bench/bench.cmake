@@ -12,3 +12,5 @@ endfunction()
 
 forkshim_add_bench(bench_core core.c)
 forkshim_add_bench(handoff handoff.c)
+forkshim_add_bench(bench_sharing sharing.c)
+target_include_directories(bench_sharing PRIVATE ${PROJECT_SOURCE_DIR}/shim)

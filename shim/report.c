@@ -1,0 +1,463 @@
+#include "report.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "guard.h"
+#include "interpose.h"
+#include "jsonl.h"
+#include "log.h"
+#include "sharing.h"
+#include "table.h"
+
+#define DIR_MAX 4096
+#define PATH_BYTES (DIR_MAX + 64)
+#define NSIG_TRACKED 32
+
+enum how { HOW_EXIT, HOW__EXIT, HOW_SIGNAL, HOW_KILLED };
+static const char *const how_names[] = {"exit", "_exit", "signal", "killed"};
+
+typedef void (*exit_fn)(int);
+typedef int (*sigaction_fn)(int, const struct sigaction *, struct sigaction *);
+
+static exit_fn real__exit, real__Exit;
+static sigaction_fn real_sigaction;
+
+/* Inherited by children with the rest of our memory: a child of an armed
+ * process is armed.  self/ppid/birth are set again in each child. */
+static int armed;
+static char dir[DIR_MAX];
+static pid_t self, parent;
+static uint64_t birth;
+static pid_t ending; /* the process that began writing its report */
+static pid_t ended;  /* the process whose report is complete */
+
+/* The terminating signals we may catch, and for each the action the host
+ * believes is installed while ours stands in for its SIG_DFL. */
+static const int fatal_signals[] = {
+    SIGHUP,  SIGINT,    SIGQUIT, SIGILL,  SIGTRAP, SIGABRT, SIGBUS,    SIGFPE,
+    SIGUSR1, SIGSEGV,   SIGUSR2, SIGPIPE, SIGALRM, SIGTERM, SIGSTKFLT, SIGXCPU,
+    SIGXFSZ, SIGVTALRM, SIGPROF, SIGIO,   SIGPWR,  SIGSYS,
+};
+static int tracked[NSIG_TRACKED]; /* we decide this signal's disposition */
+static int owned[NSIG_TRACKED];   /* ours is installed, host sees host[] */
+static struct sigaction host[NSIG_TRACKED];
+static int lock_word;
+
+void report_resolve(void)
+{
+	*(void **)&real__exit = interpose_real("_exit", INTERPOSE_OPTIONAL);
+	*(void **)&real__Exit = interpose_real("_Exit", INTERPOSE_OPTIONAL);
+	*(void **)&real_sigaction =
+	    interpose_real("sigaction", INTERPOSE_OPTIONAL);
+}
+
+/* ---- the file ---- */
+
+static void write_process(int fd, pid_t pid, pid_t ppid, uint64_t b, pid_t by)
+{
+	char line[PATH_BYTES + 256], exe[PATH_BYTES];
+	struct jb j = {line, line + sizeof(line) - 4};
+	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+
+	exe[n > 0 ? n : 0] = '\0';
+	put(&j, "{\"type\":\"process\",\"format\":");
+	put_u(&j, REPORT_FORMAT, 10);
+	put_key_u(&j, "pid", (uint64_t)pid);
+	put_key_u(&j, "ppid", (uint64_t)ppid);
+	put_key_u(&j, "birth", b);
+	put(&j, ",\"exe\":");
+	put_str(&j, exe);
+	put_key_u(&j, "page_size", (uint64_t)getpagesize());
+	if (by != 0)
+		put_key_u(&j, "reported_by", (uint64_t)by);
+	put(&j, "}\n");
+	write_all(fd, line, (size_t)(j.p - line));
+}
+
+static void write_regions(int fd)
+{
+	int pm = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+	uint32_t slot = 0;
+	forkshim_handle h;
+
+	while ((h = table_next(&slot)) != 0) {
+		char line[512];
+		struct jb j = {line, line + sizeof(line) - 4};
+		struct forkshim_info info;
+		struct forkshim_sharing s;
+
+		if (table_info(h, &info) != 0)
+			continue;
+		if (pm < 0 ||
+		    sharing_count_fd(pm, info.addr, info.len, &s) != 0)
+			memset(&s, 0, sizeof(s));
+		put(&j, "{\"type\":\"region\",\"name\":");
+		put_str(&j, info.name);
+		put(&j, ",\"handle\":");
+		put_hex(&j, h);
+		put(&j, ",\"addr\":");
+		put_hex(&j, (uint64_t)(uintptr_t)info.addr);
+		put_key_u(&j, "size", info.len);
+		put_key_u(&j, "owner", (uint64_t)info.owner);
+		put_key_u(&j, "pages", s.pages);
+		put_key_u(&j, "resident", s.resident);
+		put_key_u(&j, "shared", s.shared);
+		put_key_u(&j, "exclusive", s.exclusive);
+		put_key_u(&j, "swapped", s.swapped);
+		put(&j, "}\n");
+		write_all(fd, line, (size_t)(j.p - line));
+	}
+	if (pm >= 0)
+		close(pm);
+}
+
+static void write_end(int fd, enum how how, int status, int sig)
+{
+	char line[128];
+	struct jb j = {line, line + sizeof(line) - 4};
+
+	put(&j, "{\"type\":\"end\",\"how\":\"");
+	put(&j, how_names[how]);
+	put(&j, "\"");
+	put_key_u(&j, "status", (uint64_t)(status & 0xff));
+	put_key_u(&j, "signal", (uint64_t)sig);
+	put(&j, "}\n");
+	write_all(fd, line, (size_t)(j.p - line));
+}
+
+/* This process's report, once, whichever way it ends first. */
+static void report_end(enum how how, int status, int sig)
+{
+	pid_t pid, seen;
+	char path[PATH_BYTES];
+	sigset_t all, old;
+	int fd, saved = errno;
+
+	if (!__atomic_load_n(&armed, __ATOMIC_ACQUIRE))
+		return;
+	pid = (pid_t)syscall(SYS_getpid);
+	if (pid != __atomic_load_n(&self, __ATOMIC_ACQUIRE))
+		return; /* a vfork or _Fork child, or too early: not ours */
+	/* From the claim to the end line no signal may interrupt this
+	 * thread: a fatal one's handler would wait here for itself.  On the
+	 * _exit path the mask stays, up to the end. */
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	seen = __atomic_load_n(&ending, __ATOMIC_ACQUIRE);
+	if (seen == pid ||
+	    !__atomic_compare_exchange_n(&ending, &seen, pid, 0,
+	                                 __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+		/* Another thread is writing it: let it finish first. */
+		while (__atomic_load_n(&ended, __ATOMIC_ACQUIRE) != pid &&
+		       __atomic_load_n(&ending, __ATOMIC_ACQUIRE) == pid)
+			sched_yield();
+		if (how != HOW__EXIT)
+			pthread_sigmask(SIG_SETMASK, &old, NULL);
+		errno = saved;
+		return;
+	}
+	fd = jsonl_create(dir, "report-", pid, path, sizeof(path), 0);
+	if (fd >= 0) {
+		write_process(fd, pid, parent, birth, 0);
+		write_regions(fd);
+		write_end(fd, how, status, sig);
+		close(fd);
+	} else {
+		log_error("cannot create a report in %s (errno %d)", dir,
+		          errno);
+	}
+	__atomic_store_n(&ended, pid, __ATOMIC_RELEASE);
+	if (how != HOW__EXIT)
+		pthread_sigmask(SIG_SETMASK, &old, NULL);
+	errno = saved;
+}
+
+static void on_exit_hook(int status, void *arg)
+{
+	(void)arg;
+	report_end(HOW_EXIT, status, 0);
+}
+
+/* ---- exit paths ---- */
+
+#define EXPORT __attribute__((visibility("default")))
+
+__attribute__((noreturn)) static void leave(exit_fn fn, int status)
+{
+	report_end(HOW__EXIT, status, 0);
+	if (fn != NULL)
+		fn(status);
+	for (;;)
+		syscall(SYS_exit_group, status);
+}
+
+EXPORT void _exit(int status)
+{
+	leave(real__exit, status);
+}
+
+EXPORT void _Exit(int status)
+{
+	leave(real__Exit != NULL ? real__Exit : real__exit, status);
+}
+
+/* ---- fatal signals ---- */
+
+static void lock(sigset_t *saved)
+{
+	sigset_t all;
+
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, saved);
+	while (__atomic_exchange_n(&lock_word, 1, __ATOMIC_ACQUIRE))
+		sched_yield();
+}
+
+static void unlock(const sigset_t *saved)
+{
+	__atomic_store_n(&lock_word, 0, __ATOMIC_RELEASE);
+	pthread_sigmask(SIG_SETMASK, saved, NULL);
+}
+
+static int is_default(const struct sigaction *a)
+{
+	return a->sa_handler == SIG_DFL; /* a union with sa_sigaction */
+}
+
+static void die_of(int sig, const siginfo_t *si)
+{
+	struct sigaction dfl;
+	sigset_t unblock;
+
+	memset(&dfl, 0, sizeof(dfl));
+	dfl.sa_handler = SIG_DFL;
+	real_sigaction(sig, &dfl, NULL);
+	sigemptyset(&unblock);
+	sigaddset(&unblock, sig);
+	/* A fault comes back when we return, and kills as it would have. */
+	if (si != NULL && si->si_code > 0 && si->si_code != SI_KERNEL &&
+	    (sig == SIGSEGV || sig == SIGBUS || sig == SIGILL || sig == SIGFPE))
+		return;
+	syscall(SYS_tgkill, syscall(SYS_getpid), syscall(SYS_gettid), sig);
+	pthread_sigmask(SIG_UNBLOCK, &unblock, NULL);
+}
+
+static void on_fatal(int sig, siginfo_t *si, void *uc)
+{
+	(void)uc;
+	report_end(HOW_SIGNAL, 0, sig);
+	die_of(sig, si);
+}
+
+static int install_ours(int sig)
+{
+	struct sigaction sa;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_sigaction = on_fatal;
+	sa.sa_flags = SA_SIGINFO | SA_RESTART;
+	sigfillset(&sa.sa_mask);
+	return real_sigaction(sig, &sa, NULL);
+}
+
+void report_fatal(int sig)
+{
+	report_end(HOW_SIGNAL, 0, sig);
+}
+
+void report_release(int sig, struct sigaction *prev)
+{
+	sigset_t saved;
+
+	if (sig <= 0 || sig >= NSIG_TRACKED)
+		return;
+	lock(&saved);
+	if (owned[sig] && prev != NULL)
+		*prev = host[sig];
+	tracked[sig] = 0;
+	owned[sig] = 0;
+	unlock(&saved);
+}
+
+int report_sigaction(int sig, const struct sigaction *act,
+                     struct sigaction *old, int *rc)
+{
+	struct sigaction prev;
+	sigset_t saved;
+
+	if (sig <= 0 || sig >= NSIG_TRACKED ||
+	    !__atomic_load_n(&tracked[sig], __ATOMIC_ACQUIRE))
+		return 0;
+	lock(&saved);
+	if (!tracked[sig]) {
+		unlock(&saved);
+		return 0;
+	}
+	*rc = 0;
+	/* A disposition set behind our back (sigset, a raw rt_sigaction)
+	 * replaced ours: the kernel's answer is the host's then. */
+	if (owned[sig] && real_sigaction(sig, NULL, &prev) == 0 &&
+	    ((prev.sa_flags & SA_SIGINFO) == 0 ||
+	     prev.sa_sigaction != on_fatal))
+		owned[sig] = 0;
+	if (owned[sig])
+		prev = host[sig];
+	else if (act == NULL || is_default(act))
+		*rc = real_sigaction(sig, NULL, &prev);
+	if (*rc == 0 && act != NULL) {
+		if (is_default(act)) {
+			*rc = install_ours(sig);
+			if (*rc == 0) {
+				host[sig] = *act;
+				owned[sig] = 1;
+			}
+		} else {
+			*rc =
+			    real_sigaction(sig, act, owned[sig] ? NULL : &prev);
+			if (*rc == 0)
+				owned[sig] = 0;
+		}
+	}
+	unlock(&saved);
+	if (*rc == 0 && old != NULL)
+		*old = prev;
+	return 1;
+}
+
+int report_signal(int sig, sighandler_t handler, int flags, sighandler_t *old)
+{
+	struct sigaction act, prev;
+	int rc;
+
+	report_signal_action(&act, sig, handler, flags);
+	if (!report_sigaction(sig, &act, &prev, &rc))
+		return 0;
+	*old = rc == 0 ? prev.sa_handler : SIG_ERR;
+	return 1;
+}
+
+/* ---- arming ---- */
+
+static void arm_child(void)
+{
+	lock_word = 0; /* a thread the child does not have may have held it */
+	parent = getppid();
+	birth = table_line_freezes();
+	/* Last: a signal before this finds the parent's pid and leaves the
+	 * report to the parent's wait. */
+	__atomic_store_n(&self, (pid_t)syscall(SYS_getpid), __ATOMIC_RELEASE);
+}
+
+void report_arm(void)
+{
+	sigset_t saved;
+
+	if (__atomic_load_n(&armed, __ATOMIC_ACQUIRE) || config.secure ||
+	    config.report_dir == NULL || real_sigaction == NULL)
+		return;
+	lock(&saved);
+	if (armed || strlen(config.report_dir) >= DIR_MAX) {
+		if (!armed)
+			log_warn("FORKSHIM_REPORT is longer than %d bytes: no "
+			         "reports",
+			         DIR_MAX - 1);
+		unlock(&saved);
+		return;
+	}
+	strcpy(dir, config.report_dir);
+	parent = getppid();
+	birth = 0;
+	__atomic_store_n(&self, (pid_t)syscall(SYS_getpid), __ATOMIC_RELEASE);
+	for (size_t i = 0; i < sizeof(fatal_signals) / sizeof(int); i++) {
+		int sig = fatal_signals[i];
+		struct sigaction cur;
+
+		/* The guard's handler already stands for the host's. */
+		if (sig == SIGSEGV &&
+		    __atomic_load_n(&guard_on, __ATOMIC_ACQUIRE))
+			continue;
+		if (real_sigaction(sig, NULL, &cur) != 0)
+			continue;
+		tracked[sig] = 1;
+		if (is_default(&cur) && install_ours(sig) == 0) {
+			host[sig] = cur;
+			owned[sig] = 1;
+		}
+	}
+	__atomic_store_n(&armed, 1, __ATOMIC_RELEASE);
+	unlock(&saved);
+	pthread_atfork(NULL, NULL, arm_child);
+	on_exit(on_exit_hook, NULL);
+}
+
+/* ---- a child that died without its report ---- */
+
+/* Whether file path is pid's report of dying of sig, child of ours. */
+static int reports_death(const char *path, pid_t pid, int sig)
+{
+	char head[512], tail[160], want[64];
+	struct jb j = {want, want + sizeof(want) - 1};
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	ssize_t n, m;
+	off_t size;
+
+	if (fd < 0)
+		return -1; /* no such file: the names end here */
+	n = pread(fd, head, sizeof(head) - 1, 0);
+	size = lseek(fd, 0, SEEK_END);
+	m = size > (off_t)sizeof(tail) - 1 ? (off_t)sizeof(tail) - 1 : size;
+	m = m > 0 ? pread(fd, tail, (size_t)m, size - m) : 0;
+	close(fd);
+	head[n > 0 ? n : 0] = '\0';
+	tail[m > 0 ? m : 0] = '\0';
+	put(&j, ",\"pid\":");
+	put_u(&j, (uint64_t)pid, 10);
+	put_key_u(&j, "ppid", (uint64_t)self);
+	*j.p = '\0';
+	if (strstr(head, want) == NULL)
+		return 0;
+	j.p = want;
+	put(&j, "\"how\":\"signal\",\"status\":0");
+	put_key_u(&j, "signal", (uint64_t)sig);
+	put(&j, "}");
+	*j.p = '\0';
+	return strstr(tail, want) != NULL;
+}
+
+void report_reaped(pid_t pid, int sig, uint64_t b)
+{
+	char path[PATH_BYTES];
+	int fd, saved = errno;
+
+	/* Born before any freeze: it had no table, so nothing to report. */
+	if (!__atomic_load_n(&armed, __ATOMIC_ACQUIRE) || b == 0 ||
+	    (pid_t)syscall(SYS_getpid) != self)
+		return;
+	for (int n = 0; n < JSONL_NAMES; n++) {
+		int r;
+
+		jsonl_path(path, sizeof(path), dir, "report-", pid, n);
+		r = reports_death(path, pid, sig);
+		if (r < 0)
+			break;
+		if (r > 0) {
+			errno = saved;
+			return;
+		}
+	}
+	fd = jsonl_create(dir, "report-", pid, path, sizeof(path), 0);
+	if (fd >= 0) {
+		write_process(fd, pid, self, b, self);
+		write_end(fd, HOW_KILLED, 0, sig);
+		close(fd);
+	}
+	errno = saved;
+}
