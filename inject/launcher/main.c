@@ -2,6 +2,7 @@
  *
  *   forkshim [OPTIONS] [--] COMMAND [ARGS...]
  *   forkshim doctor COMMAND
+ *   forkshim report [--json] [--svg FILE] DIR
  *
  * The launcher finds the library (findlib.h), prepends it to LD_PRELOAD,
  * turns its options into the FORKSHIM_* variables the library reads at
@@ -24,6 +25,7 @@
 #include "doctor.h"
 #include "findlib.h"
 #include "forkshim.h"
+#include "report.h"
 
 #define EXIT_USAGE 2
 #define EXIT_CANNOT_EXEC 126
@@ -62,6 +64,7 @@ static const struct option options[] = {
 static const char help_text[] =
     "Usage: forkshim [OPTIONS] [--] COMMAND [ARGS...]\n"
     "       forkshim doctor COMMAND\n"
+    "       forkshim report [--json] [--svg FILE] DIR\n"
     "\n"
     "Runs COMMAND with libforkshim preloaded, so that the regions it "
     "freezes\n"
@@ -86,9 +89,12 @@ static const char help_text[] =
     "report),\n"
     "                     audit (record which code dirtied frozen pages "
     "in children)\n"
-    "  --report DIR       FORKSHIM_REPORT: write the audit records under "
-    "DIR\n"
-    "                     (made if missing)\n"
+    "  --report DIR       FORKSHIM_REPORT: every process that saw a "
+    "frozen region\n"
+    "                     writes a report there when it ends (with "
+    "--guard audit,\n"
+    "                     the audit records too); DIR is made if "
+    "missing\n"
     "  -h, --help         show this help and exit\n"
     "  --version          show the launcher's and the library's versions "
     "and exit\n"
@@ -98,10 +104,17 @@ static const char help_text[] =
     "and says whether the shim can work in it: exit 0 it can, 1 it cannot,\n"
     "2 it could not tell.  'forkshim doctor --help' explains the verdicts.\n"
     "\n"
+    "forkshim report DIR shows, per frozen region, how much of it stayed "
+    "shared\n"
+    "in each process of a run made with --report DIR ('forkshim report "
+    "--help').\n"
+    "\n"
     "Exit status: COMMAND's own (forkshim execs it); 127 when COMMAND or "
     "the\n"
     "library is not found; 126 when COMMAND cannot be executed; 2 for bad\n"
-    "options.  A command named doctor runs as 'forkshim -- doctor'.\n"
+    "options.  A command named doctor or report runs as 'forkshim -- "
+    "doctor',\n"
+    "'forkshim -- report'.\n"
     "See forkshim(1).\n";
 
 __attribute__((noreturn, format(printf, 1, 2))) static void
@@ -333,6 +346,8 @@ int main(int argc, char **argv)
 
 	if (argc >= 2 && strcmp(argv[1], "doctor") == 0)
 		return doctor_main(argc - 1, argv + 1);
+	if (argc >= 2 && strcmp(argv[1], "report") == 0)
+		return report_main(argc - 1, argv + 1);
 
 	opterr = 0;
 	while ((opt = getopt_long(argc, argv, "+:h", options, NULL)) != -1) {
