@@ -1,0 +1,41 @@
+"""A fork Pool of 4 workers under `forkshim --report DIR`: the parent
+shares a 512-page numpy array (its own private mmap, so no other object
+lives in its pages) and task t dirties pages [8t, 8t + t % 4 + 1) of it,
+20 pages in all; `forkshim report DIR` then shows which worker copied how
+many.  Prints the number of pages the tasks wrote."""
+import mmap
+import multiprocessing as mp
+import os
+
+import numpy as np
+
+import forkshim
+
+PAGE = os.sysconf("SC_PAGE_SIZE")
+ROWS = PAGE // 8  # float64 values in a page
+TASKS = 8
+
+
+def dirty(arg):
+    ref, task = arg
+    a = forkshim.unwrap(ref)
+    pages = task % 4 + 1
+    for p in range(pages):
+        a[(task * 8 + p) * ROWS] += 1.0
+    return pages
+
+
+def main():
+    buf = mmap.mmap(-1, 512 * PAGE, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+    arr = np.frombuffer(buf, dtype=np.float64)
+    arr[:] = 1.0
+    forkshim.freeze(arr, name="matrix")
+    ref = forkshim.share(arr)
+    with mp.get_context("fork").Pool(4) as pool:
+        written = pool.map(dirty, [(ref, t) for t in range(TASKS)],
+                           chunksize=1)
+        print(sum(written))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,28 @@
+# Sharing figures and per-process reports: the accuracy of
+# forkshim_sharing against smaps, the reports a real family leaves under
+# FORKSHIM_REPORT (tests/report/family_host.c, run with the shim
+# preloaded), `forkshim report` on checked-in samples, and a Python pool
+# under `forkshim --report`.
+set(REPORT_DIR ${CMAKE_CURRENT_SOURCE_DIR}/report)
+
+forkshim_add_test(report_accuracy ${REPORT_DIR}/accuracy.c TIMEOUT 120)
+
+add_executable(report_family_host ${REPORT_DIR}/family_host.c)
+target_compile_definitions(report_family_host PRIVATE _GNU_SOURCE)
+target_link_libraries(report_family_host PRIVATE forkshim_client
+  ${CMAKE_DL_LIBS})
+
+function(report_driver name source)
+  forkshim_add_test(${name} ${REPORT_DIR}/${source} TIMEOUT 120)
+  target_compile_definitions(${name} PRIVATE
+    REPORT_HOST="$<TARGET_FILE:report_family_host>"
+    REPORT_LAUNCHER="$<TARGET_FILE:forkshim_launcher>"
+    REPORT_SAMPLES="${REPORT_DIR}/samples"
+    REPORT_PYTHON_DIR="${PROJECT_SOURCE_DIR}/inject/python"
+    REPORT_POOL="${REPORT_DIR}/pool.py")
+  add_dependencies(${name} report_family_host forkshim_launcher)
+endfunction()
+
+report_driver(report_family report_family.c)
+report_driver(report_render report_render.c)
+report_driver(report_python report_python.c)
