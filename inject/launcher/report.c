@@ -413,19 +413,28 @@ static int has_suffix(const char *s, const char *suffix)
 
 static const struct run *sort_run;
 
-static unsigned long long view_copied(const struct region *g,
-                                      const struct view *w)
+static unsigned long long
+view_copied(const struct run *r, const struct region *g, const struct view *w)
 {
-	return sort_run->procs[w->proc].pid == g->owner ? 0 : w->exclusive;
+	return r->procs[w->proc].pid == g->owner ? 0 : w->exclusive;
 }
 
 static const struct region *sort_region;
 
+/* qsort, also of an empty array (whose pointer may be NULL, which qsort
+ * may not be given). */
+static void sort(void *base, size_t n, size_t size,
+                 int (*cmp)(const void *, const void *))
+{
+	if (n > 1)
+		qsort(base, n, size, cmp);
+}
+
 static int view_cmp(const void *a, const void *b)
 {
 	const struct view *x = a, *y = b;
-	unsigned long long cx = view_copied(sort_region, x);
-	unsigned long long cy = view_copied(sort_region, y);
+	unsigned long long cx = view_copied(sort_run, sort_region, x);
+	unsigned long long cy = view_copied(sort_run, sort_region, y);
 	unsigned long long px = sort_run->procs[x->proc].pid;
 	unsigned long long py = sort_run->procs[y->proc].pid;
 
@@ -480,7 +489,7 @@ static int load(struct run *r, const char *dirpath)
 			exit(2);
 	}
 	closedir(d);
-	qsort(names, n, sizeof(*names), name_cmp);
+	sort(names, n, sizeof(*names), name_cmp);
 	/* Reports first: audit records are matched to their regions. */
 	for (size_t i = 0; i < n; i++)
 		if (strstr(strrchr(names[i], '/'), "/report-"))
@@ -504,10 +513,12 @@ static int load(struct run *r, const char *dirpath)
 			g->others_pages += g->views[k].pages;
 		}
 		sort_region = g;
-		qsort(g->views, g->nviews, sizeof(*g->views), view_cmp);
-		qsort(g->sites, g->nsites, sizeof(*g->sites), site_cmp);
+		sort(g->views, g->nviews, sizeof(*g->views), view_cmp);
+		sort(g->sites, g->nsites, sizeof(*g->sites), site_cmp);
 	}
-	qsort(r->regions, r->nregions, sizeof(*r->regions), region_cmp);
+	sort(r->regions, r->nregions, sizeof(*r->regions), region_cmp);
+	sort_run = NULL; /* only for the sorts: r is the caller's */
+	sort_region = NULL;
 	return 0;
 }
 
@@ -662,7 +673,7 @@ static void print_table(const struct run *r, const char *dir)
 		for (size_t k = 0; k < g->nviews; k++) {
 			const struct view *w = &g->views[k];
 			const struct proc *p = &r->procs[w->proc];
-			unsigned long long copied = view_copied(g, w);
+			unsigned long long copied = view_copied(r, g, w);
 			char ended[48], col[16];
 
 			ended_text(p, ended, sizeof(ended));
@@ -746,7 +757,7 @@ static void print_json(const struct run *r, FILE *out)
 			        "\"swapped\":%llu,\"copied\":%llu}",
 			        p->status, p->sig, w->pages, w->resident,
 			        w->shared, w->exclusive, w->swapped,
-			        view_copied(g, w));
+			        view_copied(r, g, w));
 		}
 		fprintf(out, "],\"writers\":[");
 		for (size_t k = 0; k < g->nsites; k++) {
