@@ -107,11 +107,13 @@ static int dispositions(const struct forkshim_api *api)
 	ended("child", st);
 	if ((c = fork()) == 0) {
 		setrlimit(RLIMIT_CORE, &none);
-		{
-			volatile int *volatile bad = NULL;
+		/* A page without access, not NULL: UBSan would stop a
+		 * store through NULL itself. */
+		volatile char *bad = mmap(NULL, page, PROT_NONE,
+		                          MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 
+		if (bad != MAP_FAILED)
 			*bad = 1;
-		}
 		_exit(1);
 	}
 	waitpid(c, &st, 0);

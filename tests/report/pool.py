@@ -14,11 +14,17 @@ import forkshim
 PAGE = os.sysconf("SC_PAGE_SIZE")
 ROWS = PAGE // 8  # float64 values in a page
 TASKS = 8
+WORKERS = 4
+# Each task waits until WORKERS tasks run at once: every worker takes
+# exactly two tasks, so each one copies pages and leaves an audit file
+# whatever the scheduling (inherited by the fork workers).
+BARRIER = mp.get_context("fork").Barrier(WORKERS)
 
 
 def dirty(arg):
     ref, task = arg
     a = forkshim.unwrap(ref)
+    BARRIER.wait(timeout=30)
     pages = task % 4 + 1
     for p in range(pages):
         a[(task * 8 + p) * ROWS] += 1.0
@@ -31,7 +37,7 @@ def main():
     arr[:] = 1.0
     forkshim.freeze(arr, name="matrix")
     ref = forkshim.share(arr)
-    with mp.get_context("fork").Pool(4) as pool:
+    with mp.get_context("fork").Pool(WORKERS) as pool:
         written = pool.map(dirty, [(ref, t) for t in range(TASKS)],
                            chunksize=1)
         print(sum(written))

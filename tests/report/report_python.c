@@ -22,8 +22,11 @@ static void teardown(void)
 
 TestSuite(python, .init = setup, .fini = teardown);
 
-static const char *const env[] = {E2E_PATH, "LC_ALL=C",
-                                  "PYTHONPATH=" REPORT_PYTHON_DIR, NULL};
+/* In a sanitizer build the runtime leads LD_PRELOAD (tests/preload.h); the
+ * launcher keeps it first when it adds the shim. */
+static const char *const env[] = {
+    E2E_PATH, "LC_ALL=C", "PYTHONPATH=" REPORT_PYTHON_DIR,
+    SANITIZER_ENV "LD_PRELOAD=" FORKSHIM_SANITIZER_RT, NULL};
 
 Test(python, pool_workers_report_the_pages_they_copied)
 {
