@@ -655,9 +655,10 @@ static void print_table(const struct run *r, const char *dir)
 		double pct = shared_percent(g);
 
 		region_sizes(g, size, cost);
-		printf("\n%zu. \"%s\"  %s, %llu pages, frozen by %llu "
+		printf("\n%zu. \"%s\"  %s, %llu page%s, frozen by %llu "
 		       "(handle %s)\n",
-		       i + 1, g->name, size, g->pages, g->owner, g->handle);
+		       i + 1, g->name, size, g->pages, g->pages == 1 ? "" : "s",
+		       g->owner, g->handle);
 		printf("   mapped by %zu process%s; copied %llu page%s (%s) "
 		       "in %llu other%s; ",
 		       g->nviews, g->nviews == 1 ? "" : "es", g->copied,
@@ -852,11 +853,12 @@ static int write_svg(const struct run *r, const char *path)
 			        "<rect x=\"%d\" y=\"%d\" width=\"%.1f\" "
 			        "height=\"14\" fill=\"#4caf50\"/>\n"
 			        "<rect x=\"%.1f\" y=\"%d\" width=\"%.1f\" "
-			        "height=\"14\" fill=\"%s\"><title>%llu pages "
+			        "height=\"14\" fill=\"%s\"><title>%llu page%s "
 			        "%s</title></rect>\n",
 			        y + 11, p->pid, ended, LEFT, y, BARW, LEFT, y,
 			        sx, LEFT + sx, y, cx,
 			        own ? "#90a4ae" : "#e65100", w->exclusive,
+			        w->exclusive == 1 ? "" : "s",
 			        own ? "its own" : "copied");
 			y += ROW;
 		}
