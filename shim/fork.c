@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <pty.h>
+#include <signal.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -275,8 +276,43 @@ int fork_init(void)
 
 #define EXPORT __attribute__((visibility("default")))
 
+/* While glibc's fork runs, the forking thread holds glibc's atfork lock
+ * except inside the prepare handlers, and our prepare handler takes the
+ * table lock, which it keeps until the fork is done.  A signal handler that
+ * freezes or thaws on a thread interrupted inside glibc's fork (holding the
+ * atfork lock) would wait for the table lock held by another thread's
+ * fork, which waits for the atfork lock: both hang (found by the signalmt
+ * stress under --long).  So the wrappers block the asynchronous signals
+ * for the length of the fork; they arrive when it returns (the child
+ * starts without pending signals anyway, and with the caller's mask).
+ * The synchronous ones stay open: blocked, a fault kills the process
+ * instead of reaching its handler (the guard's, the host's).
+ * pthread_sigmask: async-signal-safe, no lock. */
+static void block_async(sigset_t *saved)
+{
+	sigset_t set;
+
+	sigfillset(&set);
+	sigdelset(&set, SIGSEGV);
+	sigdelset(&set, SIGBUS);
+	sigdelset(&set, SIGILL);
+	sigdelset(&set, SIGFPE);
+	sigdelset(&set, SIGTRAP);
+	sigdelset(&set, SIGSYS);
+	pthread_sigmask(SIG_BLOCK, &set, saved);
+}
+
+static void unblock(const sigset_t *saved)
+{
+	int e = errno;
+
+	pthread_sigmask(SIG_SETMASK, saved, NULL);
+	errno = e;
+}
+
 EXPORT pid_t fork(void)
 {
+	sigset_t saved;
 	pid_t pid;
 
 	forkshim_ensure_init();
@@ -284,15 +320,18 @@ EXPORT pid_t fork(void)
 		errno = ENOSYS;
 		return -1;
 	}
+	block_async(&saved);
 	pid = real_fork();
 	if (pid > 0 && pp != NULL)
 		record_child(pid, take_birth());
+	unblock(&saved);
 	return pid;
 }
 
 EXPORT pid_t forkpty(int *amaster, char *name, const struct termios *termp,
                      const struct winsize *winp)
 {
+	sigset_t saved;
 	pid_t pid;
 
 	forkshim_ensure_init();
@@ -300,9 +339,11 @@ EXPORT pid_t forkpty(int *amaster, char *name, const struct termios *termp,
 		errno = ENOSYS;
 		return -1;
 	}
+	block_async(&saved);
 	pid = real_forkpty(amaster, name, termp, winp);
 	if (pid > 0 && pp != NULL)
 		record_child(pid, take_birth());
+	unblock(&saved);
 	return pid;
 }
 
