@@ -288,7 +288,7 @@ int fork_init(void)
  * The synchronous ones stay open: blocked, a fault kills the process
  * instead of reaching its handler (the guard's, the host's).
  * pthread_sigmask: async-signal-safe, no lock. */
-static void block_async(sigset_t *saved)
+static inline __attribute__((always_inline)) void block_async(sigset_t *saved)
 {
 	sigset_t set;
 
@@ -302,12 +302,11 @@ static void block_async(sigset_t *saved)
 	pthread_sigmask(SIG_BLOCK, &set, saved);
 }
 
-static void unblock(const sigset_t *saved)
+/* pthread_sigmask returns its error and leaves errno alone: no write to
+ * the thread's TLS page, which the fork just made copy-on-write. */
+static inline __attribute__((always_inline)) void unblock(const sigset_t *saved)
 {
-	int e = errno;
-
 	pthread_sigmask(SIG_SETMASK, saved, NULL);
-	errno = e;
 }
 
 EXPORT pid_t fork(void)
