@@ -982,7 +982,7 @@ EXPORT NO_SANITIZE int sigaction(int sig, const struct sigaction *act,
 		errno = ENOSYS;
 		return -1;
 	}
-	if (report_sigaction(sig, act, old, &r))
+	if (report_armed() && report_sigaction(sig, act, old, &r))
 		return r;
 	if (sig != SIGSEGV || !LOAD_ACQ(&installed))
 		return f(sig, act, old);
@@ -1014,7 +1014,7 @@ EXPORT NO_SANITIZE sighandler_t signal(int sig, sighandler_t handler)
 		errno = ENOSYS;
 		return SIG_ERR;
 	}
-	if (report_signal(sig, handler, SA_RESTART, &old))
+	if (report_armed() && report_signal(sig, handler, SA_RESTART, &old))
 		return old;
 	if (sig != SIGSEGV || !LOAD_ACQ(&installed))
 		return f(sig, handler);
@@ -1042,7 +1042,8 @@ EXPORT NO_SANITIZE sighandler_t sysv_signal(int sig, sighandler_t handler)
 		errno = ENOSYS;
 		return SIG_ERR;
 	}
-	if (report_signal(sig, handler, SA_RESETHAND | SA_NODEFER, &old))
+	if (report_armed() &&
+	    report_signal(sig, handler, SA_RESETHAND | SA_NODEFER, &old))
 		return old;
 	if (sig != SIGSEGV || !LOAD_ACQ(&installed))
 		return f(sig, handler);

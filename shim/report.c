@@ -287,6 +287,15 @@ void report_release(int sig, struct sigaction *prev)
 	unlock(&saved);
 }
 
+/* Not instrumented: a sanitizer runtime's start-up calls the sigaction
+ * wrappers (guard.c), which ask this first, before it can run instrumented
+ * code (TSan crashed at report_sigaction's entry). */
+__attribute__((no_sanitize("address", "thread", "undefined"))) int
+report_armed(void)
+{
+	return __atomic_load_n(&armed, __ATOMIC_ACQUIRE);
+}
+
 int report_sigaction(int sig, const struct sigaction *act,
                      struct sigaction *old, int *rc)
 {

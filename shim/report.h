@@ -66,6 +66,10 @@ static inline void report_signal_action(struct sigaction *act, int sig,
 
 void report_resolve(void);
 void report_arm(void);
+/* Whether report_arm() has run in this process (or its parent): until
+ * then report_sigaction() and report_signal() track nothing, and the
+ * wrappers need not call them. */
+int report_armed(void);
 int report_sigaction(int sig, const struct sigaction *act,
                      struct sigaction *old, int *rc);
 int report_signal(int sig, sighandler_t handler, int flags, sighandler_t *old);
