@@ -112,6 +112,17 @@ if [ "$tsan" = 1 ]; then
       timeout 600 "$build/tests/stress_host" $run ||
       { echo "tests/sanitize.sh: TSan: stress_host $run failed" >&2; exit 1; }
   done
+  # With the per-process reports on: their exit, signal and wait paths.
+  reports=$(mktemp -d)
+  for run in "mix 10" "signalmt 150"; do
+    echo "-- stress_host $run, FORKSHIM_REPORT=$reports"
+    # shellcheck disable=SC2086
+    FORKSHIM_REPORT=$reports timeout 600 "$build/tests/stress_host" $run ||
+      { echo "tests/sanitize.sh: TSan: stress_host $run (reports) failed" >&2
+        exit 1; }
+  done
+  echo "   $(ls "$reports" | wc -l) report files"
+  rm -rf "$reports"
   unset TSAN_OPTIONS
 fi
 
