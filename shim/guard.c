@@ -310,23 +310,26 @@ static int chain_swap(const struct sigaction *act, struct sigaction *old)
 	return 0;
 }
 
-/* Default action for sig: a fault comes back when we return and kills
- * the process as it would have without us; anything else is raised. */
-static void die_default(int sig, const siginfo_t *si)
+/* The default action of sig, from inside its handler: SIG_DFL back, then
+ * a fault (SEGV, BUS, ILL, FPE raised by an instruction) comes back when
+ * the handler returns and kills as it would have without us; anything
+ * else is raised again, pending until the handler unblocks it.  Also the
+ * reports' fatal-signal handler's last step (report.c). */
+void guard_die_default(int sig, const siginfo_t *si)
 {
 	struct sigaction dfl;
 	sigset_t unblock;
 
-	report_fatal(sig);
 	memset(&dfl, 0, sizeof(dfl));
 	dfl.sa_handler = SIG_DFL;
 	real_sigaction(sig, &dfl, NULL);
-	if (si->si_code > 0 && si->si_code != SI_KERNEL)
+	if (si != NULL && si->si_code > 0 && si->si_code != SI_KERNEL &&
+	    (sig == SIGSEGV || sig == SIGBUS || sig == SIGILL || sig == SIGFPE))
 		return;
+	syscall(SYS_tgkill, syscall(SYS_getpid), syscall(SYS_gettid), sig);
 	sigemptyset(&unblock);
 	sigaddset(&unblock, sig);
-	sigprocmask(SIG_UNBLOCK, &unblock, NULL);
-	syscall(SYS_tgkill, getpid(), syscall(SYS_gettid), sig);
+	pthread_sigmask(SIG_UNBLOCK, &unblock, NULL);
 }
 
 /* Hands the signal to the host's handler as the kernel would have. */
@@ -342,7 +345,8 @@ static void chain(int sig, siginfo_t *si, void *uc)
 		a.sa_handler = SIG_DFL; /* a fault cannot be ignored */
 	}
 	if (!(a.sa_flags & SA_SIGINFO) && a.sa_handler == SIG_DFL) {
-		die_default(sig, si);
+		report_fatal(sig);
+		guard_die_default(sig, si);
 		return;
 	}
 	if (a.sa_flags & SA_RESETHAND) {

@@ -31,6 +31,7 @@
 #ifndef FORKSHIM_GUARD_H
 #define FORKSHIM_GUARD_H
 
+#include <signal.h>
 #include <stddef.h>
 
 #include "forkshim.h"
@@ -38,6 +39,8 @@
 extern int guard_on;
 
 void guard_resolve(void);
+/* Takes sig's default action from inside its handler (guard.c). */
+void guard_die_default(int sig, const siginfo_t *si);
 void guard_init(void);
 void guard_frozen(forkshim_handle h, const void *addr, size_t len,
                   unsigned flags);

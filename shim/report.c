@@ -232,29 +232,11 @@ static int is_default(const struct sigaction *a)
 	return a->sa_handler == SIG_DFL; /* a union with sa_sigaction */
 }
 
-static void die_of(int sig, const siginfo_t *si)
-{
-	struct sigaction dfl;
-	sigset_t unblock;
-
-	memset(&dfl, 0, sizeof(dfl));
-	dfl.sa_handler = SIG_DFL;
-	real_sigaction(sig, &dfl, NULL);
-	sigemptyset(&unblock);
-	sigaddset(&unblock, sig);
-	/* A fault comes back when we return, and kills as it would have. */
-	if (si != NULL && si->si_code > 0 && si->si_code != SI_KERNEL &&
-	    (sig == SIGSEGV || sig == SIGBUS || sig == SIGILL || sig == SIGFPE))
-		return;
-	syscall(SYS_tgkill, syscall(SYS_getpid), syscall(SYS_gettid), sig);
-	pthread_sigmask(SIG_UNBLOCK, &unblock, NULL);
-}
-
 static void on_fatal(int sig, siginfo_t *si, void *uc)
 {
 	(void)uc;
 	report_end(HOW_SIGNAL, 0, sig);
-	die_of(sig, si);
+	guard_die_default(sig, si);
 }
 
 static int install_ours(int sig)
