@@ -64,16 +64,20 @@ static int child_alive(pid_t pid)
 	return r == 0;
 }
 
-static void records_forget(pid_t pid)
+/* Frees pid's records; returns the birth point of one of them, 0 if it
+ * had none. */
+static uint64_t records_forget(pid_t pid)
 {
 	uint32_t used = LOAD_ACQ(&pp->kids_used);
+	uint64_t birth = 0;
 
 	for (uint32_t i = 0; i < used; i++) {
 		uint64_t r = LOAD(&pp->kids[i]);
 
-		if (r != 0 && record_pid(r) == pid)
-			CAS(&pp->kids[i], &r, 0);
+		if (r != 0 && record_pid(r) == pid && CAS(&pp->kids[i], &r, 0))
+			birth = r & BIRTH_MASK;
 	}
+	return birth;
 }
 
 /* Frees the records of children that have been reaped without us seeing
@@ -346,30 +350,27 @@ EXPORT pid_t forkpty(int *amaster, char *name, const struct termios *termp,
 	return pid;
 }
 
-/* The birth point of a recorded child, 0 if none. */
-static uint64_t record_birth(pid_t pid)
+/* A reaped child stops counting for visible() at once; one killed by
+ * signal sig (0: it exited) may need its report written for it. */
+static void gone(pid_t pid, int sig)
 {
-	uint32_t used = LOAD_ACQ(&pp->kids_used);
+	uint64_t birth;
 
-	for (uint32_t i = 0; i < used; i++) {
-		uint64_t r = LOAD(&pp->kids[i]);
-
-		if (r != 0 && record_pid(r) == pid)
-			return r & BIRTH_MASK;
-	}
-	return 0;
+	if (pid <= 0 || pp == NULL)
+		return;
+	birth = records_forget(pid);
+	if (sig != 0)
+		report_reaped(pid, sig, birth);
 }
 
-/* A reaped child stops counting for visible() at once; one killed by a
- * signal may need its report written for it. */
 static void reaped(pid_t pid, const int *status, int options)
 {
-	if (pid > 0 && pp != NULL && !(options & WNOWAIT) && status != NULL &&
-	    WIFSIGNALED(*status))
-		report_reaped(pid, WTERMSIG(*status), record_birth(pid));
-	if (pid > 0 && pp != NULL && !(options & WNOWAIT) &&
-	    (status == NULL || WIFEXITED(*status) || WIFSIGNALED(*status)))
-		records_forget(pid);
+	if (options & WNOWAIT)
+		return;
+	if (status == NULL || WIFEXITED(*status))
+		gone(pid, 0);
+	else if (WIFSIGNALED(*status))
+		gone(pid, WTERMSIG(*status));
 }
 
 EXPORT pid_t wait(int *status)
@@ -450,14 +451,10 @@ EXPORT int waitid(idtype_t idtype, id_t id, siginfo_t *info, int options)
 		return -1;
 	}
 	r = real_waitid(idtype, id, info, options);
-	if (r == 0 && info != NULL && info->si_pid > 0 &&
-	    !(options & WNOWAIT) &&
+	if (r == 0 && info != NULL && !(options & WNOWAIT) &&
 	    (info->si_code == CLD_EXITED || info->si_code == CLD_KILLED ||
-	     info->si_code == CLD_DUMPED)) {
-		if (info->si_code != CLD_EXITED && pp != NULL)
-			report_reaped(info->si_pid, info->si_status,
-			              record_birth(info->si_pid));
-		records_forget(info->si_pid);
-	}
+	     info->si_code == CLD_DUMPED))
+		gone(info->si_pid,
+		     info->si_code == CLD_EXITED ? 0 : info->si_status);
 	return r;
 }
