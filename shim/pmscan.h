@@ -1,5 +1,5 @@
 /* pmscan: the PAGEMAP_SCAN ioctl of Linux 6.7 (linux/fs.h), for headers
- * that predate it (Debian 12's).  Used by sharing.c and by
+ * that predate it (Debian 12's).  Used by sharing.c, readable.c and
  * scripts/bench/sharing.c. */
 #ifndef FORKSHIM_PMSCAN_H
 #define FORKSHIM_PMSCAN_H
@@ -19,6 +19,7 @@ struct pmscan_arg {
 #define PMSCAN_IOCTL _IOWR('f', 16, struct pmscan_arg)
 #define PMSCAN_PRESENT (1ull << 3)
 #define PMSCAN_SWAPPED (1ull << 4)
+#define PMSCAN_GUARD (1ull << 8) /* PAGE_IS_GUARD, later than 6.7 */
 
 /* Bits of a /proc/self/pagemap entry. */
 #define PM_PRESENT (1ull << 63)

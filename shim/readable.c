@@ -9,9 +9,11 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
-/* From <linux/fs.h> of Linux 6.11 (PROCMAP_QUERY) and 6.7 (PAGEMAP_SCAN;
- * PAGE_IS_GUARD is later), spelled out: the build machine's headers may
- * predate them, and the kernel that runs us may too. */
+#include "pmscan.h"
+
+/* From <linux/fs.h> of Linux 6.11 (PROCMAP_QUERY; PAGEMAP_SCAN is in
+ * pmscan.h), spelled out: the build machine's headers may predate it, and
+ * the kernel that runs us may too. */
 struct procmap_query {
 	uint64_t size;
 	uint64_t query_flags;
@@ -32,16 +34,6 @@ struct procmap_query {
 #define PROCMAP_QUERY_IOCTL _IOWR('f', 17, struct procmap_query)
 #define PROCMAP_QUERY_VMA_READABLE 0x01
 
-struct page_region {
-	uint64_t start, end, categories;
-};
-struct pm_scan_arg {
-	uint64_t size, flags, start, end, walk_end, vec, vec_len, max_pages;
-	uint64_t category_inverted, category_mask, category_anyof_mask;
-	uint64_t return_mask;
-};
-#define PAGEMAP_SCAN_IOCTL _IOWR('f', 16, struct pm_scan_arg)
-#define PAGE_IS_GUARD_BIT (1u << 8)
 #ifndef MADV_GUARD_INSTALL
 #define MADV_GUARD_INSTALL 102
 #endif
@@ -309,8 +301,8 @@ int readable_no_guard_pages(const void *addr, size_t len)
 	uintptr_t start = (uintptr_t)addr & ~(page - 1);
 	uintptr_t end = ((uintptr_t)addr + len + page - 1) & ~(page - 1);
 	int state = __atomic_load_n(&scan_state, __ATOMIC_RELAXED);
-	struct page_region found;
-	struct pm_scan_arg s;
+	struct pmscan_region found;
+	struct pmscan_arg s;
 	long n;
 	int fd;
 
@@ -328,9 +320,9 @@ int readable_no_guard_pages(const void *addr, size_t len)
 	s.vec = (uintptr_t)&found;
 	s.vec_len = 1;
 	s.max_pages = 1;
-	s.category_mask = PAGE_IS_GUARD_BIT;
-	s.return_mask = PAGE_IS_GUARD_BIT;
-	n = ioctl(fd, PAGEMAP_SCAN_IOCTL, &s);
+	s.category_mask = PMSCAN_GUARD;
+	s.return_mask = PMSCAN_GUARD;
+	n = ioctl(fd, PMSCAN_IOCTL, &s);
 	if (n < 0) {
 		int err = errno;
 
