@@ -1,70 +1,41 @@
-/* The public functions: argument checks live in the modules, this file
- * joins them and starts the library. */
+/* api: the public functions (forkshim.h) and the function table, each
+ * joined to the module that does the work; argument checks live in the
+ * modules.  The top of the library: it may call any module, and none
+ * calls it.  It also lists the modules init starts (init_modules).  The
+ * readers (deref, find, visible, info, sharing) stay async-signal-safe and
+ * lock-free: no pthread_once on their path. */
 #include <errno.h>
-#include <pthread.h>
 #include <stddef.h>
 #include <unistd.h>
 
-#include "config.h"
 #include "fork.h"
 #include "guard.h"
 #include "init.h"
 #include "log.h"
-#include "procpage.h"
 #include "report.h"
 #include "sharing.h"
+#include "signals.h"
 #include "table.h"
 
-#define STR2(x) #x
-#define STR(x) STR2(x)
-
-static pthread_once_t once_core = PTHREAD_ONCE_INIT;
-static pthread_once_t once_config = PTHREAD_ONCE_INIT;
-static int initialised;
-
-/* What needs no environment: the real symbols, the procpage, the atfork
- * handlers, and a table of the default size. */
-static void init_core(void)
+/* Start-up of the modules above init, in this order (init.h). */
+static void start_core(void)
 {
-	int saved = errno;
-
-	procpage_init();
-	table_configure(CONFIG_DEFAULT_REGIONS);
 	if (fork_init() < 0)
 		log_error("fork interposition is not available");
-	guard_resolve();
+	signals_resolve();
+	guard_attach();
 	report_resolve();
-	errno = saved;
 }
 
-/* What reads the environment, once libc has it: a .preinit_array function
- * (a sanitizer runtime, say) may call fork or sigaction before. */
-static void init_config(void)
+static void start_config(void)
 {
-	int saved = errno;
-
-	config_load();
-	table_configure(config.max_regions);
 	guard_init();
-	log_debug("forkshim %s loaded, %zu regions", forkshim_version(),
-	          config.max_regions);
-	__atomic_store_n(&initialised, 1, __ATOMIC_RELEASE);
-	errno = saved;
 }
 
-void forkshim_ensure_init(void)
-{
-	if (__atomic_load_n(&initialised, __ATOMIC_ACQUIRE))
-		return;
-	pthread_once(&once_core, init_core);
-	if (environ != NULL)
-		pthread_once(&once_config, init_config);
-}
-
-__attribute__((constructor)) static void forkshim_constructor(void)
-{
-	forkshim_ensure_init();
-}
+const struct init_modules init_modules = {
+    .core = start_core,
+    .config = start_config,
+};
 
 FORKSHIM_API forkshim_handle forkshim_freeze(const void *addr, size_t len,
                                              const char *name, unsigned flags)
@@ -132,8 +103,7 @@ FORKSHIM_API int forkshim_sharing(forkshim_handle h,
 
 FORKSHIM_API const char *forkshim_version(void)
 {
-	return STR(FORKSHIM_VERSION_MAJOR) "." STR(
-	    FORKSHIM_VERSION_MINOR) "." STR(FORKSHIM_VERSION_PATCH);
+	return INIT_VERSION;
 }
 
 static const struct forkshim_api api_v1 = {
