@@ -1,3 +1,9 @@
+/* fork: the fork and wait wrappers, the atfork phases and the child
+ * records (contract in fork.h).  Called by the program (the wrappers), by
+ * glibc's fork (the atfork phases) and by api (visible, init); calls
+ * table's fork phases, report_reaped, init, interpose, procpage and log.
+ * The fork path allocates nothing and takes no lock but the table's
+ * (prepare to parent); errno is kept around everything we add. */
 #include "fork.h"
 
 #include <dlfcn.h>

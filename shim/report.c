@@ -1,3 +1,9 @@
+/* report: the per-process report files (contract in report.h).  Called
+ * by api (arm, after a freeze), fork's wait wrappers (reaped), the exit
+ * paths it wraps (_exit, _Exit, on_exit) and, through signals_watch's
+ * callback, the signal handlers; calls signals, table's readers, sharing,
+ * jsonl, config, interpose and log.  The signal, _exit and wait paths
+ * allocate nothing and use no stdio; errno is kept. */
 #include "report.h"
 
 #include <errno.h>
