@@ -7,41 +7,43 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "e2e_run.h"
+#include "run_host.h"
 
 static void expect_rounds_pass(const char *mode)
 {
 	const char *const argv[] = {E2E_FORK_PATHS, mode, "20", NULL};
 	char want[100];
-	struct e2e_run r;
+	struct host_run r;
+	struct host_env env;
 
 	snprintf(want, sizeof(want), "%s: 20 rounds ok\n", mode);
-	e2e_run(&r, argv, e2e_env_shim, 45);
-	cr_expect(e2e_exited_with(&r, 0), E2E_RUN_FMT, E2E_RUN_ARGS(r));
-	cr_expect_eq(strncmp(r.out.data, want, strlen(want)), 0, E2E_RUN_FMT,
-	             E2E_RUN_ARGS(r));
+	HOST_RUN(&r, argv, .envp = host_env_shim(&env), .timeout_s = 45);
+	cr_expect(host_exited_with(&r, 0), HOST_RUN_FMT, HOST_RUN_ARGS(r));
+	cr_expect_eq(strncmp(r.out.data, want, strlen(want)), 0, HOST_RUN_FMT,
+	             HOST_RUN_ARGS(r));
 	cr_log_info("%s", r.out.data);
-	cr_expect_str_empty(r.err.data, E2E_RUN_FMT, E2E_RUN_ARGS(r));
-	e2e_run_free(&r);
+	cr_expect_str_empty(r.err.data, HOST_RUN_FMT, HOST_RUN_ARGS(r));
+	host_run_free(&r);
 }
 
 static void expect_unchanged(const char *mode, const char *out, const char *err)
 {
 	const char *const argv[] = {E2E_FORK_PATHS, mode, NULL};
-	struct e2e_run plain, shim;
+	struct host_run plain, shim;
+	struct host_env env;
 
-	e2e_run(&plain, argv, e2e_env_plain, 30);
-	e2e_run(&shim, argv, e2e_env_shim, 30);
-	cr_assert(e2e_exited_with(&plain, 0), "without the shim: " E2E_RUN_FMT,
-	          E2E_RUN_ARGS(plain));
+	HOST_RUN(&plain, argv, .envp = host_env_plain(&env), .timeout_s = 30);
+	HOST_RUN(&shim, argv, .envp = host_env_shim(&env), .timeout_s = 30);
+	cr_assert(host_exited_with(&plain, 0),
+	          "without the shim: " HOST_RUN_FMT, HOST_RUN_ARGS(plain));
 	cr_assert_str_eq(plain.out.data, out);
 	cr_assert_str_eq(plain.err.data, err);
-	cr_expect(e2e_exited_with(&shim, 0), "with the shim: " E2E_RUN_FMT,
-	          E2E_RUN_ARGS(shim));
+	cr_expect(host_exited_with(&shim, 0), "with the shim: " HOST_RUN_FMT,
+	          HOST_RUN_ARGS(shim));
 	cr_expect_str_eq(shim.out.data, plain.out.data);
 	cr_expect_str_eq(shim.err.data, plain.err.data);
-	e2e_run_free(&plain);
-	e2e_run_free(&shim);
+	host_run_free(&plain);
+	host_run_free(&shim);
 }
 
 Test(fork_paths, fork_child_inherits_the_table_and_freezes_its_own)

@@ -8,51 +8,53 @@
 #include <criterion/criterion.h>
 #include <string.h>
 
-#include "e2e_run.h"
+#include "run_host.h"
 
 static const char *const host_argv[] = {E2E_PLUGIN_HOST, E2E_PLUGIN_MODULE,
                                         NULL};
 
 Test(plugin, takes_the_handle_path_when_the_shim_is_preloaded)
 {
-	struct e2e_run r;
+	struct host_run r;
+	struct host_env env;
 
-	e2e_run(&r, host_argv, e2e_env_shim, 30);
-	cr_expect(e2e_exited_with(&r, 0), E2E_RUN_FMT, E2E_RUN_ARGS(r));
+	HOST_RUN(&r, host_argv, .envp = host_env_shim(&env), .timeout_s = 30);
+	cr_expect(host_exited_with(&r, 0), HOST_RUN_FMT, HOST_RUN_ARGS(r));
 	cr_expect(strstr(r.out.data, "host: libforkshim mapped: yes\n"),
-	          E2E_RUN_FMT, E2E_RUN_ARGS(r));
-	cr_expect(strstr(r.out.data, "forkshim: present 0.1.0\n"), E2E_RUN_FMT,
-	          E2E_RUN_ARGS(r));
-	cr_expect(strstr(r.out.data, "path: handle\n"), E2E_RUN_FMT,
-	          E2E_RUN_ARGS(r));
-	cr_expect(strstr(r.out.data, "visible to worker: 1\n"), E2E_RUN_FMT,
-	          E2E_RUN_ARGS(r));
-	cr_expect(strstr(r.out.data, "worker: ok\n"), E2E_RUN_FMT,
-	          E2E_RUN_ARGS(r));
-	cr_expect(strstr(r.out.data, "after thaw: ESTALE\n"), E2E_RUN_FMT,
-	          E2E_RUN_ARGS(r));
-	cr_expect_null(strstr(r.out.data, "path: pipe"), E2E_RUN_FMT,
-	               E2E_RUN_ARGS(r));
-	cr_expect_str_empty(r.err.data, E2E_RUN_FMT, E2E_RUN_ARGS(r));
-	e2e_run_free(&r);
+	          HOST_RUN_FMT, HOST_RUN_ARGS(r));
+	cr_expect(strstr(r.out.data, "forkshim: present 0.1.0\n"), HOST_RUN_FMT,
+	          HOST_RUN_ARGS(r));
+	cr_expect(strstr(r.out.data, "path: handle\n"), HOST_RUN_FMT,
+	          HOST_RUN_ARGS(r));
+	cr_expect(strstr(r.out.data, "visible to worker: 1\n"), HOST_RUN_FMT,
+	          HOST_RUN_ARGS(r));
+	cr_expect(strstr(r.out.data, "worker: ok\n"), HOST_RUN_FMT,
+	          HOST_RUN_ARGS(r));
+	cr_expect(strstr(r.out.data, "after thaw: ESTALE\n"), HOST_RUN_FMT,
+	          HOST_RUN_ARGS(r));
+	cr_expect_null(strstr(r.out.data, "path: pipe"), HOST_RUN_FMT,
+	               HOST_RUN_ARGS(r));
+	cr_expect_str_empty(r.err.data, HOST_RUN_FMT, HOST_RUN_ARGS(r));
+	host_run_free(&r);
 }
 
 Test(no_shim, plugin_sees_the_shim_absent_and_falls_back_to_a_pipe)
 {
-	struct e2e_run r;
+	struct host_run r;
+	struct host_env env;
 
-	e2e_run(&r, host_argv, e2e_env_plain, 30);
-	cr_expect(e2e_exited_with(&r, 0), E2E_RUN_FMT, E2E_RUN_ARGS(r));
+	HOST_RUN(&r, host_argv, .envp = host_env_plain(&env), .timeout_s = 30);
+	cr_expect(host_exited_with(&r, 0), HOST_RUN_FMT, HOST_RUN_ARGS(r));
 	cr_expect(strstr(r.out.data, "host: libforkshim mapped: no\n"),
-	          E2E_RUN_FMT, E2E_RUN_ARGS(r));
-	cr_expect(strstr(r.out.data, "forkshim: absent\n"), E2E_RUN_FMT,
-	          E2E_RUN_ARGS(r));
-	cr_expect(strstr(r.out.data, "path: pipe\n"), E2E_RUN_FMT,
-	          E2E_RUN_ARGS(r));
-	cr_expect(strstr(r.out.data, "worker: ok\n"), E2E_RUN_FMT,
-	          E2E_RUN_ARGS(r));
-	cr_expect_null(strstr(r.out.data, "path: handle"), E2E_RUN_FMT,
-	               E2E_RUN_ARGS(r));
-	cr_expect_str_empty(r.err.data, E2E_RUN_FMT, E2E_RUN_ARGS(r));
-	e2e_run_free(&r);
+	          HOST_RUN_FMT, HOST_RUN_ARGS(r));
+	cr_expect(strstr(r.out.data, "forkshim: absent\n"), HOST_RUN_FMT,
+	          HOST_RUN_ARGS(r));
+	cr_expect(strstr(r.out.data, "path: pipe\n"), HOST_RUN_FMT,
+	          HOST_RUN_ARGS(r));
+	cr_expect(strstr(r.out.data, "worker: ok\n"), HOST_RUN_FMT,
+	          HOST_RUN_ARGS(r));
+	cr_expect_null(strstr(r.out.data, "path: handle"), HOST_RUN_FMT,
+	               HOST_RUN_ARGS(r));
+	cr_expect_str_empty(r.err.data, HOST_RUN_FMT, HOST_RUN_ARGS(r));
+	host_run_free(&r);
 }

@@ -6,7 +6,7 @@
 #include <criterion/criterion.h>
 #include <string.h>
 
-#include "e2e_run.h"
+#include "run_host.h"
 
 #define SCRIPT FORKSHIM_SOURCE_DIR "/tests/e2e/forkshim_ctypes.py"
 
@@ -15,29 +15,32 @@ static const char *const python_argv[] = {"/usr/bin/python3", "-I", SCRIPT,
 
 Test(python, ctypes_script_shares_buffers_with_an_os_fork_child)
 {
-	struct e2e_run r;
+	struct host_run r;
+	struct host_env env;
 
-	e2e_run(&r, python_argv, e2e_env_shim, 40);
-	cr_expect(e2e_exited_with(&r, 0), E2E_RUN_FMT, E2E_RUN_ARGS(r));
-	cr_expect_null(strstr(r.out.data, "FAIL"), E2E_RUN_FMT,
-	               E2E_RUN_ARGS(r));
+	HOST_RUN(&r, python_argv, .envp = host_env_shim(&env), .timeout_s = 40);
+	cr_expect(host_exited_with(&r, 0), HOST_RUN_FMT, HOST_RUN_ARGS(r));
+	cr_expect_null(strstr(r.out.data, "FAIL"), HOST_RUN_FMT,
+	               HOST_RUN_ARGS(r));
 	/* The child's own checks print too: make sure it got that far. */
 	cr_expect(strstr(r.out.data, "ok: child: handle frozen after the fork "
 	                             "fails with ENOENT"),
-	          E2E_RUN_FMT, E2E_RUN_ARGS(r));
-	cr_expect(strstr(r.out.data, ", 0 failed\n"), E2E_RUN_FMT,
-	          E2E_RUN_ARGS(r));
-	cr_expect_str_empty(r.err.data, E2E_RUN_FMT, E2E_RUN_ARGS(r));
-	e2e_run_free(&r);
+	          HOST_RUN_FMT, HOST_RUN_ARGS(r));
+	cr_expect(strstr(r.out.data, ", 0 failed\n"), HOST_RUN_FMT,
+	          HOST_RUN_ARGS(r));
+	cr_expect_str_empty(r.err.data, HOST_RUN_FMT, HOST_RUN_ARGS(r));
+	host_run_free(&r);
 }
 
 Test(python, ctypes_script_finds_no_symbols_without_the_shim)
 {
-	struct e2e_run r;
+	struct host_run r;
+	struct host_env env;
 
-	e2e_run(&r, python_argv, e2e_env_plain, 40);
-	cr_expect(e2e_exited_with(&r, 3), E2E_RUN_FMT, E2E_RUN_ARGS(r));
-	cr_expect(strstr(r.out.data, "forkshim symbols not found"), E2E_RUN_FMT,
-	          E2E_RUN_ARGS(r));
-	e2e_run_free(&r);
+	HOST_RUN(&r, python_argv, .envp = host_env_plain(&env),
+	         .timeout_s = 40);
+	cr_expect(host_exited_with(&r, 3), HOST_RUN_FMT, HOST_RUN_ARGS(r));
+	cr_expect(strstr(r.out.data, "forkshim symbols not found"),
+	          HOST_RUN_FMT, HOST_RUN_ARGS(r));
+	host_run_free(&r);
 }

@@ -7,7 +7,7 @@
 #include <criterion/criterion.h>
 #include <string.h>
 
-#include "e2e_run.h"
+#include "run_host.h"
 
 static const char script[] =
     "set -o pipefail\n"
@@ -50,17 +50,18 @@ static const char expected[] = "start\n"
 Test(shell, bash_prints_the_same_with_and_without_the_shim)
 {
 	const char *const argv[] = {"/bin/bash", "-c", script, NULL};
-	struct e2e_run plain, shim;
+	struct host_run plain, shim;
+	struct host_env env;
 
-	e2e_run(&plain, argv, e2e_env_plain, 30);
-	e2e_run(&shim, argv, e2e_env_shim, 30);
-	cr_assert(e2e_exited_with(&plain, 5), "without the shim: " E2E_RUN_FMT,
-	          E2E_RUN_ARGS(plain));
+	HOST_RUN(&plain, argv, .envp = host_env_plain(&env), .timeout_s = 30);
+	HOST_RUN(&shim, argv, .envp = host_env_shim(&env), .timeout_s = 30);
+	cr_assert(host_exited_with(&plain, 5),
+	          "without the shim: " HOST_RUN_FMT, HOST_RUN_ARGS(plain));
 	cr_assert_str_eq(plain.out.data, expected);
-	cr_expect(e2e_exited_with(&shim, 5), "with the shim: " E2E_RUN_FMT,
-	          E2E_RUN_ARGS(shim));
+	cr_expect(host_exited_with(&shim, 5), "with the shim: " HOST_RUN_FMT,
+	          HOST_RUN_ARGS(shim));
 	cr_expect_str_eq(shim.out.data, plain.out.data);
 	cr_expect_str_eq(shim.err.data, plain.err.data);
-	e2e_run_free(&plain);
-	e2e_run_free(&shim);
+	host_run_free(&plain);
+	host_run_free(&shim);
 }

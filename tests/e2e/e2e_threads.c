@@ -7,7 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "e2e_run.h"
+#include "run_host.h"
 
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
 #define CHILDREN 250 /* a sanitizer makes each fork 3-4 times slower */
@@ -24,22 +24,23 @@ Test(threads, thousand_children_see_exactly_the_regions_frozen_before_birth,
 	unsigned long long children = 0, ok = 0, frozen = 0, enoent = 0,
 	                   late = 0, estale = 0, failures = 1;
 	const char *at;
-	struct e2e_run r;
+	struct host_run r;
+	struct host_env env;
 
-	e2e_run(&r, argv, e2e_env_shim, 175);
-	cr_expect(e2e_exited_with(&r, 0), E2E_RUN_FMT, E2E_RUN_ARGS(r));
-	cr_expect_str_empty(r.err.data, E2E_RUN_FMT, E2E_RUN_ARGS(r));
+	HOST_RUN(&r, argv, .envp = host_env_shim(&env), .timeout_s = 175);
+	cr_expect(host_exited_with(&r, 0), HOST_RUN_FMT, HOST_RUN_ARGS(r));
+	cr_expect_str_empty(r.err.data, HOST_RUN_FMT, HOST_RUN_ARGS(r));
 
 	at = strstr(r.out.data, "mt: children");
-	cr_assert_not_null(at, E2E_RUN_FMT, E2E_RUN_ARGS(r));
+	cr_assert_not_null(at, HOST_RUN_FMT, HOST_RUN_ARGS(r));
 	cr_assert_eq(sscanf(at,
 	                    "mt: children %llu ok %llu\n"
 	                    "mt: checked frozen %llu enoent %llu (from threads "
 	                    "%llu) estale %llu\n",
 	                    &children, &ok, &frozen, &enoent, &late, &estale),
-	             6, E2E_RUN_FMT, E2E_RUN_ARGS(r));
+	             6, HOST_RUN_FMT, HOST_RUN_ARGS(r));
 	at = strstr(r.out.data, "mt: failures ");
-	cr_assert_not_null(at, E2E_RUN_FMT, E2E_RUN_ARGS(r));
+	cr_assert_not_null(at, HOST_RUN_FMT, HOST_RUN_ARGS(r));
 	sscanf(at, "mt: failures %llu", &failures);
 	cr_log_info("e2e_threads: %s", r.out.data);
 
@@ -52,5 +53,5 @@ Test(threads, thousand_children_see_exactly_the_regions_frozen_before_birth,
 	 * and thawed handles, or the children checked nothing. */
 	cr_expect_gt(frozen, 0);
 	cr_expect_gt(estale, 0);
-	e2e_run_free(&r);
+	host_run_free(&r);
 }

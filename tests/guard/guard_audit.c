@@ -21,13 +21,14 @@ static void teardown(void)
 
 TestSuite(audit, .init = setup, .fini = teardown);
 
-static void run_host(struct e2e_run *r, const char *mode, const char *arg,
+static void run_host(struct host_run *r, const char *mode, const char *arg,
                      const char *report)
 {
 	const char *argv[] = {GUARD_HOST, mode, arg, NULL};
-	struct guard_env e;
+	struct host_env e;
 
-	e2e_run(r, argv, guard_env(&e, "audit", report, 1), 50);
+	HOST_RUN(r, argv, .envp = guard_env(&e, "audit", report, 1),
+	         .timeout_s = 50);
 }
 
 /* The report of child pid, as text (malloc). */
@@ -61,22 +62,22 @@ static int child_pids(const char *out, pid_t *pids, int max)
 
 Test(audit, each_child_records_each_first_written_page_once)
 {
-	struct e2e_run r;
+	struct host_run r;
 	pid_t pids[4];
 	char names[8][64];
 	int n;
 
 	run_host(&r, "audit", "2", dir);
-	cr_assert(e2e_exited_with(&r, 0), E2E_RUN_FMT, E2E_RUN_ARGS(r));
+	cr_assert(host_exited_with(&r, 0), HOST_RUN_FMT, HOST_RUN_ARGS(r));
 	/* The children saw their own bytes and errno kept across the
 	 * recorded writes; the parent's bytes did not move. */
-	cr_expect(strstr(r.out.data, "children ok 2\n"), E2E_RUN_FMT,
-	          E2E_RUN_ARGS(r));
-	cr_expect(strstr(r.out.data, "parent intact 1\n"), E2E_RUN_FMT,
-	          E2E_RUN_ARGS(r));
-	cr_expect_str_empty(r.err.data, E2E_RUN_FMT, E2E_RUN_ARGS(r));
+	cr_expect(strstr(r.out.data, "children ok 2\n"), HOST_RUN_FMT,
+	          HOST_RUN_ARGS(r));
+	cr_expect(strstr(r.out.data, "parent intact 1\n"), HOST_RUN_FMT,
+	          HOST_RUN_ARGS(r));
+	cr_expect_str_empty(r.err.data, HOST_RUN_FMT, HOST_RUN_ARGS(r));
 	n = child_pids(r.out.data, pids, 4);
-	cr_assert(n == 2, E2E_RUN_FMT, E2E_RUN_ARGS(r));
+	cr_assert(n == 2, HOST_RUN_FMT, HOST_RUN_ARGS(r));
 	cr_expect(guard_reports(dir, names, 8) == 2,
 	          "one file per child, none for the parent");
 	for (int i = 0; i < n; i++) {
@@ -105,23 +106,23 @@ Test(audit, each_child_records_each_first_written_page_once)
 		          "%s", text);
 		free(text);
 	}
-	e2e_run_free(&r);
+	host_run_free(&r);
 }
 
 /* Two threads of one child faulting on one page at the same moment is up
  * to the scheduler: six children, eight threads each, twelve pages. */
 Test(audit, threads_writing_one_page_at_once_leave_one_record)
 {
-	struct e2e_run r;
+	struct host_run r;
 	pid_t pids[6];
 	int n;
 
 	run_host(&r, "threads", "6", dir);
-	cr_assert(e2e_exited_with(&r, 0), E2E_RUN_FMT, E2E_RUN_ARGS(r));
-	cr_expect(strstr(r.out.data, "threads ok 6\n"), E2E_RUN_FMT,
-	          E2E_RUN_ARGS(r));
+	cr_assert(host_exited_with(&r, 0), HOST_RUN_FMT, HOST_RUN_ARGS(r));
+	cr_expect(strstr(r.out.data, "threads ok 6\n"), HOST_RUN_FMT,
+	          HOST_RUN_ARGS(r));
 	n = child_pids(r.out.data, pids, 6);
-	cr_assert(n == 6, E2E_RUN_FMT, E2E_RUN_ARGS(r));
+	cr_assert(n == 6, HOST_RUN_FMT, HOST_RUN_ARGS(r));
 	for (int i = 0; i < n; i++) {
 		char *text = report_of(pids[i]);
 
@@ -137,64 +138,64 @@ Test(audit, threads_writing_one_page_at_once_leave_one_record)
 		          text);
 		free(text);
 	}
-	e2e_run_free(&r);
+	host_run_free(&r);
 }
 
 Test(audit, records_go_to_the_log_without_a_report_directory)
 {
-	struct e2e_run r;
+	struct host_run r;
 	char names[4][64];
 
 	run_host(&r, "audit", "1", NULL);
-	cr_assert(e2e_exited_with(&r, 0), E2E_RUN_FMT, E2E_RUN_ARGS(r));
-	cr_expect(strstr(r.out.data, "children ok 1\n"), E2E_RUN_FMT,
-	          E2E_RUN_ARGS(r));
+	cr_assert(host_exited_with(&r, 0), HOST_RUN_FMT, HOST_RUN_ARGS(r));
+	cr_expect(strstr(r.out.data, "children ok 1\n"), HOST_RUN_FMT,
+	          HOST_RUN_ARGS(r));
 	cr_expect(
 	    guard_count(r.err.data, "]: audit {\"type\":\"first_write\"") == 3,
-	    E2E_RUN_FMT, E2E_RUN_ARGS(r));
+	    HOST_RUN_FMT, HOST_RUN_ARGS(r));
 	cr_expect(guard_count(r.err.data, "without FORKSHIM_REPORT") == 1,
-	          E2E_RUN_FMT, E2E_RUN_ARGS(r));
+	          HOST_RUN_FMT, HOST_RUN_ARGS(r));
 	cr_expect(guard_reports(dir, names, 4) == 0);
-	e2e_run_free(&r);
+	host_run_free(&r);
 }
 
 Test(audit, the_freezing_process_itself_is_not_audited)
 {
-	struct e2e_run r;
+	struct host_run r;
 	char names[4][64];
 
 	/* protect mode's host writes into its own frozen buffer. */
 	run_host(&r, "protect", NULL, dir);
-	cr_expect(e2e_exited_with(&r, 1), E2E_RUN_FMT, E2E_RUN_ARGS(r));
+	cr_expect(host_exited_with(&r, 1), HOST_RUN_FMT, HOST_RUN_ARGS(r));
 	cr_expect(strstr(r.out.data, "FAIL: the write went through"),
-	          E2E_RUN_FMT, E2E_RUN_ARGS(r));
+	          HOST_RUN_FMT, HOST_RUN_ARGS(r));
 	cr_expect(guard_reports(dir, names, 4) == 0);
-	e2e_run_free(&r);
+	host_run_free(&r);
 }
 
 Test(audit, near_max_map_count_a_child_protects_what_fits_and_says_so,
      .timeout = 55)
 {
-	struct e2e_run r;
+	struct host_run r;
 	char names[4][64], path[160], *text;
 	int n = -1;
 	const char *s;
 	pid_t pid = 0;
 
 	run_host(&r, "maxmap-child", NULL, dir);
-	cr_expect(e2e_exited_with(&r, 0), E2E_RUN_FMT, E2E_RUN_ARGS(r));
-	cr_expect(strstr(r.out.data, "child status 0\n"), E2E_RUN_FMT,
-	          E2E_RUN_ARGS(r));
+	cr_expect(host_exited_with(&r, 0), HOST_RUN_FMT, HOST_RUN_ARGS(r));
+	cr_expect(strstr(r.out.data, "child status 0\n"), HOST_RUN_FMT,
+	          HOST_RUN_ARGS(r));
 	s = strstr(r.out.data, "child protected ");
 	cr_expect(s && sscanf(s, "child protected %d of 30", &n) == 1 &&
 	              n > 0 && n < 30,
-	          "protected %d: " E2E_RUN_FMT, n, E2E_RUN_ARGS(r));
-	cr_expect(strstr(r.out.data, "host mapped 1000 of 1000\n"), E2E_RUN_FMT,
-	          E2E_RUN_ARGS(r));
-	cr_expect(strstr(r.out.data, "child wrote 30\n"), E2E_RUN_FMT,
-	          E2E_RUN_ARGS(r));
-	cr_expect(guard_count(r.err.data, "vm.max_map_count") == 1, E2E_RUN_FMT,
-	          E2E_RUN_ARGS(r));
+	          "protected %d: " HOST_RUN_FMT, n, HOST_RUN_ARGS(r));
+	cr_expect(strstr(r.out.data, "host mapped 1000 of 1000\n"),
+	          HOST_RUN_FMT, HOST_RUN_ARGS(r));
+	cr_expect(strstr(r.out.data, "child wrote 30\n"), HOST_RUN_FMT,
+	          HOST_RUN_ARGS(r));
+	cr_expect(guard_count(r.err.data, "vm.max_map_count") == 1,
+	          HOST_RUN_FMT, HOST_RUN_ARGS(r));
 	/* One record per protected page, none for the others. */
 	cr_assert(guard_reports(dir, names, 4) == 1);
 	cr_assert(sscanf(names[0], "audit-%d.jsonl", &pid) == 1);
@@ -204,5 +205,5 @@ Test(audit, near_max_map_count_a_child_protects_what_fits_and_says_so,
 	cr_expect(guard_count(text, "\"type\":\"first_write\"") == n, "%s",
 	          text);
 	free(text);
-	e2e_run_free(&r);
+	host_run_free(&r);
 }

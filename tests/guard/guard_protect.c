@@ -8,17 +8,18 @@
 
 #include "guard_run.h"
 
-static void run_host(struct e2e_run *r, const char *mode, const char *guard)
+static void run_host(struct host_run *r, const char *mode, const char *guard)
 {
 	const char *argv[] = {GUARD_HOST, mode, NULL};
-	struct guard_env e;
+	struct host_env e;
 
-	e2e_run(r, argv, guard_env(&e, guard, NULL, 1), 50);
+	HOST_RUN(r, argv, .envp = guard_env(&e, guard, NULL, 1),
+	         .timeout_s = 50);
 }
 
 /* The report of a write by scribble() into "lookup-table", frozen in
  * freeze_lookup_table(). */
-static void expect_report(const struct e2e_run *r)
+static void expect_report(const struct host_run *r)
 {
 	const char *err = r->err.data;
 	const char *head =
@@ -26,118 +27,118 @@ static void expect_report(const struct e2e_run *r)
 	const char *writer = strstr(err, "written by:");
 	const char *frozen = strstr(err, "frozen at:");
 
-	cr_expect(guard_count(err, "write to frozen region") == 1, E2E_RUN_FMT,
-	          E2E_RUN_ARGS(*r));
-	cr_expect(head != NULL && writer > head && frozen > writer, E2E_RUN_FMT,
-	          E2E_RUN_ARGS(*r));
+	cr_expect(guard_count(err, "write to frozen region") == 1, HOST_RUN_FMT,
+	          HOST_RUN_ARGS(*r));
+	cr_expect(head != NULL && writer > head && frozen > writer,
+	          HOST_RUN_FMT, HOST_RUN_ARGS(*r));
 	cr_expect(head != NULL && strstr(head, "(offset 8292 of 16384 bytes"),
-	          E2E_RUN_FMT, E2E_RUN_ARGS(*r));
+	          HOST_RUN_FMT, HOST_RUN_ARGS(*r));
 	/* The writer's frame 0 is scribble itself; the freeze was called
 	 * from freeze_lookup_table. */
-	cr_expect(guard_line_has(writer, "#0 ", " scribble+"), E2E_RUN_FMT,
-	          E2E_RUN_ARGS(*r));
+	cr_expect(guard_line_has(writer, "#0 ", " scribble+"), HOST_RUN_FMT,
+	          HOST_RUN_ARGS(*r));
 	cr_expect(guard_line_has(frozen, "#0 ", " freeze_lookup_table+"),
-	          E2E_RUN_FMT, E2E_RUN_ARGS(*r));
-	cr_expect(strstr(err, "guard_host+0x") != NULL, E2E_RUN_FMT,
-	          E2E_RUN_ARGS(*r));
+	          HOST_RUN_FMT, HOST_RUN_ARGS(*r));
+	cr_expect(strstr(err, "guard_host+0x") != NULL, HOST_RUN_FMT,
+	          HOST_RUN_ARGS(*r));
 }
 
 Test(protect, write_into_a_frozen_buffer_is_stopped_naming_both_call_sites)
 {
-	struct e2e_run r;
+	struct host_run r;
 
 	run_host(&r, "protect", "protect");
-	cr_expect(guard_died_of(&r, SIGSEGV), E2E_RUN_FMT, E2E_RUN_ARGS(r));
+	cr_expect(host_died_of(&r, SIGSEGV), HOST_RUN_FMT, HOST_RUN_ARGS(r));
 	cr_expect(strstr(r.out.data, "frozen\n") && !strstr(r.out.data, "FAIL"),
-	          E2E_RUN_FMT, E2E_RUN_ARGS(r));
+	          HOST_RUN_FMT, HOST_RUN_ARGS(r));
 	expect_report(&r);
-	e2e_run_free(&r);
+	host_run_free(&r);
 }
 
 Test(protect, guard_flag_protects_one_region_with_the_guard_off)
 {
-	struct e2e_run r;
+	struct host_run r;
 
 	run_host(&r, "flag", NULL);
-	cr_expect(guard_died_of(&r, SIGSEGV), E2E_RUN_FMT, E2E_RUN_ARGS(r));
+	cr_expect(host_died_of(&r, SIGSEGV), HOST_RUN_FMT, HOST_RUN_ARGS(r));
 	expect_report(&r);
-	e2e_run_free(&r);
+	host_run_free(&r);
 }
 
 Test(protect, the_same_write_goes_through_without_protection)
 {
-	struct e2e_run r;
+	struct host_run r;
 
 	run_host(&r, "protect", "off");
-	cr_expect(e2e_exited_with(&r, 1), E2E_RUN_FMT, E2E_RUN_ARGS(r));
+	cr_expect(host_exited_with(&r, 1), HOST_RUN_FMT, HOST_RUN_ARGS(r));
 	cr_expect(strstr(r.out.data, "FAIL: the write went through"),
-	          E2E_RUN_FMT, E2E_RUN_ARGS(r));
-	cr_expect_str_empty(r.err.data, E2E_RUN_FMT, E2E_RUN_ARGS(r));
-	e2e_run_free(&r);
+	          HOST_RUN_FMT, HOST_RUN_ARGS(r));
+	cr_expect_str_empty(r.err.data, HOST_RUN_FMT, HOST_RUN_ARGS(r));
+	host_run_free(&r);
 }
 
 Test(protect, thaw_lifts_the_protection)
 {
-	struct e2e_run r;
+	struct host_run r;
 
 	run_host(&r, "thaw", "protect");
-	cr_expect(e2e_exited_with(&r, 0), E2E_RUN_FMT, E2E_RUN_ARGS(r));
-	cr_expect(strstr(r.out.data, "wrote after thaw 1\n"), E2E_RUN_FMT,
-	          E2E_RUN_ARGS(r));
-	cr_expect_str_empty(r.err.data, E2E_RUN_FMT, E2E_RUN_ARGS(r));
-	e2e_run_free(&r);
+	cr_expect(host_exited_with(&r, 0), HOST_RUN_FMT, HOST_RUN_ARGS(r));
+	cr_expect(strstr(r.out.data, "wrote after thaw 1\n"), HOST_RUN_FMT,
+	          HOST_RUN_ARGS(r));
+	cr_expect_str_empty(r.err.data, HOST_RUN_FMT, HOST_RUN_ARGS(r));
+	host_run_free(&r);
 }
 
 Test(protect, a_child_inherits_the_protection_and_dies_alone)
 {
-	struct e2e_run r;
+	struct host_run r;
 
 	run_host(&r, "child", "protect");
-	cr_expect(e2e_exited_with(&r, 0), E2E_RUN_FMT, E2E_RUN_ARGS(r));
-	cr_expect(strstr(r.out.data, "child signal 11\n"), E2E_RUN_FMT,
-	          E2E_RUN_ARGS(r));
-	cr_expect(strstr(r.out.data, "parent intact 1\n"), E2E_RUN_FMT,
-	          E2E_RUN_ARGS(r));
+	cr_expect(host_exited_with(&r, 0), HOST_RUN_FMT, HOST_RUN_ARGS(r));
+	cr_expect(strstr(r.out.data, "child signal 11\n"), HOST_RUN_FMT,
+	          HOST_RUN_ARGS(r));
+	cr_expect(strstr(r.out.data, "parent intact 1\n"), HOST_RUN_FMT,
+	          HOST_RUN_ARGS(r));
 	cr_expect(guard_count(r.err.data, "write to frozen region "
 	                                  "\"lookup-table\"") == 1,
-	          E2E_RUN_FMT, E2E_RUN_ARGS(r));
-	e2e_run_free(&r);
+	          HOST_RUN_FMT, HOST_RUN_ARGS(r));
+	host_run_free(&r);
 }
 
 Test(protect, read_into_a_frozen_buffer_fails_with_efault)
 {
-	struct e2e_run r;
+	struct host_run r;
 	char want[32];
 
 	run_host(&r, "read", "protect");
 	snprintf(want, sizeof(want), "read -1 errno %d\n", EFAULT);
-	cr_expect(e2e_exited_with(&r, 0), E2E_RUN_FMT, E2E_RUN_ARGS(r));
-	cr_expect(strstr(r.out.data, want), E2E_RUN_FMT, E2E_RUN_ARGS(r));
-	cr_expect(strstr(r.out.data, "intact 1\n"), E2E_RUN_FMT,
-	          E2E_RUN_ARGS(r));
-	e2e_run_free(&r);
+	cr_expect(host_exited_with(&r, 0), HOST_RUN_FMT, HOST_RUN_ARGS(r));
+	cr_expect(strstr(r.out.data, want), HOST_RUN_FMT, HOST_RUN_ARGS(r));
+	cr_expect(strstr(r.out.data, "intact 1\n"), HOST_RUN_FMT,
+	          HOST_RUN_ARGS(r));
+	host_run_free(&r);
 }
 
 Test(protect, near_max_map_count_protection_stops_with_one_message,
      .timeout = 55)
 {
-	struct e2e_run r;
+	struct host_run r;
 	int n = -1;
 	const char *s;
 
 	run_host(&r, "maxmap", "protect");
-	cr_expect(e2e_exited_with(&r, 0), E2E_RUN_FMT, E2E_RUN_ARGS(r));
+	cr_expect(host_exited_with(&r, 0), HOST_RUN_FMT, HOST_RUN_ARGS(r));
 	s = strstr(r.out.data, "protected ");
 	cr_expect(s && sscanf(s, "protected %d of 30", &n) == 1 && n > 0 &&
 	              n < 30,
-	          "protected %d: " E2E_RUN_FMT, n, E2E_RUN_ARGS(r));
-	cr_expect(strstr(r.out.data, "host mapped 1000 of 1000\n"), E2E_RUN_FMT,
-	          E2E_RUN_ARGS(r));
-	cr_expect(strstr(r.out.data, "wrote unguarded\n"), E2E_RUN_FMT,
-	          E2E_RUN_ARGS(r));
-	cr_expect(guard_count(r.err.data, "vm.max_map_count") == 1, E2E_RUN_FMT,
-	          E2E_RUN_ARGS(r));
-	cr_expect(guard_count(r.err.data, "\"crowded\"") == 1, E2E_RUN_FMT,
-	          E2E_RUN_ARGS(r));
-	e2e_run_free(&r);
+	          "protected %d: " HOST_RUN_FMT, n, HOST_RUN_ARGS(r));
+	cr_expect(strstr(r.out.data, "host mapped 1000 of 1000\n"),
+	          HOST_RUN_FMT, HOST_RUN_ARGS(r));
+	cr_expect(strstr(r.out.data, "wrote unguarded\n"), HOST_RUN_FMT,
+	          HOST_RUN_ARGS(r));
+	cr_expect(guard_count(r.err.data, "vm.max_map_count") == 1,
+	          HOST_RUN_FMT, HOST_RUN_ARGS(r));
+	cr_expect(guard_count(r.err.data, "\"crowded\"") == 1, HOST_RUN_FMT,
+	          HOST_RUN_ARGS(r));
+	host_run_free(&r);
 }

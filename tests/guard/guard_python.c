@@ -10,106 +10,108 @@
 
 #define SCRIPT FORKSHIM_SOURCE_DIR "/tests/guard/guard_py.py"
 
-static void run_py(struct e2e_run *r, const char *mode, const char *guard,
+static void run_py(struct host_run *r, const char *mode, const char *guard,
                    const char *report)
 {
 	const char *argv[] = {"/usr/bin/python3", "-I", SCRIPT, mode,
 	                      GUARD_SCRIBBLE,     NULL};
-	struct guard_env e;
+	struct host_env e;
 
-	e2e_run(r, argv, guard_env(&e, guard, report, 1), 50);
+	HOST_RUN(r, argv, .envp = guard_env(&e, guard, report, 1),
+	         .timeout_s = 50);
 }
 
-static void expect_py_report(const struct e2e_run *r)
+static void expect_py_report(const struct host_run *r)
 {
 	const char *head =
 	    strstr(r->err.data, "write to frozen region \"py-table\"");
 	const char *writer = strstr(r->err.data, "written by:");
 
-	cr_expect(guard_died_of(r, SIGSEGV), E2E_RUN_FMT, E2E_RUN_ARGS(*r));
+	cr_expect(host_died_of(r, SIGSEGV), HOST_RUN_FMT, HOST_RUN_ARGS(*r));
 	cr_expect(strstr(r->out.data, "frozen\n") &&
 	              !strstr(r->out.data, "FAIL"),
-	          E2E_RUN_FMT, E2E_RUN_ARGS(*r));
+	          HOST_RUN_FMT, HOST_RUN_ARGS(*r));
 	cr_expect(head != NULL &&
 	              guard_count(r->err.data, "write to frozen region") == 1,
-	          E2E_RUN_FMT, E2E_RUN_ARGS(*r));
+	          HOST_RUN_FMT, HOST_RUN_ARGS(*r));
 	cr_expect(guard_line_has(writer, "#0 ", " guard_py_scribble+"),
-	          E2E_RUN_FMT, E2E_RUN_ARGS(*r));
+	          HOST_RUN_FMT, HOST_RUN_ARGS(*r));
 	cr_expect(strstr(r->err.data, " _PyEval_EvalFrameDefault+"),
-	          E2E_RUN_FMT, E2E_RUN_ARGS(*r));
+	          HOST_RUN_FMT, HOST_RUN_ARGS(*r));
 }
 
 Test(python, protect_stops_a_ctypes_write_with_a_report)
 {
-	struct e2e_run r;
+	struct host_run r;
 
 	run_py(&r, "protect", "protect", NULL);
 	expect_py_report(&r);
-	cr_expect_null(strstr(r.err.data, "Fatal Python error"), E2E_RUN_FMT,
-	               E2E_RUN_ARGS(r));
-	e2e_run_free(&r);
+	cr_expect_null(strstr(r.err.data, "Fatal Python error"), HOST_RUN_FMT,
+	               HOST_RUN_ARGS(r));
+	host_run_free(&r);
 }
 
 /* faulthandler's own traceback, after the shim's report. */
-static void expect_faulthandler_after_report(const struct e2e_run *r)
+static void expect_faulthandler_after_report(const struct host_run *r)
 {
 	const char *report = strstr(r->err.data, "write to frozen region");
 	const char *fh =
 	    strstr(r->err.data, "Fatal Python error: Segmentation fault");
 
-	cr_expect(report != NULL && fh > report, E2E_RUN_FMT, E2E_RUN_ARGS(*r));
-	cr_expect(fh && strstr(fh, "in violate"), E2E_RUN_FMT,
-	          E2E_RUN_ARGS(*r));
+	cr_expect(report != NULL && fh > report, HOST_RUN_FMT,
+	          HOST_RUN_ARGS(*r));
+	cr_expect(fh && strstr(fh, "in violate"), HOST_RUN_FMT,
+	          HOST_RUN_ARGS(*r));
 }
 
 Test(python, faulthandler_enabled_after_the_shim_follows_its_report)
 {
-	struct e2e_run r;
+	struct host_run r;
 
 	run_py(&r, "faulthandler-after", "protect", NULL);
 	expect_py_report(&r);
 	expect_faulthandler_after_report(&r);
-	e2e_run_free(&r);
+	host_run_free(&r);
 }
 
 Test(python, faulthandler_enabled_before_the_shim_is_chained)
 {
-	struct e2e_run r;
+	struct host_run r;
 
 	run_py(&r, "faulthandler-before", NULL, NULL);
 	expect_py_report(&r);
 	expect_faulthandler_after_report(&r);
-	e2e_run_free(&r);
+	host_run_free(&r);
 }
 
 Test(python, a_crash_outside_frozen_pages_reaches_faulthandler_alone)
 {
-	struct e2e_run r;
+	struct host_run r;
 
 	run_py(&r, "foreign", "protect", NULL);
-	cr_expect(guard_died_of(&r, SIGSEGV), E2E_RUN_FMT, E2E_RUN_ARGS(r));
-	cr_expect(strstr(r.out.data, "crashing\n"), E2E_RUN_FMT,
-	          E2E_RUN_ARGS(r));
+	cr_expect(host_died_of(&r, SIGSEGV), HOST_RUN_FMT, HOST_RUN_ARGS(r));
+	cr_expect(strstr(r.out.data, "crashing\n"), HOST_RUN_FMT,
+	          HOST_RUN_ARGS(r));
 	cr_expect(strstr(r.err.data, "Fatal Python error: Segmentation fault"),
-	          E2E_RUN_FMT, E2E_RUN_ARGS(r));
-	cr_expect_null(strstr(r.err.data, "forkshim["), E2E_RUN_FMT,
-	               E2E_RUN_ARGS(r));
-	e2e_run_free(&r);
+	          HOST_RUN_FMT, HOST_RUN_ARGS(r));
+	cr_expect_null(strstr(r.err.data, "forkshim["), HOST_RUN_FMT,
+	               HOST_RUN_ARGS(r));
+	host_run_free(&r);
 }
 
 Test(python, audit_of_a_pool_names_the_functions_that_dirtied_each_region)
 {
-	struct e2e_run r;
+	struct host_run r;
 	char dir[64], names[8][64];
 	int n, scribblers = 0, weights[4] = {0}, lookup[5] = {0};
 
 	guard_mkdir(dir, sizeof(dir));
 	run_py(&r, "pool", "audit", dir);
-	cr_expect(e2e_exited_with(&r, 0), E2E_RUN_FMT, E2E_RUN_ARGS(r));
-	cr_expect(strstr(r.out.data, "pool ok\n"), E2E_RUN_FMT,
-	          E2E_RUN_ARGS(r));
-	cr_expect(strstr(r.out.data, "parent intact 1\n"), E2E_RUN_FMT,
-	          E2E_RUN_ARGS(r));
+	cr_expect(host_exited_with(&r, 0), HOST_RUN_FMT, HOST_RUN_ARGS(r));
+	cr_expect(strstr(r.out.data, "pool ok\n"), HOST_RUN_FMT,
+	          HOST_RUN_ARGS(r));
+	cr_expect(strstr(r.out.data, "parent intact 1\n"), HOST_RUN_FMT,
+	          HOST_RUN_ARGS(r));
 	n = guard_reports(dir, names, 8);
 	cr_expect(n >= 1 && n <= 2, "%d files: one a worker", n);
 	for (int i = 0; i < n && i < 8; i++) {
@@ -144,5 +146,5 @@ Test(python, audit_of_a_pool_names_the_functions_that_dirtied_each_region)
 		          p + 1);
 	}
 	guard_rmdir(dir);
-	e2e_run_free(&r);
+	host_run_free(&r);
 }

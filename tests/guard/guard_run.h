@@ -1,56 +1,41 @@
 /* guard_run.h: what the guard drivers share.  Hosts run as real processes
- * (e2e_run.h) with an explicit environment: the shim preloaded, and
+ * (tests/run_host.h) with an explicit environment: the shim preloaded, and
  * FORKSHIM_GUARD / FORKSHIM_REPORT as each test asks.  Audit tests get a
  * fresh report directory and read the JSON Lines files left in it with
  * plain string searches (the format is ours: see shim/audit.h). */
 #ifndef GUARD_RUN_H
 #define GUARD_RUN_H
 
+#include <criterion/criterion.h>
 #include <dirent.h>
+#include <errno.h>
+#include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
-#include "../e2e/e2e_run.h"
-
-struct guard_env {
-	char guard[64];
-	char report[160];
-	const char *envp[10];
-};
+#include "run_host.h"
 
 /* guard NULL: FORKSHIM_GUARD unset; report NULL: FORKSHIM_REPORT unset;
- * preload 0: without the shim. */
-static inline const char *const *guard_env(struct guard_env *e,
+ * preload 0: without the shim (the sanitizer options all the same). */
+static inline const char *const *guard_env(struct host_env *e,
                                            const char *guard,
                                            const char *report, int preload)
 {
-	static const char *const san[] = {SANITIZER_ENV NULL};
-	int n = 0;
-
-	if (preload)
-		e->envp[n++] = FORKSHIM_PRELOAD_VAR;
-	for (int i = 0; san[i] != NULL; i++)
-		e->envp[n++] = san[i];
-	e->envp[n++] = E2E_PATH;
-	e->envp[n++] = "LC_ALL=C";
-	if (guard != NULL) {
-		snprintf(e->guard, sizeof(e->guard), "FORKSHIM_GUARD=%s",
-		         guard);
-		e->envp[n++] = e->guard;
+	if (preload) {
+		host_env_shim(e);
+	} else {
+		host_env_plain(e);
+		host_env_sanitizer(e);
 	}
-	if (report != NULL) {
-		snprintf(e->report, sizeof(e->report), "FORKSHIM_REPORT=%s",
-		         report);
-		e->envp[n++] = e->report;
-	}
-	e->envp[n] = NULL;
-	return e->envp;
-}
-
-static inline bool guard_died_of(const struct e2e_run *r, int sig)
-{
-	return !r->timed_out && WIFSIGNALED(r->status) &&
-	       WTERMSIG(r->status) == sig;
+	if (guard != NULL)
+		host_env_add(e, "FORKSHIM_GUARD=%s", guard);
+	if (report != NULL)
+		host_env_add(e, "FORKSHIM_REPORT=%s", report);
+	return e->vars;
 }
 
 /* Occurrences of needle in text. */

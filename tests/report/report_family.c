@@ -111,17 +111,20 @@ static void expect_head(const char *text, int pid, int ppid, const char *who)
 Test(family, each_process_reports_once_and_ends_as_without_the_shim)
 {
 	const char *argv[] = {REPORT_HOST, NULL};
-	struct guard_env e;
-	struct e2e_run with, without;
+	struct host_env e;
+	struct host_run with, without;
 	char *a, *b, *text;
 	int parent, pa, pg, pb, pc, pd;
 
-	e2e_run(&without, argv, guard_env(&e, NULL, NULL, 0), 30);
-	e2e_run(&with, argv, guard_env(&e, NULL, dir, 1), 30);
-	cr_assert(e2e_exited_with(&with, 0), E2E_RUN_FMT, E2E_RUN_ARGS(with));
-	cr_assert(e2e_exited_with(&without, 0),
-	          "without the shim: " E2E_RUN_FMT, E2E_RUN_ARGS(without));
-	cr_expect_str_empty(with.err.data, E2E_RUN_FMT, E2E_RUN_ARGS(with));
+	HOST_RUN(&without, argv, .envp = guard_env(&e, NULL, NULL, 0),
+	         .timeout_s = 30);
+	HOST_RUN(&with, argv, .envp = guard_env(&e, NULL, dir, 1),
+	         .timeout_s = 30);
+	cr_assert(host_exited_with(&with, 0), HOST_RUN_FMT,
+	          HOST_RUN_ARGS(with));
+	cr_assert(host_exited_with(&without, 0),
+	          "without the shim: " HOST_RUN_FMT, HOST_RUN_ARGS(without));
+	cr_expect_str_empty(with.err.data, HOST_RUN_FMT, HOST_RUN_ARGS(with));
 	a = endings(with.out.data);
 	b = endings(without.out.data);
 	cr_expect_str_eq(a, "G exited 0\nA exited 3\nB exited 5\nC signal 9\n"
@@ -197,17 +200,18 @@ Test(family, each_process_reports_once_and_ends_as_without_the_shim)
 
 	/* And the launcher's view of the run. */
 	const char *rargv[] = {REPORT_LAUNCHER, "report", dir, NULL};
-	struct e2e_run r;
+	struct host_run r;
 
-	e2e_run(&r, rargv, guard_env(&e, NULL, NULL, 0), 30);
-	cr_assert(e2e_exited_with(&r, 0), E2E_RUN_FMT, E2E_RUN_ARGS(r));
+	HOST_RUN(&r, rargv, .envp = guard_env(&e, NULL, NULL, 0),
+	         .timeout_s = 30);
+	cr_assert(host_exited_with(&r, 0), HOST_RUN_FMT, HOST_RUN_ARGS(r));
 	expect_has(r.out.data, "6 processes, 1 region", "report");
 	expect_has(r.out.data,
 	           "mapped by 5 processes; copied 10 pages (40.0 "
 	           "KiB) in 4 others; 96.1% still shared",
 	           "report");
 	expect_has(r.out.data, "killed, SIGKILL", "report");
-	cr_expect_str_empty(r.err.data, E2E_RUN_FMT, E2E_RUN_ARGS(r));
+	cr_expect_str_empty(r.err.data, HOST_RUN_FMT, HOST_RUN_ARGS(r));
 }
 
 /* The host's view of its dispositions is its own (family_host
@@ -218,12 +222,15 @@ Test(family, each_process_reports_once_and_ends_as_without_the_shim)
 Test(family, host_sees_its_own_dispositions)
 {
 	const char *argv[] = {REPORT_HOST, "dispositions", NULL};
-	struct guard_env e;
-	struct e2e_run with, without;
+	struct host_env e;
+	struct host_run with, without;
 
-	e2e_run(&without, argv, guard_env(&e, NULL, NULL, 0), 30);
-	e2e_run(&with, argv, guard_env(&e, NULL, dir, 1), 30);
-	cr_assert(e2e_exited_with(&with, 0), E2E_RUN_FMT, E2E_RUN_ARGS(with));
+	HOST_RUN(&without, argv, .envp = guard_env(&e, NULL, NULL, 0),
+	         .timeout_s = 30);
+	HOST_RUN(&with, argv, .envp = guard_env(&e, NULL, dir, 1),
+	         .timeout_s = 30);
+	cr_assert(host_exited_with(&with, 0), HOST_RUN_FMT,
+	          HOST_RUN_ARGS(with));
 	cr_expect_str_eq(with.out.data,
 	                 "SIGTERM default 1\nSIGUSR1 handler ran 1\n"
 	                 "signal() gave the handler 1\nSIGUSR1 default 1\n"
@@ -235,10 +242,11 @@ Test(family, host_sees_its_own_dispositions)
 	/* Both children wrote their own reports (through our handler, and
 	 * through the guard's default action for the fault). */
 	const char *rargv[] = {REPORT_LAUNCHER, "report", dir, NULL};
-	struct e2e_run r;
+	struct host_run r;
 
-	e2e_run(&r, rargv, guard_env(&e, NULL, NULL, 0), 30);
-	cr_assert(e2e_exited_with(&r, 0), E2E_RUN_FMT, E2E_RUN_ARGS(r));
+	HOST_RUN(&r, rargv, .envp = guard_env(&e, NULL, NULL, 0),
+	         .timeout_s = 30);
+	cr_assert(host_exited_with(&r, 0), HOST_RUN_FMT, HOST_RUN_ARGS(r));
 	cr_expect(strstr(r.out.data, " SIGUSR1 ") != NULL, "%s", r.out.data);
 	cr_expect(strstr(r.out.data, " SIGSEGV ") != NULL, "%s", r.out.data);
 	cr_expect(strstr(r.out.data, "without region figures") == NULL, "%s",
@@ -252,16 +260,18 @@ Test(family, a_signal_during_the_exit_report_neither_hangs_nor_loses_it)
 {
 	const char *argv[] = {REPORT_HOST, "race", NULL};
 	const char *rargv[] = {REPORT_LAUNCHER, "report", dir, NULL};
-	struct guard_env e;
-	struct e2e_run r;
+	struct host_env e;
+	struct host_run r;
 
-	e2e_run(&r, argv, guard_env(&e, NULL, dir, 1), 60);
-	cr_assert(e2e_exited_with(&r, 0), E2E_RUN_FMT, E2E_RUN_ARGS(r));
+	HOST_RUN(&r, argv, .envp = guard_env(&e, NULL, dir, 1),
+	         .timeout_s = 60);
+	cr_assert(host_exited_with(&r, 0), HOST_RUN_FMT, HOST_RUN_ARGS(r));
 	cr_expect_str_eq(r.out.data, "race 100\n");
 	cr_expect(count_files("report-") == 101, "%d report files",
 	          count_files("report-"));
-	e2e_run(&r, rargv, guard_env(&e, NULL, NULL, 0), 60);
-	cr_assert(e2e_exited_with(&r, 0), E2E_RUN_FMT, E2E_RUN_ARGS(r));
+	HOST_RUN(&r, rargv, .envp = guard_env(&e, NULL, NULL, 0),
+	         .timeout_s = 60);
+	cr_assert(host_exited_with(&r, 0), HOST_RUN_FMT, HOST_RUN_ARGS(r));
 	cr_expect(strstr(r.out.data, ": 101 processes, 201 regions") != NULL,
 	          "%.400s", r.out.data);
 	cr_expect_str_empty(r.err.data, "%s", r.err.data);
@@ -273,11 +283,12 @@ Test(family, a_program_that_never_freezes_leaves_no_file)
 	                      "sh -c 'kill -TERM $$'; (exit 3); echo $?; "
 	                      "exit 4",
 	                      NULL};
-	struct guard_env e;
-	struct e2e_run r;
+	struct host_env e;
+	struct host_run r;
 
-	e2e_run(&r, argv, guard_env(&e, NULL, dir, 1), 30);
-	cr_assert(e2e_exited_with(&r, 4), E2E_RUN_FMT, E2E_RUN_ARGS(r));
+	HOST_RUN(&r, argv, .envp = guard_env(&e, NULL, dir, 1),
+	         .timeout_s = 30);
+	cr_assert(host_exited_with(&r, 4), HOST_RUN_FMT, HOST_RUN_ARGS(r));
 	cr_expect_str_eq(r.out.data, "3\n");
 	cr_expect(count_files("") == 2, "files in %s: %d", dir,
 	          count_files("")); /* . and .. */

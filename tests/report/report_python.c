@@ -22,11 +22,17 @@ static void teardown(void)
 
 TestSuite(python, .init = setup, .fini = teardown);
 
-/* In a sanitizer build the runtime leads LD_PRELOAD (tests/preload.h); the
- * launcher keeps it first when it adds the shim. */
-static const char *const env[] = {
-    E2E_PATH, "LC_ALL=C", "PYTHONPATH=" REPORT_PYTHON_DIR,
-    SANITIZER_ENV "LD_PRELOAD=" FORKSHIM_SANITIZER_RT, NULL};
+/* The binding on PYTHONPATH.  In a sanitizer build the runtime leads
+ * LD_PRELOAD (tests/run_host.h); the launcher keeps it first when it adds
+ * the shim. */
+static const char *const *python_env(struct host_env *e)
+{
+	host_env_plain(e);
+	host_env_add(e, "PYTHONPATH=%s", REPORT_PYTHON_DIR);
+	host_env_sanitizer(e);
+	host_env_runtime(e);
+	return e->vars;
+}
 
 Test(python, pool_workers_report_the_pages_they_copied)
 {
@@ -34,15 +40,17 @@ Test(python, pool_workers_report_the_pages_they_copied)
 	                     "/usr/bin/python3", "-B",       REPORT_POOL, NULL};
 	const char *table[] = {REPORT_LAUNCHER, "report", dir, NULL};
 	const char *json[] = {REPORT_LAUNCHER, "report", "--json", dir, NULL};
-	struct e2e_run r;
+	struct host_run r;
+	struct host_env e;
+	const char *const *env = python_env(&e);
 
-	e2e_run(&r, run, env, 60);
-	cr_assert(e2e_exited_with(&r, 0), E2E_RUN_FMT, E2E_RUN_ARGS(r));
+	HOST_RUN(&r, run, .envp = env, .timeout_s = 60);
+	cr_assert(host_exited_with(&r, 0), HOST_RUN_FMT, HOST_RUN_ARGS(r));
 	cr_expect_str_eq(r.out.data, "20\n");
-	cr_expect_str_empty(r.err.data, E2E_RUN_FMT, E2E_RUN_ARGS(r));
+	cr_expect_str_empty(r.err.data, HOST_RUN_FMT, HOST_RUN_ARGS(r));
 
-	e2e_run(&r, table, env, 30);
-	cr_assert(e2e_exited_with(&r, 0), E2E_RUN_FMT, E2E_RUN_ARGS(r));
+	HOST_RUN(&r, table, .envp = env, .timeout_s = 30);
+	cr_assert(host_exited_with(&r, 0), HOST_RUN_FMT, HOST_RUN_ARGS(r));
 	cr_expect(strstr(r.out.data, ": 5 processes, 2 regions, 0 audit "
 	                             "files\n") != NULL,
 	          "%s", r.out.data);
@@ -59,10 +67,10 @@ Test(python, pool_workers_report_the_pages_they_copied)
 	                  guard_count(r.out.data, " SIGTERM ") ==
 	              8,
 	          "%s", r.out.data);
-	cr_expect_str_empty(r.err.data, E2E_RUN_FMT, E2E_RUN_ARGS(r));
+	cr_expect_str_empty(r.err.data, HOST_RUN_FMT, HOST_RUN_ARGS(r));
 
-	e2e_run(&r, json, env, 30);
-	cr_assert(e2e_exited_with(&r, 0), E2E_RUN_FMT, E2E_RUN_ARGS(r));
+	HOST_RUN(&r, json, .envp = env, .timeout_s = 30);
+	cr_assert(host_exited_with(&r, 0), HOST_RUN_FMT, HOST_RUN_ARGS(r));
 	cr_expect(strstr(r.out.data, "{\"name\":\"matrix.data\",") != NULL,
 	          "%s", r.out.data);
 	cr_expect(strstr(r.out.data, "\"copied_pages\":20,") != NULL, "%s",
@@ -77,15 +85,17 @@ Test(python, audited_pool_shows_the_writer_of_every_copied_page)
 	    REPORT_LAUNCHER,    "--guard", "audit",     "--report", dir, "--",
 	    "/usr/bin/python3", "-B",      REPORT_POOL, NULL};
 	const char *table[] = {REPORT_LAUNCHER, "report", dir, NULL};
-	struct e2e_run r;
+	struct host_run r;
+	struct host_env e;
+	const char *const *env = python_env(&e);
 	const char *data, *writers, *next;
 	int pages = 0;
 
-	e2e_run(&r, run, env, 60);
-	cr_assert(e2e_exited_with(&r, 0), E2E_RUN_FMT, E2E_RUN_ARGS(r));
+	HOST_RUN(&r, run, .envp = env, .timeout_s = 60);
+	cr_assert(host_exited_with(&r, 0), HOST_RUN_FMT, HOST_RUN_ARGS(r));
 	cr_expect_str_eq(r.out.data, "20\n");
-	e2e_run(&r, table, env, 30);
-	cr_assert(e2e_exited_with(&r, 0), E2E_RUN_FMT, E2E_RUN_ARGS(r));
+	HOST_RUN(&r, table, .envp = env, .timeout_s = 30);
+	cr_assert(host_exited_with(&r, 0), HOST_RUN_FMT, HOST_RUN_ARGS(r));
 	cr_expect(strstr(r.out.data, ", 4 audit files\n") != NULL, "%s",
 	          r.out.data);
 	data = strstr(r.out.data, "\"matrix.data\"");

@@ -18,13 +18,14 @@ static void setup(void)
 
 TestSuite(render, .init = setup);
 
-static void report(struct e2e_run *r, const char *a, const char *b,
+static void report(struct host_run *r, const char *a, const char *b,
                    const char *c)
 {
 	const char *argv[] = {REPORT_LAUNCHER, "report", a, b, c, NULL};
-	struct guard_env e;
+	struct host_env e;
 
-	e2e_run(r, argv, guard_env(&e, NULL, NULL, 0), 30);
+	HOST_RUN(r, argv, .envp = guard_env(&e, NULL, NULL, 0),
+	         .timeout_s = 30);
 }
 
 static void expect_file(const char *text, const char *path)
@@ -38,20 +39,20 @@ static void expect_file(const char *text, const char *path)
 
 Test(render, table_of_the_sample_run_is_the_reviewed_one)
 {
-	struct e2e_run r;
+	struct host_run r;
 
 	report(&r, "run", NULL, NULL);
-	cr_assert(e2e_exited_with(&r, 0), E2E_RUN_FMT, E2E_RUN_ARGS(r));
+	cr_assert(host_exited_with(&r, 0), HOST_RUN_FMT, HOST_RUN_ARGS(r));
 	expect_file(r.out.data, "run.txt");
 	expect_file(r.err.data, "run.stderr");
 }
 
 Test(render, json_of_the_sample_run_is_the_reviewed_one)
 {
-	struct e2e_run r;
+	struct host_run r;
 
 	report(&r, "--json", "run", NULL);
-	cr_assert(e2e_exited_with(&r, 0), E2E_RUN_FMT, E2E_RUN_ARGS(r));
+	cr_assert(host_exited_with(&r, 0), HOST_RUN_FMT, HOST_RUN_ARGS(r));
 	expect_file(r.out.data, "run.json");
 	expect_file(r.err.data, "run.stderr");
 }
@@ -60,13 +61,13 @@ Test(render, svg_of_the_sample_run_is_the_reviewed_one)
 {
 	char path[] = "/tmp/forkshim-svg-XXXXXX";
 	int fd = mkstemp(path);
-	struct e2e_run r;
+	struct host_run r;
 	char *svg;
 
 	cr_assert(fd >= 0);
 	close(fd);
 	report(&r, "--svg", path, "run");
-	cr_assert(e2e_exited_with(&r, 0), E2E_RUN_FMT, E2E_RUN_ARGS(r));
+	cr_assert(host_exited_with(&r, 0), HOST_RUN_FMT, HOST_RUN_ARGS(r));
 	expect_file(r.out.data, "run.txt");
 	svg = guard_slurp(path);
 	unlink(path);
@@ -77,10 +78,10 @@ Test(render, svg_of_the_sample_run_is_the_reviewed_one)
 
 Test(render, a_directory_of_only_unreadable_files_says_so)
 {
-	struct e2e_run r;
+	struct host_run r;
 
 	report(&r, "bad", NULL, NULL);
-	cr_assert(e2e_exited_with(&r, 1), E2E_RUN_FMT, E2E_RUN_ARGS(r));
+	cr_assert(host_exited_with(&r, 1), HOST_RUN_FMT, HOST_RUN_ARGS(r));
 	cr_expect_str_empty(r.out.data);
 	cr_expect_str_eq(r.err.data,
 	                 "forkshim report: bad/report-7.jsonl: skipped: format "
@@ -90,18 +91,18 @@ Test(render, a_directory_of_only_unreadable_files_says_so)
 
 Test(render, bad_usage_exits_2)
 {
-	struct e2e_run r;
+	struct host_run r;
 
 	report(&r, "no-such-dir", NULL, NULL);
-	cr_expect(e2e_exited_with(&r, 2), E2E_RUN_FMT, E2E_RUN_ARGS(r));
+	cr_expect(host_exited_with(&r, 2), HOST_RUN_FMT, HOST_RUN_ARGS(r));
 	cr_expect(strstr(r.err.data, "no-such-dir: No such file") != NULL, "%s",
 	          r.err.data);
 	report(&r, "--frobnicate", "run", NULL);
-	cr_expect(e2e_exited_with(&r, 2), E2E_RUN_FMT, E2E_RUN_ARGS(r));
+	cr_expect(host_exited_with(&r, 2), HOST_RUN_FMT, HOST_RUN_ARGS(r));
 	report(&r, "run", "bad", NULL);
-	cr_expect(e2e_exited_with(&r, 2), E2E_RUN_FMT, E2E_RUN_ARGS(r));
+	cr_expect(host_exited_with(&r, 2), HOST_RUN_FMT, HOST_RUN_ARGS(r));
 	report(&r, NULL, NULL, NULL);
-	cr_expect(e2e_exited_with(&r, 2), E2E_RUN_FMT, E2E_RUN_ARGS(r));
+	cr_expect(host_exited_with(&r, 2), HOST_RUN_FMT, HOST_RUN_ARGS(r));
 }
 
 /* Every prefix of a good report and of the audit file, alone with the
@@ -128,16 +129,16 @@ Test(render, every_cut_of_a_file_is_skipped_or_shown_never_a_crash,
 		snprintf(path, sizeof(path), "%s/%s", dir,
 		         strrchr(files[f], '/') + 1);
 		for (size_t cut = 0; cut < len; cut += step) {
-			struct e2e_run r;
+			struct host_run r;
 			FILE *out = fopen(path, "w");
 
 			cr_assert_not_null(out);
 			fwrite(text, 1, cut, out);
 			fclose(out);
 			report(&r, dir, NULL, NULL);
-			cr_assert(e2e_exited_with(&r, 0),
-			          "%s cut at %zu: " E2E_RUN_FMT, files[f], cut,
-			          E2E_RUN_ARGS(r));
+			cr_assert(host_exited_with(&r, 0),
+			          "%s cut at %zu: " HOST_RUN_FMT, files[f], cut,
+			          HOST_RUN_ARGS(r));
 		}
 		guard_rmdir(dir);
 		free(text);

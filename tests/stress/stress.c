@@ -13,7 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../e2e/e2e_run.h"
+#include "run_host.h"
 
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
 #define SLOW 4 /* sanitizers: a quarter of the work, more time */
@@ -27,26 +27,21 @@ struct sums {
 	unsigned long long runs, processes, forks, checks, foreign, accepted;
 };
 
-/* The host's environment: PATH, and the sanitizer options of ours. */
-static const char *const *host_env(void)
+/* The host's environment: PATH and locale, and the sanitizer options of
+ * ours (the driver's own). */
+static const char *const *stress_env(struct host_env *e)
 {
 	static const char *names[] = {"ASAN_OPTIONS", "UBSAN_OPTIONS",
 	                              "LSAN_OPTIONS", "TSAN_OPTIONS"};
-	static char vars[4][512];
-	static const char *envp[8];
-	int n = 0;
 
-	envp[n++] = E2E_PATH;
+	host_env_plain(e);
 	for (int i = 0; i < 4; i++) {
 		const char *v = getenv(names[i]);
 
-		if (v == NULL)
-			continue;
-		snprintf(vars[i], sizeof(vars[i]), "%s=%s", names[i], v);
-		envp[n++] = vars[i];
+		if (v != NULL)
+			host_env_add(e, "%s=%s", names[i], v);
 	}
-	envp[n] = NULL;
-	return envp;
+	return e->vars;
 }
 
 static double budget_seconds(void)
@@ -62,47 +57,50 @@ static void stress(const char *mode, int count, int runs)
 {
 	char count_arg[16];
 	const char *const argv[] = {STRESS_HOST, mode, count_arg, NULL};
-	double until = e2e_now() + budget_seconds(), began = e2e_now();
+	double until = host_now() + budget_seconds(), began = host_now();
 	struct sums s = {0};
 
 	snprintf(count_arg, sizeof(count_arg), "%d", count / SLOW);
 	runs = (runs + SLOW - 1) / SLOW;
-	for (int i = 0; i < runs || e2e_now() < until; i++) {
+	for (int i = 0; i < runs || host_now() < until; i++) {
 		unsigned long long p, f, c, fo, a, x;
-		struct e2e_run r;
+		struct host_run r;
+		struct host_env env;
 		const char *at;
 		char want[64];
 
-		e2e_run(&r, argv, host_env(), RUN_TIMEOUT);
-		cr_assert(e2e_exited_with(&r, 0), "run %d of %s: " E2E_RUN_FMT,
-		          i, mode, E2E_RUN_ARGS(r));
+		HOST_RUN(&r, argv, .envp = stress_env(&env),
+		         .timeout_s = RUN_TIMEOUT);
+		cr_assert(host_exited_with(&r, 0),
+		          "run %d of %s: " HOST_RUN_FMT, i, mode,
+		          HOST_RUN_ARGS(r));
 		snprintf(want, sizeof(want), "stress %s: processes", mode);
 		at = strstr(r.out.data, want);
-		cr_assert_not_null(at, E2E_RUN_FMT, E2E_RUN_ARGS(r));
+		cr_assert_not_null(at, HOST_RUN_FMT, HOST_RUN_ARGS(r));
 		cr_assert_eq(sscanf(at + strlen(want),
 		                    " %llu forks %llu checks %llu foreign "
 		                    "%llu accepted %llu failures %llu",
 		                    &p, &f, &c, &fo, &a, &x),
-		             6, E2E_RUN_FMT, E2E_RUN_ARGS(r));
-		cr_assert_eq(x, 0, E2E_RUN_FMT, E2E_RUN_ARGS(r));
-		cr_assert_str_empty(r.err.data, E2E_RUN_FMT, E2E_RUN_ARGS(r));
+		             6, HOST_RUN_FMT, HOST_RUN_ARGS(r));
+		cr_assert_eq(x, 0, HOST_RUN_FMT, HOST_RUN_ARGS(r));
+		cr_assert_str_empty(r.err.data, HOST_RUN_FMT, HOST_RUN_ARGS(r));
 		/* Work was done: forks made and answers checked. */
-		cr_assert_gt(f, 0, E2E_RUN_FMT, E2E_RUN_ARGS(r));
-		cr_assert_gt(c, 0, E2E_RUN_FMT, E2E_RUN_ARGS(r));
+		cr_assert_gt(f, 0, HOST_RUN_FMT, HOST_RUN_ARGS(r));
+		cr_assert_gt(c, 0, HOST_RUN_FMT, HOST_RUN_ARGS(r));
 		s.runs++;
 		s.processes += p;
 		s.forks += f;
 		s.checks += c;
 		s.foreign += fo;
 		s.accepted += a;
-		e2e_run_free(&r);
+		host_run_free(&r);
 	}
 	/* The figures, for the record (stderr of the test program). */
 	fprintf(stderr,
 	        "stress %s: runs %llu processes %llu forks %llu checks %llu "
 	        "foreign %llu accepted %llu seconds %.1f\n",
 	        mode, s.runs, s.processes, s.forks, s.checks, s.foreign,
-	        s.accepted, e2e_now() - began);
+	        s.accepted, host_now() - began);
 }
 
 Test(stress, fresh_processes_freeze_thaw_deref_and_find_while_others_fork,
