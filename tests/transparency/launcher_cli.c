@@ -82,7 +82,7 @@ static char *built_lib(void)
 	return out;
 }
 
-static void launch(struct tp_run *r, const char *const argv[])
+static void launch(struct host_run *r, const char *const argv[])
 {
 	const char *full[TP_MAX_ARGS] = {TP_LAUNCHER};
 	size_t n = 1;
@@ -97,19 +97,19 @@ Test(launcher, python_reaches_the_shim_through_ctypes)
 {
 	const char *const argv[] = {"/usr/bin/python3", "-I", "-c",
 	                            ctypes_script, NULL};
-	struct tp_run r;
+	struct host_run r;
 
 	tp_launched(&r, NULL, argv, &opts);
-	cr_expect(tp_exited_with(&r, 0), TP_RUN_FMT, TP_RUN_ARGS(r));
+	cr_expect(host_exited_with(&r, 0), HOST_RUN_FMT, HOST_RUN_ARGS(r));
 	cr_expect_str_eq(r.out.data, ctypes_expected);
 	cr_expect_str_empty(r.err.data);
-	tp_run_free(&r);
+	host_run_free(&r);
 
 	/* and the same script, without the launcher, finds nothing */
 	tp_run(&r, argv, &opts);
-	cr_expect(tp_exited_with(&r, 3), TP_RUN_FMT, TP_RUN_ARGS(r));
+	cr_expect(host_exited_with(&r, 3), HOST_RUN_FMT, HOST_RUN_ARGS(r));
 	cr_expect_str_eq(r.out.data, "forkshim symbols not found\n");
-	tp_run_free(&r);
+	host_run_free(&r);
 }
 
 Test(launcher, help_mentions_every_option)
@@ -130,27 +130,27 @@ Test(launcher, help_mentions_every_option)
 	    "126"};
 	const char *const help_long[] = {"--help", NULL};
 	const char *const help_short[] = {"-h", NULL};
-	struct tp_run r, r2;
+	struct host_run r, r2;
 
 	launch(&r, help_long);
-	cr_expect(tp_exited_with(&r, 0), TP_RUN_FMT, TP_RUN_ARGS(r));
+	cr_expect(host_exited_with(&r, 0), HOST_RUN_FMT, HOST_RUN_ARGS(r));
 	cr_expect_str_empty(r.err.data);
 	for (size_t i = 0; i < sizeof(mentions) / sizeof(mentions[0]); i++)
 		cr_expect(strstr(r.out.data, mentions[i]),
 		          "--help does not mention \"%s\":\n%s", mentions[i],
 		          r.out.data);
 	launch(&r2, help_short);
-	cr_expect(tp_exited_with(&r2, 0));
+	cr_expect(host_exited_with(&r2, 0));
 	cr_expect_str_eq(r2.out.data, r.out.data);
-	tp_run_free(&r);
-	tp_run_free(&r2);
+	host_run_free(&r);
+	host_run_free(&r2);
 }
 
 Test(launcher, version_names_the_launcher_and_the_library)
 {
 	const char *const argv[] = {"--version", NULL};
 	char *lib = built_lib(), *expected;
-	struct tp_run r;
+	struct host_run r;
 
 	cr_assert_geq(asprintf(&expected,
 	                       "forkshim 0.1.0\n"
@@ -158,10 +158,10 @@ Test(launcher, version_names_the_launcher_and_the_library)
 	                       lib),
 	              0);
 	launch(&r, argv);
-	cr_expect(tp_exited_with(&r, 0), TP_RUN_FMT, TP_RUN_ARGS(r));
+	cr_expect(host_exited_with(&r, 0), HOST_RUN_FMT, HOST_RUN_ARGS(r));
 	cr_expect_str_eq(r.out.data, expected);
 	cr_expect_str_empty(r.err.data);
-	tp_run_free(&r);
+	host_run_free(&r);
 	free(expected);
 	free(lib);
 }
@@ -197,18 +197,18 @@ Test(launcher, bad_options_exit_with_2_and_say_why)
 	};
 
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		struct tp_run r;
+		struct host_run r;
 
 		launch(&r, cases[i].argv);
-		cr_expect(tp_exited_with(&r, 2), "case %zu: " TP_RUN_FMT, i,
-		          TP_RUN_ARGS(r));
+		cr_expect(host_exited_with(&r, 2), "case %zu: " HOST_RUN_FMT, i,
+		          HOST_RUN_ARGS(r));
 		cr_expect_str_empty(r.out.data, "case %zu", i);
 		cr_expect(strncmp(r.err.data, "forkshim: ", 10) == 0 &&
 		              strstr(r.err.data, cases[i].says) &&
 		              strstr(r.err.data, "Try 'forkshim --help'"),
 		          "case %zu: expected \"%s\" in:\n%s", i, cases[i].says,
 		          r.err.data);
-		tp_run_free(&r);
+		host_run_free(&r);
 	}
 }
 
@@ -216,18 +216,18 @@ Test(launcher, missing_command_exits_with_127)
 {
 	const char *const by_name[] = {"--", "forkshim-no-such-command", NULL};
 	const char *const by_path[] = {"/nonexistent/command", NULL};
-	struct tp_run r;
+	struct host_run r;
 
 	launch(&r, by_name);
-	cr_expect(tp_exited_with(&r, 127), TP_RUN_FMT, TP_RUN_ARGS(r));
+	cr_expect(host_exited_with(&r, 127), HOST_RUN_FMT, HOST_RUN_ARGS(r));
 	cr_expect_str_eq(r.err.data, "forkshim: forkshim-no-such-command: "
 	                             "command not found\n");
-	tp_run_free(&r);
+	host_run_free(&r);
 	launch(&r, by_path);
-	cr_expect(tp_exited_with(&r, 127), TP_RUN_FMT, TP_RUN_ARGS(r));
+	cr_expect(host_exited_with(&r, 127), HOST_RUN_FMT, HOST_RUN_ARGS(r));
 	cr_expect_str_eq(r.err.data, "forkshim: /nonexistent/command: No such "
 	                             "file or directory\n");
-	tp_run_free(&r);
+	host_run_free(&r);
 }
 
 Test(launcher, command_that_cannot_be_executed_exits_with_126)
@@ -235,18 +235,18 @@ Test(launcher, command_that_cannot_be_executed_exits_with_126)
 	char *dir = tp_mkdtemp(), *file = tp_path(dir, "not-executable");
 	const char *const on_file[] = {file, NULL};
 	const char *const on_dir[] = {dir, NULL};
-	struct tp_run r;
+	struct host_run r;
 
 	tp_write_file(file, "echo should not run\n", 0644);
 	launch(&r, on_file);
-	cr_expect(tp_exited_with(&r, 126), TP_RUN_FMT, TP_RUN_ARGS(r));
-	cr_expect(strstr(r.err.data, "Permission denied"), TP_RUN_FMT,
-	          TP_RUN_ARGS(r));
+	cr_expect(host_exited_with(&r, 126), HOST_RUN_FMT, HOST_RUN_ARGS(r));
+	cr_expect(strstr(r.err.data, "Permission denied"), HOST_RUN_FMT,
+	          HOST_RUN_ARGS(r));
 	cr_expect_str_empty(r.out.data);
-	tp_run_free(&r);
+	host_run_free(&r);
 	launch(&r, on_dir);
-	cr_expect(tp_exited_with(&r, 126), TP_RUN_FMT, TP_RUN_ARGS(r));
-	tp_run_free(&r);
+	cr_expect(host_exited_with(&r, 126), HOST_RUN_FMT, HOST_RUN_ARGS(r));
+	host_run_free(&r);
 	free(file);
 	tp_rmtree(dir);
 }
@@ -254,19 +254,19 @@ Test(launcher, command_that_cannot_be_executed_exits_with_126)
 Test(launcher, missing_library_exits_with_127_before_running_anything)
 {
 	char *dir = tp_mkdtemp(), *marker = tp_path(dir, "ran"), *cmd;
-	struct tp_run r;
+	struct host_run r;
 
 	cr_assert_geq(asprintf(&cmd, "touch %s", marker), 0);
 	const char *const argv[] = {
 	    "--lib", "/nonexistent/libforkshim.so", "/bin/sh", "-c", cmd, NULL};
 	launch(&r, argv);
-	cr_expect(tp_exited_with(&r, 127), TP_RUN_FMT, TP_RUN_ARGS(r));
+	cr_expect(host_exited_with(&r, 127), HOST_RUN_FMT, HOST_RUN_ARGS(r));
 	cr_expect_str_eq(r.err.data,
 	                 "forkshim: library not found: "
 	                 "/nonexistent/libforkshim.so: No such file or "
 	                 "directory\n");
 	cr_expect_neq(access(marker, F_OK), 0, "the command ran");
-	tp_run_free(&r);
+	host_run_free(&r);
 	free(cmd);
 	free(marker);
 	tp_rmtree(dir);
@@ -279,17 +279,17 @@ Test(launcher, launcher_copied_away_from_the_library_exits_with_127)
 	char *bytes = tp_read_file(TP_LAUNCHER, &len);
 	int fd = open(copy, O_WRONLY | O_CREAT | O_CLOEXEC, 0755);
 	const char *const argv[] = {copy, "--", "/bin/true", NULL};
-	struct tp_run r;
+	struct host_run r;
 
 	cr_assert_geq(fd, 0);
 	cr_assert_eq(write(fd, bytes, len), (ssize_t)len);
 	cr_assert_eq(close(fd), 0);
 	tp_run(&r, argv, &opts);
-	cr_expect(tp_exited_with(&r, 127), TP_RUN_FMT, TP_RUN_ARGS(r));
+	cr_expect(host_exited_with(&r, 127), HOST_RUN_FMT, HOST_RUN_ARGS(r));
 	cr_expect(strstr(r.err.data, "forkshim: library not found: ") &&
 	              strstr(r.err.data, "give it with --lib PATH"),
-	          TP_RUN_FMT, TP_RUN_ARGS(r));
-	tp_run_free(&r);
+	          HOST_RUN_FMT, HOST_RUN_ARGS(r));
+	host_run_free(&r);
 	free(bytes);
 	free(copy);
 	tp_rmtree(dir);
@@ -310,31 +310,31 @@ Test(launcher, existing_ld_preload_stays_after_the_library)
 	                            "printf '%s\\n' \"$LD_PRELOAD\"", NULL};
 	const char *const maps[] = {"/bin/cat", "/proc/self/maps", NULL};
 	char real_forker[PATH_MAX], *lib = built_lib(), *expected;
-	struct tp_run r;
+	struct host_run r;
 
 	cr_assert_not_null(realpath(TP_FORKER_LIB, real_forker));
 	cr_assert_geq(
 	    asprintf(&expected, "%s%s:%s\n", san_first(), lib, TP_FORKER_LIB),
 	    0);
 	tp_launched(&r, NULL, show, &with_env);
-	cr_expect(tp_exited_with(&r, 0), TP_RUN_FMT, TP_RUN_ARGS(r));
+	cr_expect(host_exited_with(&r, 0), HOST_RUN_FMT, HOST_RUN_ARGS(r));
 	cr_expect_str_eq(r.out.data, expected);
-	tp_run_free(&r);
+	host_run_free(&r);
 
 	/* and the loader did load both */
 	tp_launched(&r, NULL, maps, &with_env);
-	cr_expect(tp_exited_with(&r, 0), TP_RUN_FMT, TP_RUN_ARGS(r));
+	cr_expect(host_exited_with(&r, 0), HOST_RUN_FMT, HOST_RUN_ARGS(r));
 	cr_expect(strstr(r.out.data, "/libforkshim.so"), "%s", r.out.data);
 	cr_expect(strstr(r.out.data, real_forker), "%s", r.out.data);
 	cr_expect_str_empty(r.err.data);
-	tp_run_free(&r);
+	host_run_free(&r);
 
 	/* without a previous value, no stray colon */
 	free(expected);
 	cr_assert_geq(asprintf(&expected, "%s%s\n", san_first(), lib), 0);
 	tp_launched(&r, NULL, show, &opts);
 	cr_expect_str_eq(r.out.data, expected);
-	tp_run_free(&r);
+	host_run_free(&r);
 	free(expected);
 	free(lib);
 }
@@ -349,7 +349,7 @@ Test(launcher, sanitizer_runtime_in_ld_preload_stays_first)
 	const struct tp_opts with_env = {.extra_env = env, .timeout_s = 30};
 	const char *const show[] = {"/bin/sh", "-c",
 	                            "printf '%s\\n' \"$LD_PRELOAD\"", NULL};
-	struct tp_run r;
+	struct host_run r;
 
 	if (TP_ASAN_RT[0] == '\0')
 		cr_skip_test("no libasan.so for this compiler");
@@ -359,11 +359,11 @@ Test(launcher, sanitizer_runtime_in_ld_preload_stays_first)
 	                       TP_ASAN_RT, lib, TP_FORKER_LIB),
 	              0);
 	tp_launched(&r, NULL, show, &with_env);
-	cr_expect(tp_exited_with(&r, 0), TP_RUN_FMT, TP_RUN_ARGS(r));
+	cr_expect(host_exited_with(&r, 0), HOST_RUN_FMT, HOST_RUN_ARGS(r));
 	cr_expect_str_eq(r.out.data, expected);
 	cr_expect(strstr(r.err.data, "does not come first") == NULL, "%s",
 	          r.err.data);
-	tp_run_free(&r);
+	host_run_free(&r);
 	free(expected);
 	free(lib);
 }
@@ -383,7 +383,7 @@ Test(launcher, options_become_the_library_s_variables)
 	    NULL};
 	const struct tp_opts in_dir = {.cwd = dir, .timeout_s = 30};
 	char real[PATH_MAX];
-	struct tp_run r;
+	struct host_run r;
 
 	cr_assert_not_null(realpath(dir, real));
 	cr_assert_geq(asprintf(&expected,
@@ -391,11 +391,11 @@ Test(launcher, options_become_the_library_s_variables)
 	                       real, real),
 	              0);
 	tp_launched(&r, opts_given, show, &in_dir);
-	cr_expect(tp_exited_with(&r, 0), TP_RUN_FMT, TP_RUN_ARGS(r));
+	cr_expect(host_exited_with(&r, 0), HOST_RUN_FMT, HOST_RUN_ARGS(r));
 	cr_expect_str_eq(r.out.data, expected,
 	                 "relative --log-file and --report are made absolute, "
 	                 "the report directory is made");
-	tp_run_free(&r);
+	host_run_free(&r);
 	free(expected);
 	tp_rmtree(dir);
 }
@@ -405,13 +405,13 @@ Test(launcher, max_regions_reaches_the_library)
 	const char *const limit[] = {"--max-regions", "2", NULL};
 	const char *const argv[] = {"/usr/bin/python3", "-I", "-c",
 	                            max_regions_script, NULL};
-	struct tp_run r;
+	struct host_run r;
 
 	tp_launched(&r, limit, argv, &opts);
-	cr_expect(tp_exited_with(&r, 0), TP_RUN_FMT, TP_RUN_ARGS(r));
+	cr_expect(host_exited_with(&r, 0), HOST_RUN_FMT, HOST_RUN_ARGS(r));
 	cr_expect_str_eq(r.out.data, "freeze 1 ok\nfreeze 2 ok\n"
 	                             "freeze 3 ENOMEM\n");
-	tp_run_free(&r);
+	host_run_free(&r);
 }
 
 Test(launcher, log_file_receives_the_library_s_lines)
@@ -420,11 +420,11 @@ Test(launcher, log_file_receives_the_library_s_lines)
 	const char *const debug[] = {"--log", "debug", "--log-file", log, NULL};
 	const char *const argv[] = {"/bin/sh", "-c", "/bin/true; /bin/true",
 	                            NULL};
-	struct tp_run r;
+	struct host_run r;
 	size_t len, lines = 0;
 
 	tp_launched(&r, debug, argv, &opts);
-	cr_expect(tp_exited_with(&r, 0), TP_RUN_FMT, TP_RUN_ARGS(r));
+	cr_expect(host_exited_with(&r, 0), HOST_RUN_FMT, HOST_RUN_ARGS(r));
 	cr_expect_str_empty(r.err.data, "the log went to stderr");
 	text = tp_read_file(log, &len);
 	cr_expect_gt(len, 0, "nothing logged at debug level");
@@ -442,7 +442,7 @@ Test(launcher, log_file_receives_the_library_s_lines)
 	/* one shell and two /bin/true each load the library */
 	cr_expect_geq(lines, 3, "log:\n%s", text);
 	free(text);
-	tp_run_free(&r);
+	host_run_free(&r);
 	free(log);
 	tp_rmtree(dir);
 }
@@ -454,13 +454,13 @@ Test(launcher, exit_status_is_the_command_s)
 	for (size_t i = 0; i < sizeof(codes) / sizeof(codes[0]); i++) {
 		char cmd[32];
 		const char *const argv[] = {"/bin/sh", "-c", cmd, NULL};
-		struct tp_run r;
+		struct host_run r;
 
 		snprintf(cmd, sizeof(cmd), "exit %d", codes[i]);
 		tp_launched(&r, NULL, argv, &opts);
-		cr_expect(tp_exited_with(&r, codes[i]), TP_RUN_FMT,
-		          TP_RUN_ARGS(r));
-		tp_run_free(&r);
+		cr_expect(host_exited_with(&r, codes[i]), HOST_RUN_FMT,
+		          HOST_RUN_ARGS(r));
+		host_run_free(&r);
 	}
 }
 
@@ -471,27 +471,28 @@ Test(launcher, signal_that_kills_the_command_reaches_the_parent)
 	for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++) {
 		char cmd[32];
 		const char *const argv[] = {"/bin/sh", "-c", cmd, NULL};
-		struct tp_run r;
+		struct host_run r;
 
 		snprintf(cmd, sizeof(cmd), "kill -%d $$", sigs[i]);
 		tp_launched(&r, NULL, argv, &opts);
 		cr_expect(!r.timed_out && WIFSIGNALED(r.status) &&
 		              WTERMSIG(r.status) == sigs[i],
-		          "signal %d: " TP_RUN_FMT, sigs[i], TP_RUN_ARGS(r));
-		tp_run_free(&r);
+		          "signal %d: " HOST_RUN_FMT, sigs[i],
+		          HOST_RUN_ARGS(r));
+		host_run_free(&r);
 	}
 }
 
 Test(launcher, command_runs_in_the_launcher_s_own_process)
 {
 	const char *const argv[] = {"/bin/sh", "-c", "echo $$", NULL};
-	struct tp_run r;
+	struct host_run r;
 
 	tp_launched(&r, NULL, argv, &opts);
-	cr_expect(tp_exited_with(&r, 0), TP_RUN_FMT, TP_RUN_ARGS(r));
+	cr_expect(host_exited_with(&r, 0), HOST_RUN_FMT, HOST_RUN_ARGS(r));
 	cr_expect_eq(atoi(r.out.data), r.pid, "forkshim did not exec: %s",
 	             r.out.data);
-	tp_run_free(&r);
+	host_run_free(&r);
 }
 
 Test(launcher, arguments_after_the_command_belong_to_the_command)
@@ -499,14 +500,14 @@ Test(launcher, arguments_after_the_command_belong_to_the_command)
 	const char *const after_dashes[] = {"--",    "/bin/echo", "--help",
 	                                    "--log", "x",         NULL};
 	const char *const no_dashes[] = {"/bin/echo", "--version", "-h", NULL};
-	struct tp_run r;
+	struct host_run r;
 
 	launch(&r, after_dashes);
 	cr_expect_str_eq(r.out.data, "--help --log x\n");
-	tp_run_free(&r);
+	host_run_free(&r);
 	launch(&r, no_dashes);
 	cr_expect_str_eq(r.out.data, "--version -h\n");
-	tp_run_free(&r);
+	host_run_free(&r);
 }
 
 Test(launcher, installed_launcher_finds_the_installed_library)
@@ -515,14 +516,14 @@ Test(launcher, installed_launcher_finds_the_installed_library)
 	char *bin, *lib, *man, *expected, *link_dir, *link;
 	const char *const install[] = {TP_CMAKE,   "--install", TP_BUILD_DIR,
 	                               "--prefix", prefix,      NULL};
-	struct tp_run r;
+	struct host_run r;
 
 	if (TP_INSTALL_LIBDIR[0] == '/' || TP_INSTALL_BINDIR[0] == '/')
 		cr_skip_test("absolute install dirs: nothing to relocate");
 	tp_run(&r, install, &opts);
-	cr_assert(tp_exited_with(&r, 0), "cmake --install: " TP_RUN_FMT,
-	          TP_RUN_ARGS(r));
-	tp_run_free(&r);
+	cr_assert(host_exited_with(&r, 0), "cmake --install: " HOST_RUN_FMT,
+	          HOST_RUN_ARGS(r));
+	host_run_free(&r);
 	cr_assert_not_null(realpath(prefix, real));
 	cr_assert_geq(asprintf(&bin, "%s/%s/forkshim", real, TP_INSTALL_BINDIR),
 	              0);
@@ -542,9 +543,9 @@ Test(launcher, installed_launcher_finds_the_installed_library)
 	              0);
 	const char *const version[] = {bin, "--version", NULL};
 	tp_run(&r, version, &opts);
-	cr_expect(tp_exited_with(&r, 0), TP_RUN_FMT, TP_RUN_ARGS(r));
+	cr_expect(host_exited_with(&r, 0), HOST_RUN_FMT, HOST_RUN_ARGS(r));
 	cr_expect_str_eq(r.out.data, expected);
-	tp_run_free(&r);
+	host_run_free(&r);
 
 	/* through a symbolic link elsewhere: /proc/self/exe is the file */
 	link_dir = tp_path(real, "elsewhere");
@@ -554,9 +555,9 @@ Test(launcher, installed_launcher_finds_the_installed_library)
 	const char *const via_link[] = {
 	    link, "--", "/usr/bin/python3", "-I", "-c", ctypes_script, NULL};
 	tp_run(&r, via_link, &opts);
-	cr_expect(tp_exited_with(&r, 0), TP_RUN_FMT, TP_RUN_ARGS(r));
+	cr_expect(host_exited_with(&r, 0), HOST_RUN_FMT, HOST_RUN_ARGS(r));
 	cr_expect_str_eq(r.out.data, ctypes_expected);
-	tp_run_free(&r);
+	host_run_free(&r);
 
 	free(bin);
 	free(lib);

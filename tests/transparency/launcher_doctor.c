@@ -17,7 +17,7 @@ TestSuite(doctor, .fini = tp_cleanup);
 
 static const struct tp_opts opts = {.timeout_s = 30};
 
-static void doctor(struct tp_run *r, const char *command,
+static void doctor(struct host_run *r, const char *command,
                    const char *const extra_env[])
 {
 	const char *const argv[] = {TP_LAUNCHER, "doctor", command, NULL};
@@ -27,13 +27,13 @@ static void doctor(struct tp_run *r, const char *command,
 }
 
 /* The first line of the output. */
-static char *verdict(const struct tp_run *r)
+static char *verdict(const struct host_run *r)
 {
 	return strndup(r->out.data, strcspn(r->out.data, "\n"));
 }
 
 /* Every line after the verdict is an indented detail. */
-static void expect_details_indented(const struct tp_run *r)
+static void expect_details_indented(const struct host_run *r)
 {
 	const char *line = strchr(r->out.data, '\n');
 
@@ -43,11 +43,12 @@ static void expect_details_indented(const struct tp_run *r)
 		          "not a detail line: %.60s", line + 1);
 }
 
-static void expect_verdict(const struct tp_run *r, int code, const char *prefix)
+static void expect_verdict(const struct host_run *r, int code,
+                           const char *prefix)
 {
 	char *v = verdict(r);
 
-	cr_expect(tp_exited_with(r, code), TP_RUN_FMT, TP_RUN_ARGS(*r));
+	cr_expect(host_exited_with(r, code), HOST_RUN_FMT, HOST_RUN_ARGS(*r));
 	cr_expect(strncmp(v, prefix, strlen(prefix)) == 0,
 	          "verdict \"%s\", expected it to start with \"%s\"", v,
 	          prefix);
@@ -81,7 +82,7 @@ static bool mounted_nosuid(const char *path)
 
 Test(doctor, python3_can_be_preloaded_and_calls_fork)
 {
-	struct tp_run r;
+	struct host_run r;
 
 	doctor(&r, "/usr/bin/python3", NULL);
 	expect_verdict(&r, 0,
@@ -91,12 +92,12 @@ Test(doctor, python3_can_be_preloaded_and_calls_fork)
 	          r.out.data);
 	cr_expect(strstr(r.out.data, "\n  library      libc.so.6 => "), "%s",
 	          r.out.data);
-	tp_run_free(&r);
+	host_run_free(&r);
 }
 
 Test(doctor, bash_found_in_path_can_be_preloaded_and_calls_fork)
 {
-	struct tp_run r;
+	struct host_run r;
 	char *v;
 
 	doctor(&r, "bash", NULL);
@@ -104,12 +105,12 @@ Test(doctor, bash_found_in_path_can_be_preloaded_and_calls_fork)
 	v = verdict(&r);
 	cr_expect(strstr(v, "/bash can be preloaded; it calls fork"), "%s", v);
 	free(v);
-	tp_run_free(&r);
+	host_run_free(&r);
 }
 
 Test(doctor, make_that_only_spawns_is_ok_with_nothing_to_hand_over)
 {
-	struct tp_run r;
+	struct host_run r;
 	char *v;
 
 	if (access(TP_MAKE, X_OK) != 0)
@@ -121,25 +122,25 @@ Test(doctor, make_that_only_spawns_is_ok_with_nothing_to_hand_over)
 	                    "posix_spawn"),
 	          "%s", v);
 	free(v);
-	tp_run_free(&r);
+	host_run_free(&r);
 }
 
 Test(doctor, static_program_cannot_be_preloaded)
 {
 	const char *const where[] = {TP_CC, "-print-file-name=libc.a", NULL};
 	char *dir, *prog, *v;
-	struct tp_run r;
+	struct host_run r;
 
 	tp_run(&r, where, &opts);
 	r.out.data[strcspn(r.out.data, "\n")] = '\0';
-	if (!tp_exited_with(&r, 0) || r.out.data[0] != '/' ||
+	if (!host_exited_with(&r, 0) || r.out.data[0] != '/' ||
 	    access(r.out.data, R_OK) != 0) {
-		tp_run_free(&r);
+		host_run_free(&r);
 		cr_skip_test("no libc.a for %s: cannot build a static program "
 		             "(Debian: libc6-dev)",
 		             TP_CC);
 	}
-	tp_run_free(&r);
+	host_run_free(&r);
 	dir = tp_mkdtemp();
 	prog = tp_path(dir, "static_fork");
 	const char *const build[] = {TP_CC,
@@ -150,20 +151,20 @@ Test(doctor, static_program_cannot_be_preloaded)
 	                             "/tests/transparency/static_fork.c",
 	                             NULL};
 	tp_run(&r, build, &opts);
-	cr_assert(tp_exited_with(&r, 0), "cc -static: " TP_RUN_FMT,
-	          TP_RUN_ARGS(r));
-	tp_run_free(&r);
+	cr_assert(host_exited_with(&r, 0), "cc -static: " HOST_RUN_FMT,
+	          HOST_RUN_ARGS(r));
+	host_run_free(&r);
 
 	doctor(&r, prog, NULL);
 	v = verdict(&r);
-	cr_expect(tp_exited_with(&r, 1), TP_RUN_FMT, TP_RUN_ARGS(r));
+	cr_expect(host_exited_with(&r, 1), HOST_RUN_FMT, HOST_RUN_ARGS(r));
 	cr_expect(strstr(v, "forkshim doctor: cannot: ") == v &&
 	              strstr(v, "/static_fork is statically linked"),
 	          "%s", v);
 	cr_expect(strstr(r.out.data, "statically linked\n"), "%s", r.out.data);
 	expect_details_indented(&r);
 	free(v);
-	tp_run_free(&r);
+	host_run_free(&r);
 	free(prog);
 	tp_rmtree(dir);
 }
@@ -171,13 +172,13 @@ Test(doctor, static_program_cannot_be_preloaded)
 Test(doctor, set_user_id_copy_cannot_be_preloaded)
 {
 	char *dir = tp_mkdtemp(), *copy = copy_of_fork_server(dir, "server");
-	struct tp_run r;
+	struct host_run r;
 	char *v;
 
 	/* the copy as built is fine ... */
 	doctor(&r, copy, NULL);
 	expect_verdict(&r, 0, "forkshim doctor: ok: ");
-	tp_run_free(&r);
+	host_run_free(&r);
 
 	/* ... until it is set-user-ID */
 	cr_assert_eq(chmod(copy, 04755), 0);
@@ -195,7 +196,7 @@ Test(doctor, set_user_id_copy_cannot_be_preloaded)
 		          "%s", v);
 	}
 	free(v);
-	tp_run_free(&r);
+	host_run_free(&r);
 	free(copy);
 	tp_rmtree(dir);
 }
@@ -203,7 +204,7 @@ Test(doctor, set_user_id_copy_cannot_be_preloaded)
 Test(doctor, set_group_id_copy_cannot_be_preloaded)
 {
 	char *dir = tp_mkdtemp(), *copy = copy_of_fork_server(dir, "server");
-	struct tp_run r;
+	struct host_run r;
 	char *v;
 
 	if (mounted_nosuid(copy))
@@ -214,14 +215,14 @@ Test(doctor, set_group_id_copy_cannot_be_preloaded)
 	v = verdict(&r);
 	cr_expect(strstr(v, "/server is set-group-ID"), "%s", v);
 	free(v);
-	tp_run_free(&r);
+	host_run_free(&r);
 
 	/* set-group-ID without group execute is mandatory locking, no
 	 * set-ID at all */
 	cr_assert_eq(chmod(copy, 02745), 0);
 	doctor(&r, copy, NULL);
 	expect_verdict(&r, 0, "forkshim doctor: ok: ");
-	tp_run_free(&r);
+	host_run_free(&r);
 	free(copy);
 	tp_rmtree(dir);
 }
@@ -231,7 +232,7 @@ Test(doctor, copy_with_file_capabilities_cannot_be_preloaded)
 	char *dir = tp_mkdtemp(), *copy = copy_of_fork_server(dir, "server");
 	/* vfs_cap_data revision 2: effective, cap_net_bind_service (10) */
 	const unsigned int caps[5] = {0x02000001u, 1u << 10, 0, 0, 0};
-	struct tp_run r;
+	struct host_run r;
 	char *v;
 
 	if (setxattr(copy, "security.capability", caps, sizeof(caps), 0) != 0)
@@ -245,7 +246,7 @@ Test(doctor, copy_with_file_capabilities_cannot_be_preloaded)
 	v = verdict(&r);
 	cr_expect(strstr(v, "/server has file capabilities"), "%s", v);
 	free(v);
-	tp_run_free(&r);
+	host_run_free(&r);
 	free(copy);
 	tp_rmtree(dir);
 }
@@ -253,7 +254,7 @@ Test(doctor, copy_with_file_capabilities_cannot_be_preloaded)
 Test(doctor, raw_syscall_forker_is_limited_and_its_children_work)
 {
 	const char *const argv[] = {TP_RAWFORK, NULL};
-	struct tp_run r;
+	struct host_run r;
 	char *v;
 
 	doctor(&r, TP_RAWFORK, NULL);
@@ -267,18 +268,18 @@ Test(doctor, raw_syscall_forker_is_limited_and_its_children_work)
 	          r.out.data);
 	cr_expect_null(strstr(r.out.data, "\n  fork "), "%s", r.out.data);
 	free(v);
-	tp_run_free(&r);
+	host_run_free(&r);
 
 	/* and indeed: under the launcher its child works */
 	tp_launched(&r, NULL, argv, &opts);
-	cr_expect(tp_exited_with(&r, 0), TP_RUN_FMT, TP_RUN_ARGS(r));
+	cr_expect(host_exited_with(&r, 0), HOST_RUN_FMT, HOST_RUN_ARGS(r));
 	cr_expect_str_eq(r.out.data, "child exit status 7\n");
-	tp_run_free(&r);
+	host_run_free(&r);
 }
 
 Test(doctor, fork_in_a_library_found_through_runpath_counts)
 {
-	struct tp_run r;
+	struct host_run r;
 
 	doctor(&r, TP_VIA_LIB, NULL);
 	expect_verdict(&r, 0,
@@ -289,7 +290,7 @@ Test(doctor, fork_in_a_library_found_through_runpath_counts)
 	          "%s", r.out.data);
 	cr_expect(strstr(r.out.data, "fork         imported by "), "%s",
 	          r.out.data);
-	tp_run_free(&r);
+	host_run_free(&r);
 }
 
 Test(doctor, library_the_loader_cannot_find_means_cannot)
@@ -297,18 +298,18 @@ Test(doctor, library_the_loader_cannot_find_means_cannot)
 	const char *const env[] = {"LD_LIBRARY_PATH=" TP_FORKER_DIR, NULL};
 	const char *const argv[] = {TP_VIA_LIB_NORPATH, NULL};
 	const struct tp_opts with_env = {.extra_env = env, .timeout_s = 30};
-	struct tp_run r;
+	struct host_run r;
 
 	doctor(&r, TP_VIA_LIB_NORPATH, NULL);
 	expect_verdict(&r, 1,
 	               "forkshim doctor: cannot: " TP_VIA_LIB_NORPATH
 	               " needs libtp_forker.so, which the loader "
 	               "cannot find");
-	tp_run_free(&r);
+	host_run_free(&r);
 	/* the loader agrees: it does not start */
 	tp_run(&r, argv, &opts);
-	cr_expect(tp_exited_with(&r, 127), TP_RUN_FMT, TP_RUN_ARGS(r));
-	tp_run_free(&r);
+	cr_expect(host_exited_with(&r, 127), HOST_RUN_FMT, HOST_RUN_ARGS(r));
+	host_run_free(&r);
 
 	/* with LD_LIBRARY_PATH, both the doctor and the loader find it */
 	doctor(&r, TP_VIA_LIB_NORPATH, env);
@@ -316,10 +317,10 @@ Test(doctor, library_the_loader_cannot_find_means_cannot)
 	               "forkshim doctor: ok: " TP_VIA_LIB_NORPATH
 	               " can be preloaded; it calls fork");
 	cr_expect(strstr(r.out.data, "(LD_LIBRARY_PATH)"), "%s", r.out.data);
-	tp_run_free(&r);
+	host_run_free(&r);
 	tp_run(&r, argv, &with_env);
-	cr_expect(tp_exited_with(&r, 0), TP_RUN_FMT, TP_RUN_ARGS(r));
-	tp_run_free(&r);
+	cr_expect(host_exited_with(&r, 0), HOST_RUN_FMT, HOST_RUN_ARGS(r));
+	host_run_free(&r);
 }
 
 Test(doctor, script_is_judged_by_its_interpreter)
@@ -328,7 +329,7 @@ Test(doctor, script_is_judged_by_its_interpreter)
 	char *via_env = tp_path(dir, "via-env.sh"),
 	     *bare = tp_path(dir, "bare");
 	char *to_raw = tp_path(dir, "to-raw"), *text, *v, *want;
-	struct tp_run r;
+	struct host_run r;
 
 	tp_write_file(direct, "#!/bin/bash -e\necho hi\n", 0755);
 	tp_write_file(via_env, "#!/usr/bin/env bash\necho hi\n", 0755);
@@ -348,7 +349,7 @@ Test(doctor, script_is_judged_by_its_interpreter)
 	free(v);
 	free(want);
 	cr_expect(strstr(r.out.data, "#!/bin/bash -e"), "%s", r.out.data);
-	tp_run_free(&r);
+	host_run_free(&r);
 
 	doctor(&r, via_env, NULL);
 	expect_verdict(&r, 0, "forkshim doctor: ok: ");
@@ -360,7 +361,7 @@ Test(doctor, script_is_judged_by_its_interpreter)
 	          "%s", v);
 	free(v);
 	free(want);
-	tp_run_free(&r);
+	host_run_free(&r);
 
 	/* no #! and not ELF: execvp hands it to /bin/sh */
 	doctor(&r, bare, NULL);
@@ -368,11 +369,11 @@ Test(doctor, script_is_judged_by_its_interpreter)
 	v = verdict(&r);
 	cr_expect(strstr(v, "runs /bin/sh, which can be preloaded"), "%s", v);
 	free(v);
-	tp_run_free(&r);
+	host_run_free(&r);
 
 	doctor(&r, to_raw, NULL);
 	expect_verdict(&r, 0, "forkshim doctor: limited: ");
-	tp_run_free(&r);
+	host_run_free(&r);
 
 	free(text);
 	free(direct);
@@ -391,34 +392,34 @@ Test(doctor, what_cannot_be_examined_exits_with_2)
 	const char not_found[] =
 	    "forkshim doctor: error: "
 	    "forkshim-no-such-command: command not found\n";
-	struct tp_run r;
+	struct host_run r;
 
 	doctor(&r, "forkshim-no-such-command", NULL);
-	cr_expect(tp_exited_with(&r, 2), TP_RUN_FMT, TP_RUN_ARGS(r));
+	cr_expect(host_exited_with(&r, 2), HOST_RUN_FMT, HOST_RUN_ARGS(r));
 	cr_expect_str_empty(r.out.data);
 	cr_expect(strncmp(r.err.data, not_found, strlen(not_found)) == 0, "%s",
 	          r.err.data);
-	tp_run_free(&r);
+	host_run_free(&r);
 
 	tp_write_file(plain, "echo hi\n", 0644);
 	doctor(&r, plain, NULL);
-	cr_expect(tp_exited_with(&r, 2), TP_RUN_FMT, TP_RUN_ARGS(r));
+	cr_expect(host_exited_with(&r, 2), HOST_RUN_FMT, HOST_RUN_ARGS(r));
 	cr_expect(strstr(r.err.data, "cannot be executed"), "%s", r.err.data);
-	tp_run_free(&r);
+	host_run_free(&r);
 
 	doctor(&r, dir, NULL);
-	cr_expect(tp_exited_with(&r, 2), TP_RUN_FMT, TP_RUN_ARGS(r));
+	cr_expect(host_exited_with(&r, 2), HOST_RUN_FMT, HOST_RUN_ARGS(r));
 	cr_expect(strstr(r.err.data, "not a regular file"), "%s", r.err.data);
-	tp_run_free(&r);
+	host_run_free(&r);
 
 	tp_run(&r, no_command, &opts);
-	cr_expect(tp_exited_with(&r, 2), TP_RUN_FMT, TP_RUN_ARGS(r));
+	cr_expect(host_exited_with(&r, 2), HOST_RUN_FMT, HOST_RUN_ARGS(r));
 	cr_expect(strstr(r.err.data, "no COMMAND given"), "%s", r.err.data);
-	tp_run_free(&r);
+	host_run_free(&r);
 
 	tp_run(&r, bad_option, &opts);
-	cr_expect(tp_exited_with(&r, 2), TP_RUN_FMT, TP_RUN_ARGS(r));
-	tp_run_free(&r);
+	cr_expect(host_exited_with(&r, 2), HOST_RUN_FMT, HOST_RUN_ARGS(r));
+	host_run_free(&r);
 	free(plain);
 	tp_rmtree(dir);
 }
@@ -426,13 +427,13 @@ Test(doctor, what_cannot_be_examined_exits_with_2)
 Test(doctor, help_explains_the_verdicts)
 {
 	const char *const argv[] = {TP_LAUNCHER, "doctor", "--help", NULL};
-	struct tp_run r;
+	struct host_run r;
 
 	tp_run(&r, argv, &opts);
-	cr_expect(tp_exited_with(&r, 0), TP_RUN_FMT, TP_RUN_ARGS(r));
+	cr_expect(host_exited_with(&r, 0), HOST_RUN_FMT, HOST_RUN_ARGS(r));
 	cr_expect(strstr(r.out.data, "Usage: forkshim doctor COMMAND"));
 	cr_expect(strstr(r.out.data, "  ok "));
 	cr_expect(strstr(r.out.data, "  limited "));
 	cr_expect(strstr(r.out.data, "  cannot "));
-	tp_run_free(&r);
+	host_run_free(&r);
 }

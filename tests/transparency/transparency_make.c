@@ -126,7 +126,7 @@ static char *make_tree(void)
 
 /* make [-j2 -O] TARGET in dir, behind the launcher (with extra launcher
  * options) or not. */
-static void run_make(struct tp_run *r, const char *dir, bool jobs,
+static void run_make(struct host_run *r, const char *dir, bool jobs,
                      const char *target, bool launched,
                      const char *const launcher_opts[])
 {
@@ -152,7 +152,7 @@ static int cmp_lines(const void *a, const void *b)
 static char *sorted_lines(const char *text, size_t *n)
 {
 	char *copy = strdup(text), *rest = copy, *line, **lines = NULL;
-	struct tp_buf out = {0};
+	struct host_buf out = {0};
 	size_t count = 0;
 
 	cr_assert_not_null(copy);
@@ -164,10 +164,11 @@ static char *sorted_lines(const char *text, size_t *n)
 		lines[count++] = line;
 	}
 	qsort(lines, count, sizeof(*lines), cmp_lines);
-	tp_buf_append(&out, "", 0);
+	cr_assert_eq(host_buf_append(&out, "", 0), 0);
 	for (size_t i = 0; i < count; i++) {
-		tp_buf_append(&out, lines[i], strlen(lines[i]));
-		tp_buf_append(&out, "\n", 1);
+		cr_assert_eq(host_buf_append(&out, lines[i], strlen(lines[i])),
+		             0);
+		cr_assert_eq(host_buf_append(&out, "\n", 1), 0);
 	}
 	free(lines);
 	free(copy);
@@ -176,20 +177,20 @@ static char *sorted_lines(const char *text, size_t *n)
 }
 
 /* As tp_expect_same, with stdout compared as sorted lines. */
-static void expect_same_build(const struct tp_run *plain,
-                              const struct tp_run *shim)
+static void expect_same_build(const struct host_run *plain,
+                              const struct host_run *shim)
 {
 	size_t n_plain, n_shim;
 	char *a = sorted_lines(plain->out.data, &n_plain);
 	char *b = sorted_lines(shim->out.data, &n_shim);
 
-	cr_expect(!shim->timed_out, "with the launcher: " TP_RUN_FMT,
-	          TP_RUN_ARGS(*shim));
+	cr_expect(!shim->timed_out, "with the launcher: " HOST_RUN_FMT,
+	          HOST_RUN_ARGS(*shim));
 	cr_expect_eq(shim->status, plain->status,
 	             "exit status 0x%x with the launcher, 0x%x without\n"
-	             "with: " TP_RUN_FMT,
+	             "with: " HOST_RUN_FMT,
 	             (unsigned)shim->status, (unsigned)plain->status,
-	             TP_RUN_ARGS(*shim));
+	             HOST_RUN_ARGS(*shim));
 	cr_expect_str_eq(b, a, "build output differs (sorted lines)");
 	cr_expect_str_eq(shim->err.data, plain->err.data, "stderr differs");
 	free(a);
@@ -213,14 +214,14 @@ static void expect_same_file(const char *dir_a, const char *dir_b,
 }
 
 /* The plain build of a fresh tree, checked against what it must print. */
-static void build_plain(struct tp_run *r, const char *dir)
+static void build_plain(struct host_run *r, const char *dir)
 {
 	size_t n;
 	char *sorted;
 
 	run_make(r, dir, true, "all", false, NULL);
-	cr_assert(tp_exited_with(r, 0), "without the launcher: " TP_RUN_FMT,
-	          TP_RUN_ARGS(*r));
+	cr_assert(host_exited_with(r, 0), "without the launcher: " HOST_RUN_FMT,
+	          HOST_RUN_ARGS(*r));
 	sorted = sorted_lines(r->out.data, &n);
 	cr_assert_eq(n, N_BUILD_LINES, "build output:\n%s", r->out.data);
 	cr_assert(strstr(r->out.data, "AR lib/libextra.a\n"));
@@ -232,24 +233,25 @@ static void build_plain(struct tp_run *r, const char *dir)
 Test(make, parallel_build_is_the_same_under_the_launcher)
 {
 	char *plain_dir = make_tree(), *shim_dir = make_tree();
-	struct tp_run plain, shim;
+	struct host_run plain, shim;
 
 	build_plain(&plain, plain_dir);
 	run_make(&shim, shim_dir, true, "all", true, NULL);
 	expect_same_build(&plain, &shim);
 	expect_same_file(plain_dir, shim_dir, "prog");
 	expect_same_file(plain_dir, shim_dir, "lib/libextra.a");
-	tp_run_free(&plain);
-	tp_run_free(&shim);
+	host_run_free(&plain);
+	host_run_free(&shim);
 
 	/* The program the build made, run by make itself. */
 	run_make(&plain, plain_dir, false, "run", false, NULL);
-	cr_assert(tp_exited_with(&plain, 0), TP_RUN_FMT, TP_RUN_ARGS(plain));
+	cr_assert(host_exited_with(&plain, 0), HOST_RUN_FMT,
+	          HOST_RUN_ARGS(plain));
 	cr_assert_str_eq(plain.out.data, expected_run);
 	run_make(&shim, shim_dir, false, "run", true, NULL);
 	tp_expect_same(&plain, &shim);
-	tp_run_free(&plain);
-	tp_run_free(&shim);
+	host_run_free(&plain);
+	host_run_free(&shim);
 	tp_rmtree(plain_dir);
 	tp_rmtree(shim_dir);
 }
@@ -257,18 +259,19 @@ Test(make, parallel_build_is_the_same_under_the_launcher)
 Test(make, failing_parallel_build_fails_the_same_under_the_launcher)
 {
 	char *plain_dir = make_tree(), *shim_dir = make_tree();
-	struct tp_run plain, shim;
+	struct host_run plain, shim;
 
 	run_make(&plain, plain_dir, true, "fail", false, NULL);
-	cr_assert(tp_exited_with(&plain, 2), TP_RUN_FMT, TP_RUN_ARGS(plain));
+	cr_assert(host_exited_with(&plain, 2), HOST_RUN_FMT,
+	          HOST_RUN_ARGS(plain));
 	cr_assert(strstr(plain.err.data, "prog: failing on purpose\n"),
-	          TP_RUN_FMT, TP_RUN_ARGS(plain));
-	cr_assert(strstr(plain.err.data, "fail] Error 3"), TP_RUN_FMT,
-	          TP_RUN_ARGS(plain));
+	          HOST_RUN_FMT, HOST_RUN_ARGS(plain));
+	cr_assert(strstr(plain.err.data, "fail] Error 3"), HOST_RUN_FMT,
+	          HOST_RUN_ARGS(plain));
 	run_make(&shim, shim_dir, true, "fail", true, NULL);
 	expect_same_build(&plain, &shim);
-	tp_run_free(&plain);
-	tp_run_free(&shim);
+	host_run_free(&plain);
+	host_run_free(&shim);
 	tp_rmtree(plain_dir);
 	tp_rmtree(shim_dir);
 }
@@ -279,7 +282,7 @@ Test(make, parallel_build_makes_the_library_log_nothing)
 	char *log_dir = tp_mkdtemp(), *log = tp_path(log_dir, "shim.log");
 	const char *const log_opts[] = {"--log", "info", "--log-file", log,
 	                                NULL};
-	struct tp_run plain, shim;
+	struct host_run plain, shim;
 	size_t len;
 	char *text;
 
@@ -289,8 +292,8 @@ Test(make, parallel_build_makes_the_library_log_nothing)
 	text = tp_read_file(log, &len);
 	cr_expect_eq(len, 0, "the library logged:\n%s", text);
 	free(text);
-	tp_run_free(&plain);
-	tp_run_free(&shim);
+	host_run_free(&plain);
+	host_run_free(&shim);
 	free(log);
 	tp_rmtree(log_dir);
 	tp_rmtree(plain_dir);

@@ -16,13 +16,13 @@ static const char *const python_argv[] = {"/usr/bin/python3", "-I", SCRIPT,
 static const struct tp_opts opts = {.timeout_s = 40};
 
 /* The run without the shim, checked against the script's known output. */
-static void run_plain(struct tp_run *plain)
+static void run_plain(struct host_run *plain)
 {
 	char *expected = tp_read_file(SCRIPT ".expected", NULL);
 
 	tp_run(plain, python_argv, &opts);
-	cr_assert(tp_exited_with(plain, 9), "without the launcher: " TP_RUN_FMT,
-	          TP_RUN_ARGS(*plain));
+	cr_assert(host_exited_with(plain, 9),
+	          "without the launcher: " HOST_RUN_FMT, HOST_RUN_ARGS(*plain));
 	cr_assert_str_eq(plain->out.data, expected);
 	cr_assert_str_eq(plain->err.data, "forky.py: to stderr\n");
 	free(expected);
@@ -30,20 +30,20 @@ static void run_plain(struct tp_run *plain)
 
 Test(python, children_of_every_kind_behave_the_same_under_the_launcher)
 {
-	struct tp_run plain, shim;
+	struct host_run plain, shim;
 
 	run_plain(&plain);
 	tp_launched(&shim, NULL, python_argv, &opts);
 	tp_expect_same(&plain, &shim);
-	tp_run_free(&plain);
-	tp_run_free(&shim);
+	host_run_free(&plain);
+	host_run_free(&shim);
 }
 
 Test(python, children_of_every_kind_make_the_library_log_nothing)
 {
-	struct tp_run plain;
+	struct host_run plain;
 
 	run_plain(&plain);
 	tp_expect_quiet_log(python_argv, &opts, &plain);
-	tp_run_free(&plain);
+	host_run_free(&plain);
 }

@@ -15,13 +15,13 @@ static const char expected_tail[] =
     " 160 requests, 160 answered right, 0 wrong\n"
     "children's exit codes: 0:22 1:23 2:23 3:24 4:23 5:23 6:22, other: 0\n";
 
-static void run_plain(struct tp_run *plain, const char *const argv[])
+static void run_plain(struct host_run *plain, const char *const argv[])
 {
 	char *expected;
 
 	tp_run(plain, argv, &opts);
-	cr_assert(tp_exited_with(plain, 0), "without the launcher: " TP_RUN_FMT,
-	          TP_RUN_ARGS(*plain));
+	cr_assert(host_exited_with(plain, 0),
+	          "without the launcher: " HOST_RUN_FMT, HOST_RUN_ARGS(*plain));
 	cr_assert_geq(asprintf(&expected, "mode %s:%s", argv[1], expected_tail),
 	              0);
 	cr_assert_str_eq(plain->out.data, expected);
@@ -32,13 +32,13 @@ static void run_plain(struct tp_run *plain, const char *const argv[])
 static void same_under_the_launcher(const char *mode)
 {
 	const char *const argv[] = {TP_FORK_SERVER, mode, NULL};
-	struct tp_run plain, shim;
+	struct host_run plain, shim;
 
 	run_plain(&plain, argv);
 	tp_launched(&shim, NULL, argv, &opts);
 	tp_expect_same(&plain, &shim);
-	tp_run_free(&plain);
-	tp_run_free(&shim);
+	host_run_free(&plain);
+	host_run_free(&shim);
 }
 
 Test(server, threads_forking_per_request_and_waiting_behave_the_same)
@@ -54,9 +54,9 @@ Test(server, threads_forking_per_request_reaped_by_sigchld_behave_the_same)
 Test(server, threads_forking_per_request_make_the_library_log_nothing)
 {
 	const char *const argv[] = {TP_FORK_SERVER, "sigchld", NULL};
-	struct tp_run plain;
+	struct host_run plain;
 
 	run_plain(&plain, argv);
 	tp_expect_quiet_log(argv, &opts, &plain);
-	tp_run_free(&plain);
+	host_run_free(&plain);
 }
