@@ -33,5 +33,6 @@ add_executable(bench_guard
   ${PROJECT_SOURCE_DIR}/scripts/bench/guard/bench_guard.c)
 target_compile_definitions(bench_guard PRIVATE _GNU_SOURCE
   FORKSHIM_BENCH_LIB="$<TARGET_FILE:forkshim>")
-target_link_libraries(bench_guard PRIVATE forkshim_client ${CMAKE_DL_LIBS})
+target_link_libraries(bench_guard PRIVATE forkshim_client forkshim_run_host
+  ${CMAKE_DL_LIBS})
 add_dependencies(bench_guard forkshim)

@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "forkshim_client.h"
+#include "run_host.h"
 
 static double now_ns(void)
 {
@@ -91,36 +92,35 @@ static int measure(size_t pages)
 	return 0;
 }
 
-/* Runs self --measure with env; reads "key NS" lines. */
-static void run_measure(const char *self, size_t pages, char *const envp[],
-                        double *frozen, double *unfrozen)
+/* Runs self --measure with envp (tests/run_host.h); reads its "key NS"
+ * lines.  A process that did not exit 0 leaves them at -1, its account on
+ * stderr. */
+static void run_measure(const char *self, size_t pages,
+                        const char *const envp[], double *frozen,
+                        double *unfrozen)
 {
-	char arg[32], line[128];
-	int fds[2];
-	pid_t pid;
-	FILE *f;
+	char arg[32];
+	const char *const argv[] = {self, "--measure", arg, NULL};
+	const struct host_opts opts = {.envp = envp, .timeout_s = 300};
+	struct host_run r;
 
 	snprintf(arg, sizeof(arg), "%zu", pages);
-	if (pipe(fds) != 0)
-		exit(1);
-	pid = fork();
-	if (pid == 0) {
-		char *argv[] = {(char *)self, "--measure", arg, NULL};
-
-		dup2(fds[1], 1);
-		close(fds[0]);
-		execve(self, argv, envp);
-		_exit(127);
-	}
-	close(fds[1]);
-	f = fdopen(fds[0], "r");
 	*frozen = *unfrozen = -1;
-	while (fgets(line, sizeof(line), f)) {
+	if (host_run(&r, argv, &opts) != 0) {
+		fprintf(stderr, "bench_guard: %s\n", r.error);
+		return;
+	}
+	for (const char *line = r.out.data;
+	     host_exited_with(&r, 0) && line != NULL;) {
 		sscanf(line, "frozen %lf", frozen);
 		sscanf(line, "unfrozen %lf", unfrozen);
+		line = strchr(line, '\n');
+		line = line != NULL ? line + 1 : NULL;
 	}
-	fclose(f);
-	waitpid(pid, NULL, 0);
+	if (!host_exited_with(&r, 0) || r.err.len != 0)
+		fprintf(stderr, "bench_guard: measuring process: " HOST_RUN_FMT,
+		        HOST_RUN_ARGS(r));
+	host_run_free(&r);
 }
 
 static void remove_dir(const char *dir)
@@ -159,7 +159,7 @@ int main(int argc, char **argv)
 	size_t pages = 2048;
 	int rounds = 7;
 	char self[4096], dir[] = "/tmp/forkshim-bench-guard-XXXXXX";
-	char preload[4200], report[200];
+	struct host_env plain_env, audit_env;
 	ssize_t n;
 
 	if (shim == NULL)
@@ -189,17 +189,18 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	self[n] = '\0';
-	snprintf(preload, sizeof(preload), "LD_PRELOAD=%s", shim);
-	snprintf(report, sizeof(report), "FORKSHIM_REPORT=%s", dir);
+	host_env_plain(&plain_env);
+	host_env_plain(&audit_env);
+	host_env_add(&audit_env, "LD_PRELOAD=%s", shim);
+	host_env_add(&audit_env, "FORKSHIM_GUARD=audit");
+	host_env_add(&audit_env, "FORKSHIM_REPORT=%s", dir);
 
-	char *plain_env[] = {"LC_ALL=C", NULL};
-	char *audit_env[] = {preload, "FORKSHIM_GUARD=audit", report,
-	                     "LC_ALL=C", NULL};
 	double plain[100], audited[100], unfrozen[100], ignored;
 
 	for (int r = 0; r < rounds; r++) {
-		run_measure(self, pages, plain_env, &plain[r], &ignored);
-		run_measure(self, pages, audit_env, &audited[r], &unfrozen[r]);
+		run_measure(self, pages, plain_env.vars, &plain[r], &ignored);
+		run_measure(self, pages, audit_env.vars, &audited[r],
+		            &unfrozen[r]);
 		if (plain[r] <= 0 || audited[r] <= 0 || unfrozen[r] <= 0) {
 			fprintf(stderr,
 			        "bench_guard: a measuring process "
