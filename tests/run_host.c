@@ -9,6 +9,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
@@ -332,4 +333,55 @@ bool host_died_of(const struct host_run *r, int sig)
 {
 	return !r->timed_out && WIFSIGNALED(r->status) &&
 	       WTERMSIG(r->status) == sig;
+}
+
+/* ---- what a host leaves behind ---- */
+
+char *host_read_file(const char *path, size_t *len)
+{
+	struct host_buf b = {0};
+	char chunk[4096];
+	ssize_t got;
+	int fd = open(path, O_RDONLY | O_CLOEXEC), err;
+
+	if (fd < 0)
+		return NULL;
+	if (host_buf_append(&b, "", 0) != 0)
+		goto nomem;
+	while ((got = read(fd, chunk, sizeof(chunk))) != 0) {
+		if (got < 0 && errno == EINTR)
+			continue;
+		if (got < 0)
+			goto fail;
+		if (host_buf_append(&b, chunk, (size_t)got) != 0)
+			goto nomem;
+	}
+	close(fd);
+	if (len != NULL)
+		*len = b.len;
+	return b.data;
+nomem:
+	errno = ENOMEM;
+fail:
+	err = errno;
+	close(fd);
+	free(b.data);
+	errno = err;
+	return NULL;
+}
+
+static int rm_one(const char *path, const struct stat *st, int type,
+                  struct FTW *ftw)
+{
+	(void)st;
+	(void)type;
+	(void)ftw;
+	remove(path);
+	return 0;
+}
+
+void host_rmtree(const char *dir)
+{
+	if (dir != NULL)
+		nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
 }

@@ -110,6 +110,16 @@ double host_now(void);
 /* Appends n bytes to b (kept NUL-terminated); -1 when out of memory. */
 int host_buf_append(struct host_buf *b, const char *src, size_t n);
 
+/* ---- what a host leaves behind ---- */
+
+/* The whole file, NUL-terminated (malloc), its size in *len (len may be
+ * NULL); NULL with errno set when it cannot be read. */
+char *host_read_file(const char *path, size_t *len);
+
+/* Removes dir and everything below it, following no link: a test's
+ * clean-up, quiet about what is not there. */
+void host_rmtree(const char *dir);
+
 /* A readable account of a run, for failure messages. */
 #define HOST_RUN_FMT "status 0x%x%s\n--- stdout ---\n%s--- stderr ---\n%s"
 #define HOST_RUN_ARGS(r)                                                       \

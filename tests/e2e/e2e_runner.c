@@ -221,3 +221,44 @@ Test(runner, what_cannot_run_is_an_error)
 	cr_expect(host_exited_with(&r, 0), HOST_RUN_FMT, HOST_RUN_ARGS(r));
 	host_run_free(&r);
 }
+
+Test(runner, files_a_host_leaves_are_read_whole_and_removed)
+{
+	char dir[] = "/tmp/forkshim-runner-XXXXXX", script[768], path[256];
+	char kept[] = "/tmp/forkshim-runner-kept-XXXXXX";
+	struct host_run r;
+	char *text;
+	size_t len = 0;
+
+	cr_assert_not_null(mkdtemp(dir));
+	cr_assert_not_null(mkdtemp(kept));
+	snprintf(script, sizeof(script),
+	         "mkdir -p %s/a/b && head -c 10000 /dev/zero >%s/a/b/f && "
+	         "printf 'x\\0y' >%s/g && touch %s/k && ln -s %s %s/a/link",
+	         dir, dir, dir, kept, kept, dir);
+	sh(&r, script, 30);
+	cr_assert(host_exited_with(&r, 0), HOST_RUN_FMT, HOST_RUN_ARGS(r));
+	host_run_free(&r);
+
+	snprintf(path, sizeof(path), "%s/a/b/f", dir);
+	text = host_read_file(path, &len);
+	cr_assert_not_null(text);
+	cr_expect_eq(len, 10000);
+	cr_expect_eq(text[10000], '\0');
+	free(text);
+	snprintf(path, sizeof(path), "%s/g", dir);
+	text = host_read_file(path, &len);
+	cr_assert_eq(len, 3);
+	cr_expect_eq(memcmp(text, "x\0y", 4), 0);
+	free(text);
+	snprintf(path, sizeof(path), "%s/none", dir);
+	errno = 0;
+	cr_expect_null(host_read_file(path, &len));
+	cr_expect_eq(errno, ENOENT);
+
+	host_rmtree(dir);
+	cr_expect_neq(access(dir, F_OK), 0, "%s is still there", dir);
+	snprintf(path, sizeof(path), "%s/k", kept);
+	cr_expect_eq(access(path, F_OK), 0, "the link was followed");
+	host_rmtree(kept);
+}

@@ -16,7 +16,7 @@ static void setup(void)
 
 static void teardown(void)
 {
-	guard_rmdir(dir);
+	host_rmtree(dir);
 }
 
 TestSuite(audit, .init = setup, .fini = teardown);
@@ -39,7 +39,7 @@ static char *report_of(pid_t pid)
 	struct stat st;
 
 	snprintf(path, sizeof(path), "%s/audit-%d.jsonl", dir, (int)pid);
-	text = guard_slurp(path);
+	text = host_read_file(path, NULL);
 	cr_assert_not_null(text, "no report %s", path);
 	cr_expect(stat(path, &st) == 0 && (st.st_mode & 0777) == 0600,
 	          "%s: mode %o", path, st.st_mode & 0777);
@@ -200,7 +200,7 @@ Test(audit, near_max_map_count_a_child_protects_what_fits_and_says_so,
 	cr_assert(guard_reports(dir, names, 4) == 1);
 	cr_assert(sscanf(names[0], "audit-%d.jsonl", &pid) == 1);
 	snprintf(path, sizeof(path), "%s/%s", dir, names[0]);
-	text = guard_slurp(path);
+	text = host_read_file(path, NULL);
 	cr_assert_not_null(text);
 	cr_expect(guard_count(text, "\"type\":\"first_write\"") == n, "%s",
 	          text);

@@ -118,7 +118,7 @@ Test(python, audit_of_a_pool_names_the_functions_that_dirtied_each_region)
 		char path[640], *text;
 
 		snprintf(path, sizeof(path), "%s/%s", dir, names[i]);
-		text = guard_slurp(path);
+		text = host_read_file(path, NULL);
 		cr_assert_not_null(text);
 		for (int p = 0; p < 4; p++) {
 			int w = guard_records(text, "py-weights", p);
@@ -145,6 +145,6 @@ Test(python, audit_of_a_pool_names_the_functions_that_dirtied_each_region)
 		cr_expect(lookup[p + 1] >= 1, "py-lookup page %d unrecorded",
 		          p + 1);
 	}
-	guard_rmdir(dir);
+	host_rmtree(dir);
 	host_run_free(&r);
 }

@@ -68,48 +68,6 @@ static inline void guard_mkdir(char *dir, size_t size)
 	cr_assert_not_null(mkdtemp(dir));
 }
 
-static inline void guard_rmdir(const char *dir)
-{
-	DIR *d = opendir(dir);
-	struct dirent *e;
-	char path[512];
-
-	while (d != NULL && (e = readdir(d)) != NULL) {
-		if (e->d_name[0] == '.')
-			continue;
-		snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
-		unlink(path);
-	}
-	if (d != NULL)
-		closedir(d);
-	rmdir(dir);
-}
-
-/* The whole file, NUL-terminated (malloc), or NULL. */
-static inline char *guard_slurp(const char *path)
-{
-	FILE *f = fopen(path, "r");
-	char *buf = NULL;
-	size_t len = 0, cap = 0;
-	int c;
-
-	if (f == NULL)
-		return NULL;
-	while ((c = fgetc(f)) != EOF) {
-		if (len + 2 > cap) {
-			cap = cap ? cap * 2 : 4096;
-			buf = realloc(buf, cap);
-			cr_assert_not_null(buf);
-		}
-		buf[len++] = (char)c;
-	}
-	fclose(f);
-	if (buf == NULL)
-		buf = calloc(1, 1);
-	buf[len] = '\0';
-	return buf;
-}
-
 /* The audit files of a directory: their names (up to max), and how many. */
 static inline int guard_reports(const char *dir, char names[][64], int max)
 {

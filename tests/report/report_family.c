@@ -17,7 +17,7 @@ static void setup(void)
 
 static void teardown(void)
 {
-	guard_rmdir(dir);
+	host_rmtree(dir);
 }
 
 TestSuite(family, .init = setup, .fini = teardown);
@@ -71,7 +71,7 @@ static char *report_of(int pid)
 	char *text;
 
 	snprintf(path, sizeof(path), "%s/report-%d.jsonl", dir, pid);
-	text = guard_slurp(path);
+	text = host_read_file(path, NULL);
 	cr_assert_not_null(text, "no report %s", path);
 	cr_expect(stat(path, &st) == 0 && (st.st_mode & 0777) == 0600,
 	          "%s: mode %o", path, st.st_mode & 0777);

@@ -17,7 +17,7 @@ static void setup(void)
 
 static void teardown(void)
 {
-	guard_rmdir(dir);
+	host_rmtree(dir);
 }
 
 TestSuite(python, .init = setup, .fini = teardown);

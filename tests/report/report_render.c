@@ -30,7 +30,7 @@ static void report(struct host_run *r, const char *a, const char *b,
 
 static void expect_file(const char *text, const char *path)
 {
-	char *want = guard_slurp(path);
+	char *want = host_read_file(path, NULL);
 
 	cr_assert_not_null(want, "cannot read %s", path);
 	cr_expect_str_eq(text, want, "differs from %s", path);
@@ -69,7 +69,7 @@ Test(render, svg_of_the_sample_run_is_the_reviewed_one)
 	report(&r, "--svg", path, "run");
 	cr_assert(host_exited_with(&r, 0), HOST_RUN_FMT, HOST_RUN_ARGS(r));
 	expect_file(r.out.data, "run.txt");
-	svg = guard_slurp(path);
+	svg = host_read_file(path, NULL);
 	unlink(path);
 	cr_assert_not_null(svg);
 	expect_file(svg, "run.svg");
@@ -114,8 +114,8 @@ Test(render, every_cut_of_a_file_is_skipped_or_shown_never_a_crash,
 	                                    "run/audit-101.jsonl"};
 
 	for (size_t f = 0; f < 2; f++) {
-		char *text = guard_slurp(files[f]);
-		char *owner = guard_slurp("run/report-100.jsonl");
+		char *text = host_read_file(files[f], NULL);
+		char *owner = host_read_file("run/report-100.jsonl", NULL);
 		size_t len = strlen(text), step = f == 1 ? 7 : 1;
 		char dir[64], path[128];
 
@@ -140,7 +140,7 @@ Test(render, every_cut_of_a_file_is_skipped_or_shown_never_a_crash,
 			          "%s cut at %zu: " HOST_RUN_FMT, files[f], cut,
 			          HOST_RUN_ARGS(r));
 		}
-		guard_rmdir(dir);
+		host_rmtree(dir);
 		free(text);
 		free(owner);
 	}

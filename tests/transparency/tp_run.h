@@ -13,7 +13,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -118,20 +117,11 @@ static inline char *tp_mkdtemp(void)
 	return dir;
 }
 
-static inline int tp_rm_one(const char *path, const struct stat *st, int type,
-                            struct FTW *ftw)
-{
-	(void)st;
-	(void)type;
-	(void)ftw;
-	return remove(path);
-}
-
 static inline void tp_rmtree(char *dir)
 {
 	if (dir == NULL)
 		return;
-	nftw(dir, tp_rm_one, 16, FTW_DEPTH | FTW_PHYS);
+	host_rmtree(dir);
 	for (size_t i = 0; i < sizeof(tp_dirs) / sizeof(tp_dirs[0]); i++)
 		if (tp_dirs[i] == dir)
 			tp_dirs[i] = NULL;
@@ -160,19 +150,10 @@ static inline void tp_write_file(const char *path, const char *text,
 /* The whole file, NUL-terminated (malloc'd); *len its size. */
 static inline char *tp_read_file(const char *path, size_t *len)
 {
-	struct host_buf b = {0};
-	char chunk[4096];
-	ssize_t got;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	char *text = host_read_file(path, len);
 
-	cr_assert_geq(fd, 0, "%s: %s", path, strerror(errno));
-	cr_assert_eq(host_buf_append(&b, "", 0), 0);
-	while ((got = read(fd, chunk, sizeof(chunk))) > 0)
-		cr_assert_eq(host_buf_append(&b, chunk, (size_t)got), 0);
-	close(fd);
-	if (len != NULL)
-		*len = b.len;
-	return b.data;
+	cr_assert_not_null(text, "%s: %s", path, strerror(errno));
+	return text;
 }
 
 static inline char *tp_path(const char *dir, const char *name)

@@ -13,7 +13,6 @@
  *   bench_guard [--pages N] [--rounds R] [--shim PATH]
  * The shim is FORKSHIM_BENCH_LIB as built, FORKSHIM_BENCH_SHIM in the
  * environment, or --shim. */
-#include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -123,23 +122,6 @@ static void run_measure(const char *self, size_t pages,
 	host_run_free(&r);
 }
 
-static void remove_dir(const char *dir)
-{
-	DIR *d = opendir(dir);
-	struct dirent *e;
-	char path[4400];
-
-	while (d != NULL && (e = readdir(d)) != NULL) {
-		if (e->d_name[0] == '.')
-			continue;
-		snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
-		unlink(path);
-	}
-	if (d != NULL)
-		closedir(d);
-	rmdir(dir);
-}
-
 static int cmp(const void *a, const void *b)
 {
 	double x = *(const double *)a, y = *(const double *)b;
@@ -206,10 +188,11 @@ int main(int argc, char **argv)
 			        "bench_guard: a measuring process "
 			        "failed (is %s the shim?)\n",
 			        shim);
+			host_rmtree(dir);
 			return 1;
 		}
 	}
-	remove_dir(dir); /* the records: a file per audited child */
+	host_rmtree(dir); /* the records: a file per audited child */
 	double p = median(plain, rounds), a = median(audited, rounds);
 	double u = median(unfrozen, rounds);
 
