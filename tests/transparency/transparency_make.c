@@ -184,13 +184,7 @@ static void expect_same_build(const struct host_run *plain,
 	char *a = sorted_lines(plain->out.data, &n_plain);
 	char *b = sorted_lines(shim->out.data, &n_shim);
 
-	cr_expect(!shim->timed_out, "with the launcher: " HOST_RUN_FMT,
-	          HOST_RUN_ARGS(*shim));
-	cr_expect_eq(shim->status, plain->status,
-	             "exit status 0x%x with the launcher, 0x%x without\n"
-	             "with: " HOST_RUN_FMT,
-	             (unsigned)shim->status, (unsigned)plain->status,
-	             HOST_RUN_ARGS(*shim));
+	tp_expect_same_status(plain, shim);
 	cr_expect_str_eq(b, a, "build output differs (sorted lines)");
 	cr_expect_str_eq(shim->err.data, plain->err.data, "stderr differs");
 	free(a);
