@@ -3,8 +3,8 @@
  * Built once per build directory with the shim's path and the sanitizer
  * settings compiled in (tests/CMakeLists.txt): FORKSHIM_LIB, the shim as
  * built; FORKSHIM_SANITIZER_RT, the sanitizer runtime ("" in a plain
- * build); FORKSHIM_SAN_ENV0 and FORKSHIM_SAN_ENV1, the options a host gets
- * in a sanitizer build. */
+ * build); FORKSHIM_SAN_ENV0 to FORKSHIM_SAN_ENV3, the options a host gets
+ * in a sanitizer build (VAR=value each). */
 #include "run_host.h"
 
 #include <errno.h>
@@ -34,6 +34,15 @@ static const char *const sanitizer_options[] = {
 #endif
 #ifdef FORKSHIM_SAN_ENV1
     FORKSHIM_SAN_ENV1,
+#endif
+#ifdef FORKSHIM_SAN_ENV2
+    FORKSHIM_SAN_ENV2,
+#endif
+#ifdef FORKSHIM_SAN_ENV3
+    FORKSHIM_SAN_ENV3,
+#endif
+#ifdef FORKSHIM_SAN_ENV4
+#error "more than 4 FORKSHIM_SANITIZER_OPTIONS: add them here"
 #endif
     NULL};
 
@@ -114,7 +123,6 @@ void host_env_sanitizer(struct host_env *e)
 void host_env_runtime(struct host_env *e)
 {
 	const char *rt = FORKSHIM_SANITIZER_RT;
-
 	char var[HOST_ENV_TEXT];
 	int n;
 
