@@ -108,6 +108,21 @@ static void expect_head(const char *text, int pid, int ppid, const char *who)
 	          "%s: first line is not %s:\n%s", who, needle, text);
 }
 
+/* argv without the shim, then with it, its reports going to dir; the run
+ * with the shim exited 0. */
+static void run_both(const char *const argv[], struct host_run *with,
+                     struct host_run *without)
+{
+	struct host_env e;
+
+	HOST_RUN(without, argv, .envp = guard_env(&e, NULL, NULL, 0),
+	         .timeout_s = 30);
+	HOST_RUN(with, argv, .envp = guard_env(&e, NULL, dir, 1),
+	         .timeout_s = 30);
+	cr_assert(host_exited_with(with, 0), HOST_RUN_FMT,
+	          HOST_RUN_ARGS(*with));
+}
+
 Test(family, each_process_reports_once_and_ends_as_without_the_shim)
 {
 	const char *argv[] = {REPORT_HOST, NULL};
@@ -116,12 +131,7 @@ Test(family, each_process_reports_once_and_ends_as_without_the_shim)
 	char *a, *b, *text;
 	int parent, pa, pg, pb, pc, pd;
 
-	HOST_RUN(&without, argv, .envp = guard_env(&e, NULL, NULL, 0),
-	         .timeout_s = 30);
-	HOST_RUN(&with, argv, .envp = guard_env(&e, NULL, dir, 1),
-	         .timeout_s = 30);
-	cr_assert(host_exited_with(&with, 0), HOST_RUN_FMT,
-	          HOST_RUN_ARGS(with));
+	run_both(argv, &with, &without);
 	cr_assert(host_exited_with(&without, 0),
 	          "without the shim: " HOST_RUN_FMT, HOST_RUN_ARGS(without));
 	cr_expect_str_empty(with.err.data, HOST_RUN_FMT, HOST_RUN_ARGS(with));
@@ -225,12 +235,7 @@ Test(family, host_sees_its_own_dispositions)
 	struct host_env e;
 	struct host_run with, without;
 
-	HOST_RUN(&without, argv, .envp = guard_env(&e, NULL, NULL, 0),
-	         .timeout_s = 30);
-	HOST_RUN(&with, argv, .envp = guard_env(&e, NULL, dir, 1),
-	         .timeout_s = 30);
-	cr_assert(host_exited_with(&with, 0), HOST_RUN_FMT,
-	          HOST_RUN_ARGS(with));
+	run_both(argv, &with, &without);
 	cr_expect_str_eq(with.out.data,
 	                 "SIGTERM default 1\nSIGUSR1 handler ran 1\n"
 	                 "signal() gave the handler 1\nSIGUSR1 default 1\n"
