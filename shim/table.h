@@ -45,7 +45,11 @@
  * Hooks run in the context of the call that caused them (which may be a
  * signal handler, and is the fork path for forking/forked): no malloc, no
  * stdio, no lock the table lock may be waited for under; they must not
- * call the table's writers (EDEADLK) and must keep errno. */
+ * call the table's writers (EDEADLK) and must keep errno.  What must
+ * happen before a region enters the table (shared regions: the copy into
+ * sealed memory, SHARED.md) or outside the lock (pthread_atfork, on_exit:
+ * report_arm) belongs in the function that calls the table (api.c); a new
+ * region flag is added to TABLE_FLAGS. */
 struct table_hook {
 	void (*frozen)(forkshim_handle h, const void *addr, size_t len,
 	               unsigned flags);
