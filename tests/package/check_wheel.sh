@@ -3,10 +3,11 @@
 #   tests/package/check_wheel.sh forkshim-<version>-py3-none-<platform>.whl
 # - it is tagged for this platform and carries forkshim/libforkshim.so.1
 #   (SONAME libforkshim.so.1);
-# - `pip install --no-index` of it into a fresh venv of Debian's python3
-#   (/usr/bin/python3: a pyenv python3 may come first on PATH), then, from
-#   a directory outside the source tree with a clean environment,
-#   `python3 -m forkshim pool.py`: a fork Pool gets a share()d dict and
+# - README's lines, `python3 -m venv venv && . venv/bin/activate`, `pip
+#   install forkshim-*.whl` (no index: PIP_NO_INDEX) with Debian's python3
+#   (/usr/bin/python3: a pyenv python3 may come first on PATH), then, in a
+#   directory outside the source tree with a clean environment,
+#   `python3 -m forkshim pool.py x`: a fork Pool gets a share()d dict and
 #   bytes by handle (the very objects, no FallbackWarning), the process
 #   runs with the wheel's copy of the library, the module is the venv's;
 # - `import forkshim` without the shim says how to load it, in one line.
@@ -32,10 +33,15 @@ soname=$(readelf -d "$tmp/unzipped/forkshim/libforkshim.so.1" |
 [ "$soname" = libforkshim.so.1 ] || fail "the wheel's library: SONAME '$soname'"
 echo "wheel: $(basename "$whl"), carries forkshim/libforkshim.so.1"
 
-"$python" -m venv "$tmp/venv"
-clean=(env -i PATH="$tmp/venv/bin:/usr/bin:/bin" HOME="$tmp" LANG=C.UTF-8)
-(cd "$tmp" && "${clean[@]}" python3 -m pip install --quiet --no-index \
-  --disable-pip-version-check "$whl") || fail "pip install"
+# README's lines, as printed, in a clean environment whose python3 is
+# $python's (Debian's).
+clean=(env -i PATH="$(dirname "$python"):/usr/bin:/bin" HOME="$tmp"
+  LANG=C.UTF-8 PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_INDEX=1)
+(cd "$tmp" && "${clean[@]}" bash -ec '
+  python3 -m venv venv && . venv/bin/activate
+  pip install forkshim-*.whl') >"$tmp/install.log" 2>&1 ||
+  { cat "$tmp/install.log" >&2; fail "venv and pip install"; }
+clean+=(PATH="$tmp/venv/bin:/usr/bin:/bin")
 
 cat >"$tmp/pool.py" <<'PY'
 import multiprocessing as mp
