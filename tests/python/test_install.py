@@ -118,6 +118,61 @@ class Compatibility(unittest.TestCase):
         self.assertEqual(out[2], "Unresolved" if SHIM else "dict")
 
 
+@unittest.skipUnless(os.environ.get("FORKSHIM_TEST_LIB"),
+                     "FORKSHIM_TEST_LIB not set (a sanitizer build)")
+class MainModule(unittest.TestCase):
+    """python3 -m forkshim ARGS runs python3 ARGS with the library preloaded,
+    the one beside the module first; its arguments, output and exit status
+    are the program's."""
+
+    def setUp(self):
+        self.tmp = tempfile.mkdtemp()
+        self.addCleanup(shutil.rmtree, self.tmp)
+        self.pkg = os.path.join(self.tmp, "forkshim")
+        shutil.copytree(os.path.join(SOURCE, "forkshim"), self.pkg,
+                        ignore=shutil.ignore_patterns("__pycache__"))
+        self.env = dict(os.environ, PYTHONPATH=self.tmp)
+        self.env.pop("LD_PRELOAD", None)
+        self.env.pop("FORKSHIM_QUIET", None)
+
+    def run_main(self, *args):
+        return subprocess.run(
+            [sys.executable, "-m", "forkshim"] + list(args),
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=self.env,
+            cwd=self.tmp, timeout=60)
+
+    def test_runs_the_program_with_the_library_beside_the_module(self):
+        lib = os.path.join(self.pkg, "libforkshim.so.1")
+        shutil.copy(os.environ["FORKSHIM_TEST_LIB"], lib)
+        run = self.run_main("--library")
+        self.assertEqual(run.stdout.decode(), lib + "\n", run.stderr)
+        run = self.run_main(
+            "-c", "import forkshim, os, sys; print(forkshim.available(), "
+            "sys.argv[1:], os.environ['LD_PRELOAD']); sys.exit(3)", "a b", "c")
+        self.assertEqual(run.returncode, 3, run.stderr)
+        self.assertEqual(run.stdout.decode(),
+                         "True ['a b', 'c'] %s\n" % lib)
+        self.assertEqual(run.stderr, b"")  # no not-loaded hint
+
+    def test_no_library_says_where_it_looked(self):
+        import forkshim.__main__ as main
+        if main.library() is not None and not main.library().startswith(
+                REPO):
+            self.skipTest("forkshim is installed on this machine: "
+                          + main.library())
+        run = self.run_main("prog.py")
+        self.assertEqual(run.returncode, 1)
+        err = run.stderr.decode()
+        self.assertEqual(err.count("\n"), 1, err)
+        self.assertIn("libforkshim.so.1 not found; looked in: %s" %
+                      os.path.join(self.pkg, "libforkshim.so.1"), err)
+
+    def test_without_arguments_prints_usage(self):
+        run = self.run_main()
+        self.assertEqual(run.returncode, 2)
+        self.assertIn(b"usage: python3 -m forkshim SCRIPT", run.stdout)
+
+
 class ReadmeExample(unittest.TestCase):
     """The five lines README.md shows under "Use from Python", run as they
     are but for the array's size."""
