@@ -37,6 +37,7 @@ for d in usr etc var; do
 done
 # What a machine that never saw the build would not have.
 for d in "$(dirname "$deb")" "$source"; do
+  case "$layers/" in "${d%/}"/*) continue ;; esac  # would hide the layers
   mount -t tmpfs -o mode=0755 empty "$d"
 done
 work=$layers/tmp
