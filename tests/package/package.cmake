@@ -24,18 +24,18 @@ add_test(NAME package_deb COMMAND bash -c
   ${pkg_dir} ${PROJECT_BINARY_DIR}/CPackConfig.cmake
   ${pkg_src}/check_deb_contents.sh ${deb} ${PROJECT_VERSION}
   ${CMAKE_LIBRARY_ARCHITECTURE})
-set_tests_properties(package_deb PROPERTIES TIMEOUT 300
+set_tests_properties(package_deb PROPERTIES TIMEOUT 900
   FIXTURES_SETUP forkshim_deb)
 
 add_test(NAME package_deb_install COMMAND bash -c
   "[ \"$(id -u)\" = 0 ] || { echo 'not root: skipped'; exit 77; }; exec \"$0\" \"$1\""
   ${pkg_src}/check_deb.sh ${deb})
-set_tests_properties(package_deb_install PROPERTIES TIMEOUT 600
+set_tests_properties(package_deb_install PROPERTIES TIMEOUT 900
   FIXTURES_REQUIRED forkshim_deb SKIP_RETURN_CODE 77)
 
 add_test(NAME package_wheel COMMAND bash -c
   "\"$0\" --build \"$1\" --target wheel && \"$2\" \"$1\"/forkshim-\"$3\"-py3-none-*.whl"
   ${CMAKE_COMMAND} ${PROJECT_BINARY_DIR} ${pkg_src}/check_wheel.sh
   ${PROJECT_VERSION})
-set_tests_properties(package_wheel PROPERTIES TIMEOUT 300
+set_tests_properties(package_wheel PROPERTIES TIMEOUT 900
   ENVIRONMENT FORKSHIM_PYTHON=${FORKSHIM_PYTHON})
