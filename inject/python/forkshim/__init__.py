@@ -124,6 +124,36 @@ def _load():
 _api = _load()
 
 
+def _hint():
+    """Without the shim, one line on stderr says how to enable it: in the
+    main process only (not again in each spawn or forkserver worker), not
+    while ``python3 -m forkshim`` starts, and not when FORKSHIM_QUIET is
+    set to a non-empty value."""
+    if _api is not None or os.environ.get("FORKSHIM_QUIET"):
+        return
+    if sys.argv and sys.argv[0] == "-m":  # python3 -m forkshim, starting
+        return
+    mp = sys.modules.get("multiprocessing.process")
+    if mp is not None and mp.current_process().name != "MainProcess":
+        return
+    # This command line, to put after python3 -m forkshim (which hands its
+    # arguments to the interpreter), when it is short enough to show.
+    args = list(getattr(sys, "orig_argv", [None])[1:])  # Python >= 3.10
+    if not args and sys.argv and os.path.isfile(sys.argv[0]):
+        args = sys.argv[:1]
+    import shlex
+    cmd = shlex.join(args)
+    if not args or len(cmd) > 60:
+        cmd = "SCRIPT [ARGS...]"
+    sys.stderr.write(
+        "forkshim: the shim is not loaded, objects go to workers by value; "
+        "to load it: python3 -m forkshim %s (FORKSHIM_QUIET=1 hides this)\n"
+        % cmd)
+
+
+_hint()
+
+
 def available():
     """True when the shim is loaded in this process (forkshim_version and a
     forkshim_api table for ABI 1 resolve)."""
