@@ -1,6 +1,7 @@
 #include "escape.h"
 
 #include <stdint.h>
+#include <string.h>
 
 /* The code point of the UTF-8 sequence at s and its length, or -1 with
  * length 1 when s does not start a valid one (overlong, surrogate, past
@@ -37,6 +38,22 @@ static int32_t decode(const unsigned char *s, int *len)
 	return cp;
 }
 
+static long put(FILE *out, const char *s)
+{
+	return (long)fwrite(s, 1, strlen(s), out);
+}
+
+/* The length of the run at s of printable ASCII that needs no escape
+ * (special: the further characters that do). */
+static size_t plain_run(const unsigned char *s, const char *special)
+{
+	size_t n = 0;
+
+	while (s[n] >= 0x20 && s[n] < 0x7f && strchr(special, s[n]) == NULL)
+		n++;
+	return n;
+}
+
 /* C1 controls and the characters that change what text around them looks
  * like without showing themselves. */
 static int invisible(int32_t cp)
@@ -47,90 +64,117 @@ static int invisible(int32_t cp)
 	       (cp >= 0xfff9 && cp <= 0xfffb) || cp == 0xfffe || cp == 0xffff;
 }
 
-void escape_term(FILE *out, const char *str)
+size_t escape_term(FILE *out, const char *str)
 {
 	const unsigned char *s = (const unsigned char *)str;
+	long n = 0;
 	int len;
 
 	while (*s) {
+		size_t run = plain_run(s, "\\\"");
+
+		if (run > 0) {
+			n += (long)fwrite(s, 1, run, out);
+			s += run;
+			continue;
+		}
 		int32_t cp = decode(s, &len);
 
 		if (cp == '\\' || cp == '"')
-			fprintf(out, "\\%c", (char)cp);
+			n += fprintf(out, "\\%c", (char)cp);
 		else if (cp == '\n')
-			fputs("\\n", out);
+			n += put(out, "\\n");
 		else if (cp == '\r')
-			fputs("\\r", out);
+			n += put(out, "\\r");
 		else if (cp == '\t')
-			fputs("\\t", out);
+			n += put(out, "\\t");
 		else if (cp < 0 || cp < 0x20 || cp == 0x7f)
-			fprintf(out, "\\x%02x", *s);
+			n += fprintf(out, "\\x%02x", *s);
 		else if (invisible(cp))
-			fprintf(out, "\\u%04x", (unsigned)cp);
+			n += fprintf(out, "\\u%04x", (unsigned)cp);
 		else
-			fwrite(s, 1, (size_t)len, out);
+			n += (long)fwrite(s, 1, (size_t)len, out);
 		s += len;
 	}
+	return n > 0 ? (size_t)n : 0;
 }
 
-void escape_json(FILE *out, const char *str)
+size_t escape_json(FILE *out, const char *str)
 {
 	const unsigned char *s = (const unsigned char *)str;
+	long n = 0;
 	int len;
 
 	while (*s) {
+		size_t run = plain_run(s, "\\\"");
+
+		if (run > 0) {
+			n += (long)fwrite(s, 1, run, out);
+			s += run;
+			continue;
+		}
 		int32_t cp = decode(s, &len);
 
 		if (cp == '\\' || cp == '"')
-			fprintf(out, "\\%c", (char)cp);
+			n += fprintf(out, "\\%c", (char)cp);
 		else if (cp == '\n')
-			fputs("\\n", out);
+			n += put(out, "\\n");
 		else if (cp == '\r')
-			fputs("\\r", out);
+			n += put(out, "\\r");
 		else if (cp == '\t')
-			fputs("\\t", out);
+			n += put(out, "\\t");
 		else if (cp < 0)
-			fputs("\\ufffd", out);
+			n += put(out, "\\ufffd");
 		else if (cp < 0x20 || cp == 0x7f || invisible(cp))
-			fprintf(out, "\\u%04x", (unsigned)cp);
+			n += fprintf(out, "\\u%04x", (unsigned)cp);
 		else
-			fwrite(s, 1, (size_t)len, out);
+			n += (long)fwrite(s, 1, (size_t)len, out);
 		s += len;
 	}
+	return n > 0 ? (size_t)n : 0;
 }
 
-void escape_xml(FILE *out, const char *str)
+size_t escape_xml(FILE *out, const char *str)
 {
 	const unsigned char *s = (const unsigned char *)str;
+	long n = 0;
 	int len;
 
 	while (*s) {
+		size_t run = plain_run(s, "&<>\"'\\");
+
+		if (run > 0) {
+			n += (long)fwrite(s, 1, run, out);
+			s += run;
+			continue;
+		}
 		int32_t cp = decode(s, &len);
 
 		if (cp == '&')
-			fputs("&amp;", out);
+			n += put(out, "&amp;");
 		else if (cp == '<')
-			fputs("&lt;", out);
+			n += put(out, "&lt;");
 		else if (cp == '>')
-			fputs("&gt;", out);
+			n += put(out, "&gt;");
 		else if (cp == '"')
-			fputs("&quot;", out);
+			n += put(out, "&quot;");
 		else if (cp == '\'')
-			fputs("&apos;", out);
+			n += put(out, "&apos;");
 		else if (cp == '\\')
-			fputs("\\\\", out);
+			n += put(out, "\\\\");
 		else if (cp == '\n')
-			fputs("\\n", out);
+			n += put(out, "\\n");
 		else if (cp == '\r')
-			fputs("\\r", out);
+			n += put(out, "\\r");
 		else if (cp == '\t')
-			fputs("\\t", out);
+			n += put(out, "\\t");
 		else if (cp < 0 || cp < 0x20 || cp == 0x7f)
-			fprintf(out, "\\x%02x", *s);
+			n += fprintf(out, "\\x%02x", *s);
 		else if (invisible(cp))
-			fprintf(out, "\\u%04x", (unsigned)cp);
+			n += fprintf(out, "\\u%04x", (unsigned)cp);
 		else
-			fwrite(s, 1, (size_t)len, out);
+			n += (long)fwrite(s, 1, (size_t)len, out);
 		s += len;
 	}
+	return n > 0 ? (size_t)n : 0;
 }

@@ -21,10 +21,12 @@
 #ifndef FORKSHIM_LAUNCHER_ESCAPE_H
 #define FORKSHIM_LAUNCHER_ESCAPE_H
 
+#include <stddef.h>
 #include <stdio.h>
 
-void escape_term(FILE *out, const char *s);
-void escape_json(FILE *out, const char *s);
-void escape_xml(FILE *out, const char *s);
+/* Each returns the bytes it wrote. */
+size_t escape_term(FILE *out, const char *s);
+size_t escape_json(FILE *out, const char *s);
+size_t escape_xml(FILE *out, const char *s);
 
 #endif

@@ -7,6 +7,7 @@
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdio_ext.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -1090,35 +1091,30 @@ static void size_text(unsigned long long bytes, char *out, size_t size)
 		snprintf(out, size, "%.1f %s", v, units[u]);
 }
 
-/* How the process ended, escaped, on out. */
+/* How the process ended, escaped, on out, padded to width. */
 static void put_ended(FILE *out, const struct proc *p, int width,
-                      void (*esc)(FILE *, const char *))
+                      size_t (*esc)(FILE *, const char *))
 {
-	const char *abbrev =
-	    p->sig > 0 && p->sig < 65 ? sigabbrev_np((int)p->sig) : NULL;
 	const char *how = p->how ? p->how : "?";
-	char sig[32], *text = NULL;
-	size_t len = 0;
-	FILE *m = open_memstream(&text, &len);
+	int killed = strcmp(how, "killed") == 0;
+	long n;
 
-	if (m == NULL)
-		oom();
-	if (abbrev != NULL)
-		snprintf(sig, sizeof(sig), "SIG%s", abbrev);
-	else
-		snprintf(sig, sizeof(sig), "signal %llu", p->sig);
-	if (strcmp(how, "signal") == 0) {
-		fputs(sig, m);
-	} else if (strcmp(how, "killed") == 0) {
-		fprintf(m, "killed, %s", sig);
+	if (killed || strcmp(how, "signal") == 0) {
+		const char *abbrev = p->sig > 0 && p->sig < 65
+		                         ? sigabbrev_np((int)p->sig)
+		                         : NULL;
+
+		if (abbrev != NULL)
+			n = fprintf(out, "%sSIG%s", killed ? "killed, " : "",
+			            abbrev);
+		else
+			n = fprintf(out, "%ssignal %llu",
+			            killed ? "killed, " : "", p->sig);
 	} else {
-		esc(m, how);
-		fprintf(m, " %llu", p->status);
+		n = (long)esc(out, how) + fprintf(out, " %llu", p->status);
 	}
-	if (fclose(m) != 0)
-		oom();
-	fprintf(out, "%-*s", width, text);
-	free(text);
+	if (n < width)
+		fprintf(out, "%*s", (int)(width - n), "");
 }
 
 /* Percent of the non-owning processes' pages still shared: copied is at
@@ -1150,15 +1146,18 @@ static void bar(FILE *out, const struct view *w, char mark)
 	/* No overflow: the figures are checked (pages <= 2^45 + 1). */
 	int c = (int)((rest * BAR + pages - 1) / pages);
 	int s = (int)((w->shared * BAR) / pages);
+	char text[BAR + 3];
 
 	if (c > BAR)
 		c = BAR;
 	if (s > BAR - c)
 		s = BAR - c;
-	fputc('[', out);
+	text[0] = '[';
 	for (int i = 0; i < BAR; i++)
-		fputc(i < s ? '=' : i < s + c ? mark : '.', out);
-	fputc(']', out);
+		text[i + 1] = i < s ? '=' : i < s + c ? mark : '.';
+	text[BAR + 1] = ']';
+	text[BAR + 2] = '\0';
+	fputs(text, out);
 }
 
 static void print_table(const struct run *r, const char *dir, FILE *out)
@@ -1407,6 +1406,7 @@ static int write_svg(const struct run *r, const char *path)
 		fprintf(stderr, ": %s\n", strerror(errno));
 		return -1;
 	}
+	__fsetlocking(out, FSETLOCKING_BYCALLER);
 	print_svg(r, out);
 	if (fclose(out) != 0) {
 		fputs("forkshim report: --svg ", stderr);
@@ -1503,6 +1503,9 @@ int report_main(int argc, char **argv)
 		      stderr);
 		return 2;
 	}
+	/* One thread: no lock per character written. */
+	__fsetlocking(stdout, FSETLOCKING_BYCALLER);
+	__fsetlocking(stderr, FSETLOCKING_BYCALLER);
 	if (load(&r, dir, stderr) != 0)
 		return 2;
 	if (r.nprocs == 0) {
