@@ -346,14 +346,14 @@ static void many_regions(void)
 	}
 }
 
-Test(hostile, a_hundred_thousand_regions_are_all_shown_right)
+Test(hostile, a_hundred_thousand_regions_are_all_shown_right, .timeout = 800)
 {
 	struct e2e_run r;
 
 	many_regions();
-	/* Generous: the quadratic reader took minutes here; a slow
-	 * sanitizer build takes seconds. */
-	report(&r, dir, NULL, NULL, 120);
+	/* Generous: a sanitizer build on a loaded machine; the quadratic
+	 * reader did not finish in 120 s here. */
+	report(&r, dir, NULL, NULL, 600);
 	cr_assert(e2e_exited_with(&r, 0), E2E_RUN_FMT, E2E_RUN_ARGS(r));
 	cr_expect(strstr(r.out.data, "2 processes, 100000 regions") != NULL,
 	          "%.300s", r.out.data);
