@@ -1419,7 +1419,7 @@ static int write_svg(const struct run *r, const char *path)
 
 /* ---- the command ---- */
 
-int report_render(const char *dir, enum report_form form, FILE *out, FILE *svg,
+int report_render(const char *dir, FILE *table, FILE *json, FILE *svg,
                   FILE *err)
 {
 	struct run r;
@@ -1430,10 +1430,10 @@ int report_render(const char *dir, enum report_form form, FILE *out, FILE *svg,
 		run_free(&r);
 		return 0;
 	}
-	if (form == REPORT_JSON)
-		print_json(&r, out);
-	else
-		print_table(&r, dir, out);
+	if (table != NULL)
+		print_table(&r, dir, table);
+	if (json != NULL)
+		print_json(&r, json);
 	if (svg != NULL)
 		print_svg(&r, svg);
 	run_free(&r);
@@ -1469,12 +1469,12 @@ static const char report_help[] =
 int report_main(int argc, char **argv)
 {
 	const char *dir = NULL, *svg = NULL;
-	enum report_form form = REPORT_TABLE;
+	int json = 0;
 	struct run r;
 
 	for (int i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "--json") == 0) {
-			form = REPORT_JSON;
+			json = 1;
 		} else if (strcmp(argv[i], "--svg") == 0 && i + 1 < argc) {
 			svg = argv[++i];
 		} else if (strcmp(argv[i], "-h") == 0 ||
@@ -1515,7 +1515,7 @@ int report_main(int argc, char **argv)
 		run_free(&r);
 		return 1;
 	}
-	if (form == REPORT_JSON)
+	if (json)
 		print_json(&r, stdout);
 	else
 		print_table(&r, dir, stdout);

@@ -29,14 +29,12 @@
 
 #include <stdio.h>
 
-enum report_form { REPORT_TABLE, REPORT_JSON };
-
 int report_main(int argc, char **argv);
 
-/* The report of dir as form on out, and the picture on svg (NULL: none);
- * messages on err.  1 shown, 0 no readable report, -1 dir unreadable.
- * (The fuzz target's way in.) */
-int report_render(const char *dir, enum report_form form, FILE *out, FILE *svg,
+/* The report of dir read once, then shown as the table on table, as JSON
+ * on json and drawn on svg (each may be NULL); messages on err.  1 shown,
+ * 0 no readable report, -1 dir unreadable.  (The fuzz target's way in.) */
+int report_render(const char *dir, FILE *table, FILE *json, FILE *svg,
                   FILE *err);
 
 #endif
