@@ -93,8 +93,11 @@ static const char help_text[] =
     "frozen region\n"
     "                     writes a report there when it ends (with "
     "--guard audit,\n"
-    "                     the audit records too); DIR is made if "
-    "missing\n"
+    "                     the audit records too); DIR is made (mode "
+    "0700) if\n"
+    "                     missing, else must be yours and not writable "
+    "by group\n"
+    "                     or others\n"
     "  -h, --help         show this help and exit\n"
     "  --version          show the launcher's and the library's versions "
     "and exit\n"
@@ -198,12 +201,16 @@ static const char *check_guard(const char *v)
 	return v;
 }
 
-/* The report directory, absolute (the command may change directory), made
- * if missing. */
+/* The report directory, absolute (the command may change directory).
+ * The rule, the shim's too: a missing DIR is made with mode 0700 (its
+ * parent must exist); an existing one must be a directory, not a symbolic
+ * link, owned by the effective uid and not writable by group or others,
+ * since every file in it is read and written on the user's behalf. */
 static char *check_report_dir(const char *v)
 {
 	char cwd[PATH_MAX], *abs;
 	struct stat st;
+	uid_t me = geteuid();
 
 	if (*v == '\0')
 		usage_error("--report: empty path");
@@ -216,8 +223,22 @@ static char *check_report_dir(const char *v)
 		usage_error("--report %s: %s", v, strerror(errno));
 	if (mkdir(abs, 0700) != 0 && errno != EEXIST)
 		usage_error("--report %s: %s", v, strerror(errno));
-	if (stat(abs, &st) != 0 || !S_ISDIR(st.st_mode))
-		usage_error("--report %s: not a directory", v);
+	if (lstat(abs, &st) != 0)
+		usage_error("--report %s: %s", v, strerror(errno));
+	if (S_ISLNK(st.st_mode) || !S_ISDIR(st.st_mode) || st.st_uid != me ||
+	    (st.st_mode & 022) != 0)
+		usage_error(
+		    "--report %s: %s is %s, owned by uid %u, mode %04o; a "
+		    "report directory must be a directory owned by you (uid "
+		    "%u) and not writable by group or others (or a path that "
+		    "does not exist yet: it is made with mode 0700)",
+		    v, abs,
+		    S_ISLNK(st.st_mode)    ? "a symbolic link"
+		    : !S_ISDIR(st.st_mode) ? "not a directory"
+		    : st.st_uid != me      ? "not yours"
+		                           : "writable by group or others",
+		    (unsigned)st.st_uid, (unsigned)(st.st_mode & 07777),
+		    (unsigned)me);
 	return abs;
 }
 

@@ -5,7 +5,9 @@
 # fuzz_handles and fuzz_model link libforkshim, instrumented here for
 # coverage, ASan and UBSan (the sanitizer runtime is the shared one, so the
 # library and the fuzzer share it); fuzz_config compiles the shim's config.c
-# and log.c into itself, their functions being hidden in the library.
+# and log.c into itself, their functions being hidden in the library;
+# fuzz_report compiles the launcher's report reader (report.c, escape.c)
+# and links jansson, its inputs being whole report and audit files.
 # Each target is a ctest test that runs the checked-in corpus and then
 # FUZZ_RUNS new inputs (or FUZZ_SECONDS seconds with FORKSHIM_LONG_TESTS),
 # growing a corpus of its own in the build directory.
@@ -50,8 +52,15 @@ function(fuzz_target name)
     ${CMAKE_DL_LIBS})
 
   set(corpus ${CMAKE_CURRENT_BINARY_DIR}/fuzz-corpus/${name})
+  if(DEFINED FUZZ_MAX_LEN_${name})
+    set(max_len ${FUZZ_MAX_LEN_${name}})
+  else()
+    set(max_len 512)
+  endif()
   if(FORKSHIM_LONG_TESTS)
     set(budget -max_total_time=${FUZZ_SECONDS})
+  elseif(DEFINED FUZZ_RUNS_${name})
+    set(budget -runs=${FUZZ_RUNS_${name}})
   else()
     set(budget -runs=${FUZZ_RUNS})
   endif()
@@ -59,7 +68,7 @@ function(fuzz_target name)
   add_test(NAME ${name} COMMAND ${CMAKE_COMMAND} -E env
     FORKSHIM_MAX_REGIONS=32 FORKSHIM_LOG=error
     ASAN_OPTIONS=detect_leaks=1:abort_on_error=0
-    $<TARGET_FILE:${name}> ${budget} -max_len=512 -timeout=20
+    $<TARGET_FILE:${name}> ${budget} -max_len=${max_len} -timeout=20
     -print_final_stats=1 ${corpus} ${FUZZ_DIR}/corpus/${name})
   set_tests_properties(${name} PROPERTIES TIMEOUT 1800
     FIXTURES_REQUIRED fuzz_corpus)
@@ -68,7 +77,8 @@ endfunction()
 add_test(NAME fuzz_corpus_dirs COMMAND ${CMAKE_COMMAND} -E make_directory
   ${CMAKE_CURRENT_BINARY_DIR}/fuzz-corpus/fuzz_handles
   ${CMAKE_CURRENT_BINARY_DIR}/fuzz-corpus/fuzz_model
-  ${CMAKE_CURRENT_BINARY_DIR}/fuzz-corpus/fuzz_config)
+  ${CMAKE_CURRENT_BINARY_DIR}/fuzz-corpus/fuzz_config
+  ${CMAKE_CURRENT_BINARY_DIR}/fuzz-corpus/fuzz_report)
 set_tests_properties(fuzz_corpus_dirs PROPERTIES FIXTURES_SETUP fuzz_corpus)
 
 fuzz_target(fuzz_handles)
@@ -77,3 +87,15 @@ fuzz_target(fuzz_model)
 target_link_libraries(fuzz_model PRIVATE forkshim)
 fuzz_target(fuzz_config ${PROJECT_SOURCE_DIR}/shim/config.c
   ${PROJECT_SOURCE_DIR}/shim/log.c)
+# Whole files: a report with a few regions and an audit record or two.
+# Each input writes four files and reads them back: 5,000 new inputs in a
+# short run (FUZZ_RUNS_fuzz_report).
+pkg_check_modules(JANSSON REQUIRED IMPORTED_TARGET jansson)
+set(FUZZ_MAX_LEN_fuzz_report 4096)
+set(FUZZ_RUNS_fuzz_report 5000 CACHE STRING
+  "New inputs of fuzz_report in a short run")
+fuzz_target(fuzz_report ${PROJECT_SOURCE_DIR}/inject/launcher/report.c
+  ${PROJECT_SOURCE_DIR}/inject/launcher/escape.c)
+target_include_directories(fuzz_report PRIVATE
+  ${PROJECT_SOURCE_DIR}/inject/launcher)
+target_link_libraries(fuzz_report PRIVATE PkgConfig::JANSSON)

@@ -25,4 +25,12 @@ endfunction()
 
 report_driver(report_family report_family.c)
 report_driver(report_render report_render.c)
+# Some 900 runs of the launcher (every cut of two files): minutes in a
+# sanitizer build on a loaded machine.
+set_tests_properties(report_render PROPERTIES TIMEOUT 900)
 report_driver(report_python report_python.c)
+report_driver(report_hostile report_hostile.c)
+# 100,000 regions: seconds here, longer in a sanitizer build on a loaded
+# machine (a hang still ends at each run's own timeout).
+set_tests_properties(report_hostile PROPERTIES TIMEOUT 900)
+report_driver(report_dir report_dir.c)
