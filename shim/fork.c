@@ -11,7 +11,9 @@
 #include <pthread.h>
 #include <pty.h>
 #include <signal.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -170,6 +172,70 @@ int fork_visible(uint64_t fseq, pid_t pid)
 		return -1;
 	}
 	return pp == NULL || LOAD(&pp->kids_lost) == 0;
+}
+
+/* ---- every child, for the readers of the report directory ---- */
+
+/* The pids this process forked since it started (the newest EVER_MAX),
+ * for fork_was_child: kept only once fork_remember() has run.  Inherited
+ * by a child with our memory: the first fork in it starts its own list. */
+#define EVER_MAX 65536
+
+struct ever {
+	pid_t owner;
+	uint32_t n;
+	pid_t pid[EVER_MAX];
+};
+
+static struct ever *ever;
+
+void fork_remember(void)
+{
+	struct ever *e;
+
+	if (__atomic_load_n(&ever, __ATOMIC_ACQUIRE) != NULL)
+		return;
+	e = mmap(NULL, sizeof(*e), PROT_READ | PROT_WRITE,
+	         MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (e == MAP_FAILED)
+		return;
+	/* A child starts with an empty list, and the parent's additions
+	 * after a fork copy no page. */
+	madvise(e, sizeof(*e), MADV_WIPEONFORK);
+	e->owner = getpid();
+	if (!CAS(&ever, &(struct ever *){NULL}, e))
+		munmap(e, sizeof(*e));
+}
+
+static void ever_add(pid_t pid)
+{
+	struct ever *e = LOAD_ACQ(&ever);
+	pid_t self, owner;
+
+	if (e == NULL)
+		return;
+	self = (pid_t)syscall(SYS_getpid);
+	owner = LOAD_ACQ(&e->owner);
+	if (owner != self && CAS(&e->owner, &owner, self))
+		__atomic_store_n(&e->n, 0, __ATOMIC_RELEASE);
+	__atomic_store_n(
+	    &e->pid[__atomic_fetch_add(&e->n, 1, __ATOMIC_ACQ_REL) % EVER_MAX],
+	    pid, __ATOMIC_RELEASE);
+}
+
+int fork_was_child(pid_t pid)
+{
+	struct ever *e = LOAD_ACQ(&ever);
+	uint32_t n;
+
+	if (e == NULL || pid <= 0 ||
+	    LOAD_ACQ(&e->owner) != (pid_t)syscall(SYS_getpid))
+		return 0;
+	n = LOAD_ACQ(&e->n);
+	for (uint32_t i = 0; i < n && i < EVER_MAX; i++)
+		if (LOAD(&e->pid[i]) == pid)
+			return 1;
+	return 0;
 }
 
 /* ---- atfork phases ---- */
@@ -333,6 +399,8 @@ EXPORT pid_t fork(void)
 	pid = real_fork();
 	if (pid > 0 && pp != NULL)
 		record_child(pid, take_birth());
+	if (pid > 0)
+		ever_add(pid);
 	unblock(&saved);
 	return pid;
 }
@@ -352,6 +420,8 @@ EXPORT pid_t forkpty(int *amaster, char *name, const struct termios *termp,
 	pid = real_forkpty(amaster, name, termp, winp);
 	if (pid > 0 && pp != NULL)
 		record_child(pid, take_birth());
+	if (pid > 0)
+		ever_add(pid);
 	unblock(&saved);
 	return pid;
 }

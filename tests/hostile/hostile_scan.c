@@ -117,6 +117,9 @@ static void expect_child_symbolized(const struct hr *h)
 	snprintf(name, sizeof(name), "audit-%ld.jsonl", child);
 	text = hr_slurp(path_of(name));
 	cr_assert_not_null(text, "no %s", name);
+	cr_expect(strncmp(text, "{\"type\":\"process\",", 18) == 0 &&
+	              strstr(text, "{\"type\":\"first_write\",") != NULL,
+	          "the child's records are not intact:\n%s", text);
 	cr_expect(strstr(text, "\"function\":\"hostile_dirty\"") != NULL,
 	          "the child's own file lost its symbols:\n%s", text);
 	cr_expect(strstr(text, "hostile_secret") == NULL, "%s", text);
