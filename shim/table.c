@@ -551,6 +551,16 @@ forkshim_handle table_find(const void *addr, size_t len)
 	return e.handle;
 }
 
+int table_overlaps(uint64_t start, uint64_t end)
+{
+	struct tree_entry e;
+
+	/* Regions never overlap: the one starting last before end is the
+	 * only one that can reach past start. */
+	return end > start && LOAD_ACQ(&t.ready) &&
+	       tree_lookup(&t.tree, end - 1, &e) && e.end > start;
+}
+
 /* ---- writers ---- */
 
 /* Moves to the next key of our segment, or starts our segment. */
