@@ -23,6 +23,11 @@ static mmap_fn real_mmap, real_mmap64;
 static munmap_fn real_munmap;
 static mremap_fn real_mremap;
 
+/* A sanitizer runtime's start-up may map memory through these before it
+ * can run instrumented code (as with sigaction, signals.c). */
+#define NO_SANITIZE                                                            \
+	__attribute__((no_sanitize("address", "thread", "undefined")))
+
 static int watching;
 static uint64_t head; /* ranges noted so far */
 static struct {
@@ -48,7 +53,7 @@ uint64_t unmap_now(void)
 	return LOAD_ACQ(&head);
 }
 
-static void note(uint64_t start, uint64_t len)
+NO_SANITIZE static void note(uint64_t start, uint64_t len)
 {
 	uint64_t end = start + len, i;
 	long page;
@@ -90,8 +95,8 @@ int unmap_since(uint64_t since, void (*fn)(uint64_t, uint64_t, void *),
 
 #define EXPORT __attribute__((visibility("default")))
 
-static void *do_mmap(mmap_fn real, void *addr, size_t len, int prot, int flags,
-                     int fd, off_t off)
+NO_SANITIZE static void *do_mmap(mmap_fn real, void *addr, size_t len, int prot,
+                                 int flags, int fd, off_t off)
 {
 	void *p;
 	int saved;
@@ -109,19 +114,19 @@ static void *do_mmap(mmap_fn real, void *addr, size_t len, int prot, int flags,
 	return p;
 }
 
-EXPORT void *mmap(void *addr, size_t len, int prot, int flags, int fd,
-                  off_t off)
+EXPORT NO_SANITIZE void *mmap(void *addr, size_t len, int prot, int flags,
+                              int fd, off_t off)
 {
 	return do_mmap(LOAD(&real_mmap), addr, len, prot, flags, fd, off);
 }
 
-EXPORT void *mmap64(void *addr, size_t len, int prot, int flags, int fd,
-                    off_t off)
+EXPORT NO_SANITIZE void *mmap64(void *addr, size_t len, int prot, int flags,
+                                int fd, off_t off)
 {
 	return do_mmap(LOAD(&real_mmap64), addr, len, prot, flags, fd, off);
 }
 
-EXPORT int munmap(void *addr, size_t len)
+EXPORT NO_SANITIZE int munmap(void *addr, size_t len)
 {
 	munmap_fn real = LOAD(&real_munmap);
 	int r = real != NULL ? real(addr, len)
@@ -136,7 +141,8 @@ EXPORT int munmap(void *addr, size_t len)
 	return r;
 }
 
-EXPORT void *mremap(void *old, size_t old_len, size_t new_len, int flags, ...)
+EXPORT NO_SANITIZE void *mremap(void *old, size_t old_len, size_t new_len,
+                                int flags, ...)
 {
 	mremap_fn real = LOAD(&real_mremap);
 	void *want = NULL, *p;

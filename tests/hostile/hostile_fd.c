@@ -91,6 +91,9 @@ Test(fd, an_audit_file_the_host_closed_and_reused_is_not_written)
 	expect_data_intact();
 	cr_expect_eq(count(h.r.err.data, "audit file"), 1,
 	             "say it once on the log:\n%s", h.r.err.data);
+	/* The directory's descriptor went too: opened again by its path
+	 * (still the same directory), the child's report is there. */
+	cr_expect_eq(hr_count(dir, "report-"), 2, "reports of both");
 	/* The child's first record made it into its own file. */
 	cr_assert_eq(hr_count(dir, "audit-"), 1);
 	{
