@@ -1,7 +1,8 @@
 /* audit: the audit record files (contract in audit.h).  Called by the
  * guard (configure, child, finish: normal context) and its fault handler
  * (first_write: a signal handler, so no malloc, no stdio, no lock on that
- * path); calls jsonl, trace and log only. */
+ * path); calls jsonl, trace, config, owned, procpage (was it our child?)
+ * and log only. */
 #include "audit.h"
 
 #include <dirent.h>
@@ -17,10 +18,10 @@
 #include <unistd.h>
 
 #include "config.h"
-#include "fork.h"
 #include "jsonl.h"
 #include "log.h"
 #include "owned.h"
+#include "procpage.h"
 #include "trace.h"
 
 #define LINE_MAX_BYTES 12288
@@ -83,8 +84,6 @@ void audit_configure(const char *d)
 	configured = 1;
 	use_dir = d != NULL;
 	since = config.loaded;
-	if (use_dir)
-		fork_remember(); /* whose files audit_finish may touch */
 }
 
 void audit_child(void)
@@ -460,7 +459,7 @@ static pid_t pid_of_name(const char *name)
 }
 
 /* The files of children of ours that ended without their symbols: only
- * the names of pids this process forked (fork_was_child), and of those
+ * the names of pids this process forked (procpage_was_child), and of those
  * only files jsonl_open_ours accepts (symbolize_file). */
 static void symbolize_children(void)
 {
@@ -481,7 +480,7 @@ static void symbolize_children(void)
 		pid_t pid = pid_of_name(e->d_name);
 
 		if (pid == 0 || strcmp(e->d_name, me.name) == 0 ||
-		    !fork_was_child(pid) || !has_ended(pid))
+		    !procpage_was_child(pid) || !has_ended(pid))
 			continue;
 		symbolize_file(e->d_name);
 	}

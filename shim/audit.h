@@ -32,7 +32,7 @@
  * children of this process that have ended without doing so (a pool
  * worker leaving with _exit): a (module, offset) pair means the same in
  * any process.  It touches only audit-PID*.jsonl of a PID this process
- * forked (fork_was_child) that jsonl_open_ours accepts (a regular file of
+ * forked (procpage_was_child) that jsonl_open_ours accepts (a regular file of
  * the user, made since this process began, at most 64 MiB: a larger one
  * is named on the log and left without symbols), and looks symbols up
  * only in modules loaded in this process (trace_known_module): a module

@@ -1,7 +1,9 @@
 /* config: the FORKSHIM_* environment (contract in config.h).  Called by
  * init once, in normal context (and by the tests and the fuzzer through
- * config_parse_count); calls log only.  Normal context only; it
- * allocates nothing (the strings it keeps are the environment's). */
+ * config_parse_count); calls log and owned only.  config_load runs in
+ * normal context; config_report_fd from any (fstat, open, fcntl).  It
+ * allocates nothing; the strings it keeps are copies, never pointers into
+ * the environment. */
 #include "config.h"
 
 #include <errno.h>

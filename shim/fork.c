@@ -1,7 +1,8 @@
 /* fork: the fork and wait wrappers, the atfork phases and the child
  * records (contract in fork.h).  Called by the program (the wrappers), by
  * glibc's fork (the atfork phases) and by api (visible, init); calls
- * table's fork phases, report_reaped, init, interpose, procpage and log.
+ * table's fork phases, report_reaped, init, interpose, procpage (child
+ * records, every child born) and log.
  * The fork path allocates nothing and takes no lock but the table's
  * (prepare to parent); errno is kept around everything we add. */
 #include "fork.h"
@@ -11,7 +12,6 @@
 #include <pthread.h>
 #include <pty.h>
 #include <signal.h>
-#include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -172,70 +172,6 @@ int fork_visible(uint64_t fseq, pid_t pid)
 		return -1;
 	}
 	return pp == NULL || LOAD(&pp->kids_lost) == 0;
-}
-
-/* ---- every child, for the readers of the report directory ---- */
-
-/* The pids this process forked since it started (the newest EVER_MAX),
- * for fork_was_child: kept only once fork_remember() has run.  Inherited
- * by a child with our memory: the first fork in it starts its own list. */
-#define EVER_MAX 65536
-
-struct ever {
-	pid_t owner;
-	uint32_t n;
-	pid_t pid[EVER_MAX];
-};
-
-static struct ever *ever;
-
-void fork_remember(void)
-{
-	struct ever *e;
-
-	if (__atomic_load_n(&ever, __ATOMIC_ACQUIRE) != NULL)
-		return;
-	e = mmap(NULL, sizeof(*e), PROT_READ | PROT_WRITE,
-	         MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-	if (e == MAP_FAILED)
-		return;
-	/* A child starts with an empty list, and the parent's additions
-	 * after a fork copy no page. */
-	madvise(e, sizeof(*e), MADV_WIPEONFORK);
-	e->owner = getpid();
-	if (!CAS(&ever, &(struct ever *){NULL}, e))
-		munmap(e, sizeof(*e));
-}
-
-static void ever_add(pid_t pid)
-{
-	struct ever *e = LOAD_ACQ(&ever);
-	pid_t self, owner;
-
-	if (e == NULL)
-		return;
-	self = (pid_t)syscall(SYS_getpid);
-	owner = LOAD_ACQ(&e->owner);
-	if (owner != self && CAS(&e->owner, &owner, self))
-		__atomic_store_n(&e->n, 0, __ATOMIC_RELEASE);
-	__atomic_store_n(
-	    &e->pid[__atomic_fetch_add(&e->n, 1, __ATOMIC_ACQ_REL) % EVER_MAX],
-	    pid, __ATOMIC_RELEASE);
-}
-
-int fork_was_child(pid_t pid)
-{
-	struct ever *e = LOAD_ACQ(&ever);
-	uint32_t n;
-
-	if (e == NULL || pid <= 0 ||
-	    LOAD_ACQ(&e->owner) != (pid_t)syscall(SYS_getpid))
-		return 0;
-	n = LOAD_ACQ(&e->n);
-	for (uint32_t i = 0; i < n && i < EVER_MAX; i++)
-		if (LOAD(&e->pid[i]) == pid)
-			return 1;
-	return 0;
 }
 
 /* ---- atfork phases ---- */
@@ -400,7 +336,7 @@ EXPORT pid_t fork(void)
 	if (pid > 0 && pp != NULL)
 		record_child(pid, take_birth());
 	if (pid > 0)
-		ever_add(pid);
+		procpage_child_born(pid);
 	unblock(&saved);
 	return pid;
 }
@@ -421,7 +357,7 @@ EXPORT pid_t forkpty(int *amaster, char *name, const struct termios *termp,
 	if (pid > 0 && pp != NULL)
 		record_child(pid, take_birth());
 	if (pid > 0)
-		ever_add(pid);
+		procpage_child_born(pid);
 	unblock(&saved);
 	return pid;
 }

@@ -16,13 +16,6 @@
 #include <sys/types.h>
 
 int fork_init(void);
-/* Whether pid is a child this process forked (fork, forkpty) since it
- * started, alive or reaped; only children forked after fork_remember()
- * (normal context: it maps the list) are known.  Lock-free,
- * async-signal-safe, linear in the number of children (the newest
- * 65,536). */
-void fork_remember(void);
-int fork_was_child(pid_t pid);
 /* 1, 0, or -1 with ESRCH. */
 int fork_visible(uint64_t fseq, pid_t pid);
 

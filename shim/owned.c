@@ -1,4 +1,6 @@
-/* owned: descriptors the shim keeps (contract in owned.h). */
+/* owned: descriptors the shim keeps (contract in owned.h).  Called by
+ * log, config, jsonl (report, audit) and trace; calls nothing of the shim.
+ * System calls only: async-signal-safe, errno may change. */
 #include "owned.h"
 
 #include <fcntl.h>

@@ -2,7 +2,8 @@
  * by api (arm, after a freeze), fork's wait wrappers (reaped), the exit
  * paths it wraps (_exit, _Exit, on_exit) and, through signals_watch's
  * callback, the signal handlers; calls signals, table's readers, sharing,
- * jsonl, config, interpose and log.  The signal, _exit and wait paths
+ * jsonl (the report directory's files), config, owned, interpose and
+ * log.  The signal, _exit and wait paths
  * allocate nothing and use no stdio; errno is kept. */
 #include "report.h"
 

@@ -1,7 +1,7 @@
 /* table: the frozen regions (contract in table.h).  Called by api (the
  * public functions), fork (the atfork phases), init (configure), report,
- * the guard and its fault handler (the readers); calls down only: handle,
- * tree, readable, procpage, log, and the features' table_hook functions
+ * the guard, its fault handler and unmap (the readers); calls down only:
+ * handle, tree, readable, procpage, log, and the features' table_hook functions
  * registered from above.  No malloc; one lock, the table lock (writers and
  * fork); readers lock-free and async-signal-safe. */
 #include "table.h"

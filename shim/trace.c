@@ -1,7 +1,8 @@
 /* trace: backtraces, modules and symbols (contract in trace.h).  Called
  * by the guard (init, refresh, here), its fault handler and audit
- * (from_signal, module, symbol: async-signal-safe, no malloc, no lock);
- * calls nothing of the shim. */
+ * (from_signal, module, symbol: async-signal-safe, no malloc, no lock;
+ * known_module: normal context); calls owned only (libunwind's pipe is
+ * made on high descriptors). */
 #include "trace.h"
 
 #define UNW_LOCAL_ONLY

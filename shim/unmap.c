@@ -1,4 +1,8 @@
-/* unmap: the watched munmap, mremap and mmap (contract in unmap.h). */
+/* unmap: the watched munmap, mremap and mmap (contract in unmap.h).
+ * Called by the program (the wrappers), by api (resolve) and the guard
+ * (watch, now, since); calls interpose and table's reader table_overlaps
+ * only.  The wrappers allocate nothing, take no lock, are not
+ * instrumented, and keep errno as the real call left it. */
 #include "unmap.h"
 
 #include <errno.h>
