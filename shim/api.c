@@ -16,6 +16,7 @@
 #include "sharing.h"
 #include "signals.h"
 #include "table.h"
+#include "unmap.h"
 
 /* Start-up of the modules above init, in this order (init.h). */
 static void start_core(void)
@@ -25,6 +26,7 @@ static void start_core(void)
 	signals_resolve();
 	guard_attach();
 	report_resolve();
+	unmap_resolve();
 }
 
 static void start_config(void)

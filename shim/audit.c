@@ -1,7 +1,8 @@
 /* audit: the audit record files (contract in audit.h).  Called by the
  * guard (configure, child, finish: normal context) and its fault handler
  * (first_write: a signal handler, so no malloc, no stdio, no lock on that
- * path); calls jsonl, trace and log only. */
+ * path); calls jsonl, trace, config, owned, procpage (was it our child?)
+ * and log only. */
 #include "audit.h"
 
 #include <dirent.h>
@@ -16,23 +17,33 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "config.h"
 #include "jsonl.h"
 #include "log.h"
+#include "owned.h"
+#include "procpage.h"
 #include "trace.h"
 
-#define DIR_MAX 4096
 #define LINE_MAX_BYTES 12288
+#define NAME_BYTES 64
+/* The largest audit file symbolized: a first-write record is 1 to 4 KiB,
+ * so this is tens of thousands of records, far more than anyone reads;
+ * and it bounds what audit_finish allocates inside the host at its exit
+ * (the file, then one entry per frame). */
+#define READ_MAX (64u << 20)
 
 enum { FILE_NONE, FILE_OPENING, FILE_OPEN, FILE_LOG };
 
 static int configured;
-static char dir[DIR_MAX]; /* "" when FORKSHIM_REPORT is not set */
+static int use_dir;   /* FORKSHIM_REPORT accepted */
+static int64_t since; /* this process began (jsonl_open_ours) */
 static struct {
 	pid_t pid; /* the process these fields belong to */
 	int phase;
-	int fd;
-	char path[DIR_MAX + 64];
-} me = {0, FILE_NONE, -1, ""};
+	struct owned o;
+	char name[NAME_BYTES];
+	int said; /* a failed write was said */
+} me = {0, FILE_NONE, OWNED_NONE, "", 0};
 static pid_t finished; /* the process whose audit_finish ran */
 
 /* "i" is the frame's depth: 0 the faulting instruction, the others return
@@ -71,42 +82,38 @@ static void put_frames(struct jb *b, const char *key, const uint64_t *ips,
 void audit_configure(const char *d)
 {
 	configured = 1;
-	if (d != NULL && strlen(d) < DIR_MAX)
-		strcpy(dir, d);
-	else if (d != NULL)
-		log_warn("FORKSHIM_REPORT is longer than %d bytes: audit "
-		         "records go to the log",
-		         DIR_MAX - 1);
+	use_dir = d != NULL;
+	since = config.loaded;
 }
 
 void audit_child(void)
 {
-	if (me.fd >= 0)
-		close(me.fd); /* the parent's file */
-	me.fd = -1;
+	if (owned_still(&me.o))
+		close(me.o.fd); /* the parent's file */
+	me.o.fd = -1;
 	me.phase = FILE_NONE;
-	me.path[0] = '\0';
+	me.name[0] = '\0';
+	me.said = 0;
 	me.pid = getpid();
+	since = jsonl_now();
 }
 
 /* Creates this process's file and writes its first line. */
 static int open_file(void)
 {
 	pid_t pid = getpid();
-	int fd = -1;
 
-	if (dir[0] != '\0')
-		fd = jsonl_create(dir, "audit-", pid, me.path, sizeof(me.path),
-		                  O_APPEND);
-	if (fd < 0) {
-		if (dir[0] != '\0')
-			log_error("cannot create an audit file in %s (errno "
-			          "%d): records go to the log",
-			          dir, errno);
+	if (!use_dir)
+		return -1;
+	if (jsonl_create(&me.o, "audit-", pid, me.name, sizeof(me.name),
+	                 O_APPEND) != 0) {
+		log_error("cannot create an audit file in FORKSHIM_REPORT=%s "
+		          "(errno %d): records go to the log",
+		          config.report_dir, errno);
 		return -1;
 	}
 
-	char line[DIR_MAX + 256], exe[TRACE_PATH_MAX];
+	char line[TRACE_PATH_MAX + 256], exe[TRACE_PATH_MAX];
 	struct jb b = {line, line + sizeof(line) - 4};
 	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
 
@@ -118,40 +125,77 @@ static int open_file(void)
 	put(&b, ",\"exe\":");
 	put_str(&b, exe);
 	put(&b, "}\n");
-	write_all(fd, line, (size_t)(b.p - line));
-	return fd;
+	write_all(&me.o, line, (size_t)(b.p - line));
+	return 0;
 }
 
-/* The fd records go to, or -1 for the log. */
-static int record_fd(void)
+/* Whether records go to the file (1) or to the log (0). */
+static int record_to_file(void)
 {
 	int phase = __atomic_load_n(&me.phase, __ATOMIC_ACQUIRE);
 
 	if (phase == FILE_NONE &&
 	    __atomic_compare_exchange_n(&me.phase, &phase, FILE_OPENING, 0,
 	                                __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
-		me.fd = open_file();
-		__atomic_store_n(&me.phase, me.fd >= 0 ? FILE_OPEN : FILE_LOG,
+		int ok = open_file() == 0;
+
+		__atomic_store_n(&me.phase, ok ? FILE_OPEN : FILE_LOG,
 		                 __ATOMIC_RELEASE);
-		return me.fd;
+		return ok;
 	}
 	while ((phase = __atomic_load_n(&me.phase, __ATOMIC_ACQUIRE)) ==
 	       FILE_OPENING)
 		sched_yield();
-	return phase == FILE_OPEN ? me.fd : -1;
+	return phase == FILE_OPEN;
+}
+
+/* A record the file did not take: the descriptor is not the file's any
+ * more (the program closed it, or put its own file on the number), so
+ * records go to the log from now on; or the write failed (a full disk).
+ * Said once. */
+static void write_failed(int err)
+{
+	if (err == EBADF)
+		__atomic_store_n(&me.phase, FILE_LOG, __ATOMIC_RELEASE);
+	if (__atomic_exchange_n(&me.said, 1, __ATOMIC_RELAXED))
+		return;
+	if (err == EBADF)
+		log_error("the audit file %s/%s is no longer open in this "
+		          "process (descriptor %d was closed or now names "
+		          "another file): its records go to the log from now "
+		          "on",
+		          config.report_dir, me.name, me.o.fd);
+	else
+		log_error("an audit record could not be written to %s/%s "
+		          "(errno %d)",
+		          config.report_dir, me.name, err);
+}
+
+/* Prepends the log's prefix to the record at rec (len bytes), in the
+ * room left before it; returns the start. */
+static char *log_prefixed(char *rec, size_t room)
+{
+	char pre[64];
+	struct jb p = {pre, pre + sizeof(pre)};
+	size_t n;
+
+	put(&p, "forkshim[");
+	put_u(&p, (uint64_t)getpid(), 10);
+	put(&p, "]: audit ");
+	n = (size_t)(p.p - pre);
+	if (n > room)
+		n = room;
+	memcpy(rec - n, pre, n);
+	return rec - n;
 }
 
 void audit_first_write(const struct audit_write *w)
 {
 	char line[LINE_MAX_BYTES];
-	struct jb b = {line, line + sizeof(line) - 8};
-	int fd = record_fd();
+	char *rec = line + 64; /* room for the log's prefix */
+	struct jb b = {rec, line + sizeof(line) - 8};
+	int to_file = record_to_file();
 
-	if (fd < 0) {
-		put(&b, "forkshim[");
-		put_u(&b, (uint64_t)getpid(), 10);
-		put(&b, "]: audit ");
-	}
 	put(&b, "{\"type\":\"first_write\",\"pid\":");
 	put_u(&b, (uint64_t)getpid(), 10);
 	put(&b, ",\"tid\":");
@@ -178,10 +222,20 @@ void audit_first_write(const struct audit_write *w)
 	put_frames(&b, "frozen_at", w->frozen_at, w->nfrozen, 1);
 	b.end = line + sizeof(line);
 	put(&b, "}\n");
-	if (fd >= 0)
-		write_all(fd, line, (size_t)(b.p - line));
-	else if (log_threshold >= LOG_WARN)
-		write_all(log_fd, line, (size_t)(b.p - line));
+	if (to_file) {
+		if (write_all(&me.o, rec, (size_t)(b.p - rec)) == 0)
+			return;
+		int err = errno;
+
+		write_failed(err);
+		if (err != EBADF)
+			return; /* said; the log is no place for the rest */
+	}
+	if (log_threshold >= LOG_WARN) {
+		char *start = log_prefixed(rec, 64);
+
+		log_write(start, (size_t)(b.p - start));
+	}
 }
 
 /* ---- at exit: symbols ---- */
@@ -232,50 +286,54 @@ static const char *read_string(const char *s, char **out)
 	return s + 1;
 }
 
-static char *slurp(const char *path, size_t *len)
+/* The whole file (its size known, at most READ_MAX), NUL-terminated. */
+static char *slurp(int fd, uint64_t size)
 {
-	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-	size_t cap = 1 << 16, n = 0;
-	char *buf;
+	char *buf = malloc((size_t)size + 1);
+	size_t n = 0;
 
-	if (fd < 0)
-		return NULL;
-	buf = malloc(cap + 1);
-	while (buf != NULL) {
-		ssize_t r = read(fd, buf + n, cap - n);
+	while (buf != NULL && n < size) {
+		ssize_t r = pread(fd, buf + n, (size_t)size - n, (off_t)n);
 
 		if (r < 0 && errno == EINTR)
 			continue;
 		if (r <= 0)
 			break;
 		n += (size_t)r;
-		if (n == cap) {
-			char *more = realloc(buf, cap * 2 + 1);
-
-			if (more == NULL)
-				break;
-			buf = more;
-			cap *= 2;
-		}
 	}
-	close(fd);
 	if (buf != NULL)
 		buf[n] = '\0';
-	*len = n;
 	return buf;
 }
 
-/* Appends the symbol lines of every frame in the file at path. */
-static void symbolize_file(const char *path)
+/* Appends the symbol lines of every frame in the file name of the report
+ * directory, if it is one this process may touch (jsonl_open_ours).  The
+ * modules looked in are this process's own: a module path of the file is
+ * only a key into them (trace_known_module). */
+static void symbolize_file(const char *name)
 {
-	size_t len = 0, n = 0, cap = 0;
-	char *text = slurp(path, &len);
+	size_t n = 0, cap = 0;
+	uint64_t size;
+	int fd = jsonl_open_ours(name, 1, since, READ_MAX, &size);
+	char *text, own[TRACE_PATH_MAX];
 	struct frame_ref *refs = NULL;
+	struct owned of;
 	const char *s;
-	int fd, symbols = 0;
+	int symbols = 0, known = 0;
 
-	if (text == NULL)
+	if (fd < 0) {
+		if (errno == EFBIG)
+			log_warn("the audit file %s/%s is larger than %u MiB: "
+			         "it keeps its addresses, without symbols",
+			         config.report_dir, name, READ_MAX >> 20);
 		return;
+	}
+	text = slurp(fd, size);
+	if (text == NULL || owned_record(&of, fd) != 0) {
+		free(text);
+		close(fd);
+		return;
+	}
 	if (strstr(text, "{\"type\":\"symbolized\"") != NULL)
 		goto out;
 	for (s = text; (s = strstr(s, "{\"i\":")) != NULL;) {
@@ -311,31 +369,34 @@ static void symbolize_file(const char *path)
 	if (n == 0)
 		goto out;
 	qsort(refs, n, sizeof(*refs), ref_cmp);
-	fd = open(path, O_WRONLY | O_APPEND | O_NOFOLLOW | O_CLOEXEC);
-	if (fd < 0)
-		goto out;
 	for (size_t i = 0; i < n; i++) {
-		char line[DIR_MAX + 512], name[256];
+		char line[TRACE_PATH_MAX + 512], fn[256];
 		struct jb b = {line, line + sizeof(line) - 4};
 		uint64_t within;
 
 		if (i > 0 && ref_cmp(&refs[i], &refs[i - 1]) == 0 &&
 		    refs[i].ret == refs[i - 1].ret)
 			continue;
-		if (!trace_symbol(refs[i].module,
-		                  refs[i].offset - (uint64_t)refs[i].ret, name,
-		                  sizeof(name), &within))
+		/* Sorted by module: one look-up per module. */
+		if (i == 0 || strcmp(refs[i].module, refs[i - 1].module) != 0)
+			known = trace_known_module(refs[i].module, own,
+			                           sizeof(own));
+		if (!known)
+			continue;
+		if (!trace_symbol(own, refs[i].offset - (uint64_t)refs[i].ret,
+		                  fn, sizeof(fn), &within))
 			continue;
 		put(&b, "{\"type\":\"symbol\",\"module\":");
-		put_str(&b, refs[i].module);
+		put_str(&b, own);
 		put(&b, ",\"offset\":");
 		put_hex(&b, refs[i].offset);
 		put(&b, ",\"function\":");
-		put_str(&b, name);
+		put_str(&b, fn);
 		put(&b, ",\"function_offset\":");
 		put_u(&b, within + (uint64_t)refs[i].ret, 10);
 		put(&b, "}\n");
-		write_all(fd, line, (size_t)(b.p - line));
+		if (write_all(&of, line, (size_t)(b.p - line)) != 0)
+			goto out;
 		symbols++;
 	}
 	{
@@ -347,10 +408,11 @@ static void symbolize_file(const char *path)
 		put(&b, ",\"symbols\":");
 		put_u(&b, (uint64_t)symbols, 10);
 		put(&b, "}\n");
-		write_all(fd, line, (size_t)(b.p - line));
+		write_all(&of, line, (size_t)(b.p - line));
 	}
-	close(fd);
 out:
+	if (owned_still(&of))
+		close(fd);
 	for (size_t i = 0; i < n; i++)
 		free(refs[i].module);
 	free(refs);
@@ -380,42 +442,47 @@ static int has_ended(pid_t pid)
 	return paren != NULL && paren[1] == ' ' && paren[2] == 'Z';
 }
 
-/* The files of children of ours that ended without their symbols. */
+/* The pid of a name "audit-PID.jsonl" or "audit-PID-N.jsonl", or 0. */
+static pid_t pid_of_name(const char *name)
+{
+	const char *s = name + 6;
+	long pid = 0;
+
+	if (strncmp(name, "audit-", 6) != 0 || *s < '1' || *s > '9')
+		return 0;
+	for (; *s >= '0' && *s <= '9' && pid < (1l << 31); s++)
+		pid = pid * 10 + (*s - '0');
+	if (*s == '-')
+		for (s++; *s >= '0' && *s <= '9'; s++)
+			;
+	return strcmp(s, ".jsonl") == 0 && pid < (1l << 31) ? (pid_t)pid : 0;
+}
+
+/* The files of children of ours that ended without their symbols: only
+ * the names of pids this process forked (procpage_was_child), and of those
+ * only files jsonl_open_ours accepts (symbolize_file). */
 static void symbolize_children(void)
 {
-	DIR *d = opendir(dir);
+	int dirfd = config_report_fd(), fd;
+	DIR *d;
 	struct dirent *e;
-	pid_t self = getpid();
 
-	if (d == NULL)
+	if (dirfd < 0)
 		return;
+	fd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	d = fd >= 0 ? fdopendir(fd) : NULL;
+	if (d == NULL) {
+		if (fd >= 0)
+			close(fd);
+		return;
+	}
 	while ((e = readdir(d)) != NULL) {
-		char path[DIR_MAX + 300], head[512];
-		const char *p;
-		int fd;
-		ssize_t n;
-		long pid, ppid;
+		pid_t pid = pid_of_name(e->d_name);
 
-		if (strncmp(e->d_name, "audit-", 6) != 0 ||
-		    strstr(e->d_name, ".jsonl") == NULL)
+		if (pid == 0 || strcmp(e->d_name, me.name) == 0 ||
+		    !procpage_was_child(pid) || !has_ended(pid))
 			continue;
-		snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
-		if (strcmp(path, me.path) == 0)
-			continue;
-		fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-		if (fd < 0)
-			continue;
-		n = read(fd, head, sizeof(head) - 1);
-		close(fd);
-		if (n <= 0)
-			continue;
-		head[n] = '\0';
-		p = strstr(head, "\"pid\":");
-		pid = p ? strtol(p + 6, NULL, 10) : 0;
-		p = strstr(head, "\"ppid\":");
-		ppid = p ? strtol(p + 7, NULL, 10) : 0;
-		if (ppid == self && pid > 0 && has_ended((pid_t)pid))
-			symbolize_file(path);
+		symbolize_file(e->d_name);
 	}
 	closedir(d);
 }
@@ -429,8 +496,8 @@ void audit_finish(void)
 		return;
 	finished = self;
 	if (me.pid == self && me.phase == FILE_OPEN)
-		symbolize_file(me.path);
-	if (dir[0] != '\0')
+		symbolize_file(me.name);
+	if (use_dir)
 		symbolize_children();
 	errno = saved;
 }

@@ -31,7 +31,16 @@
  * it appends the symbol lines to this process's file and to the files of
  * children of this process that have ended without doing so (a pool
  * worker leaving with _exit): a (module, offset) pair means the same in
- * any process. */
+ * any process.  It touches only audit-PID*.jsonl of a PID this process
+ * forked (procpage_was_child) that jsonl_open_ours accepts (a regular file of
+ * the user, made since this process began, at most 64 MiB: a larger one
+ * is named on the log and left without symbols), and looks symbols up
+ * only in modules loaded in this process (trace_known_module): a module
+ * path in a file is a key, never a path it opens.
+ *
+ * The file's descriptor is kept high and checked before each record
+ * (owned.h): once the program has closed it or reused its number, the
+ * shim says so once and records go to the log. */
 #ifndef FORKSHIM_AUDIT_H
 #define FORKSHIM_AUDIT_H
 

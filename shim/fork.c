@@ -1,7 +1,8 @@
 /* fork: the fork and wait wrappers, the atfork phases and the child
  * records (contract in fork.h).  Called by the program (the wrappers), by
  * glibc's fork (the atfork phases) and by api (visible, init); calls
- * table's fork phases, report_reaped, init, interpose, procpage and log.
+ * table's fork phases, report_reaped, init, interpose, procpage (child
+ * records, every child born) and log.
  * The fork path allocates nothing and takes no lock but the table's
  * (prepare to parent); errno is kept around everything we add. */
 #include "fork.h"
@@ -12,6 +13,7 @@
 #include <pty.h>
 #include <signal.h>
 #include <sys/resource.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -333,6 +335,8 @@ EXPORT pid_t fork(void)
 	pid = real_fork();
 	if (pid > 0 && pp != NULL)
 		record_child(pid, take_birth());
+	if (pid > 0)
+		procpage_child_born(pid);
 	unblock(&saved);
 	return pid;
 }
@@ -352,6 +356,8 @@ EXPORT pid_t forkpty(int *amaster, char *name, const struct termios *termp,
 	pid = real_forkpty(amaster, name, termp, winp);
 	if (pid > 0 && pp != NULL)
 		record_child(pid, take_birth());
+	if (pid > 0)
+		procpage_child_born(pid);
 	unblock(&saved);
 	return pid;
 }

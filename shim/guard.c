@@ -22,6 +22,7 @@
 #include "signals.h"
 #include "table.h"
 #include "trace.h"
+#include "unmap.h"
 
 #define LOAD(p) __atomic_load_n((p), __ATOMIC_RELAXED)
 #define LOAD_ACQ(p) __atomic_load_n((p), __ATOMIC_ACQUIRE)
@@ -43,6 +44,25 @@ static int protectable(const struct maps_area *a)
 	return a->private_ && (a->prot & PROT_WRITE) && (a->prot & PROT_READ);
 }
 
+/* Whether the area a, from address at on, continues the mapping of run r
+ * (where r ends, or anywhere inside it): same protection and kind, same
+ * file at the matching offset (anonymous memory has none). */
+static int continues(const struct run *r, const struct maps_area *a,
+                     uint32_t prot, uint64_t at)
+{
+	if (!a->private_ || a->prot != prot || a->dev != r->dev ||
+	    a->inode != r->inode)
+		return 0;
+	return (a->dev == 0 && a->inode == 0) ||
+	       a->offset + (at - a->start) == r->offset + (at - r->start);
+}
+
+static int same_mapping(const struct run *r, const struct maps_area *a,
+                        uint64_t at)
+{
+	return r->end == at && continues(r, a, r->prot, at);
+}
+
 struct collect {
 	uint64_t start, end;
 	struct run runs[GUARD_RUNS];
@@ -58,8 +78,7 @@ static void collect_runs(const struct maps_area *a, void *arg)
 
 	if (s >= e || !protectable(a))
 		return;
-	if (c->n > 0 && c->runs[c->n - 1].end == s &&
-	    c->runs[c->n - 1].prot == a->prot) {
+	if (c->n > 0 && same_mapping(&c->runs[c->n - 1], a, s)) {
 		c->runs[c->n - 1].end = e;
 		return;
 	}
@@ -67,7 +86,8 @@ static void collect_runs(const struct maps_area *a, void *arg)
 		c->overflow = 1;
 		return;
 	}
-	c->runs[c->n++] = (struct run){s, e, a->prot, 0};
+	c->runs[c->n++] = (struct run){
+	    s, e, a->prot, 0, a->offset + (s - a->start), a->dev, a->inode, 0};
 }
 
 static void degrade(long mappings, const char *name)
@@ -197,6 +217,7 @@ static void protect_region(struct rec *r, const char *name, uint64_t a,
 	struct collect c;
 	long lines;
 	uint32_t done = 0;
+	uint64_t since;
 
 	r->nruns = 0;
 	c.start = page_up(a);
@@ -205,6 +226,10 @@ static void protect_region(struct rec *r, const char *name, uint64_t a,
 	c.overflow = 0;
 	if (c.start >= c.end || gp->degraded)
 		return;
+	/* From here on an unmapping of the region is noted (unmap.h): a
+	 * thaw must not restore the protection on what replaced it. */
+	unmap_watch();
+	since = unmap_now();
 	lines = maps_each(collect_runs, &c);
 	if (lines < 0)
 		return;
@@ -227,6 +252,8 @@ static void protect_region(struct rec *r, const char *name, uint64_t a,
 			break;
 		}
 	}
+	for (uint32_t i = 0; i < done; i++)
+		c.runs[i].since = since;
 	memcpy(r->runs, c.runs, sizeof(c.runs));
 	r->nruns = done;
 }
@@ -265,6 +292,87 @@ static void frozen(forkshim_handle h, const void *addr, size_t len,
 	STORE_REL(&r->handle, h);
 }
 
+/* ---- thaw: the protection back, on what is still ours ---- */
+
+#define PIECES 32
+
+/* The parts of a run no noted unmapping has touched. */
+struct pieces {
+	uint64_t s[PIECES], e[PIECES];
+	uint32_t n;
+	int overflow;
+};
+
+static void cut(uint64_t start, uint64_t end, void *arg)
+{
+	struct pieces *p = arg;
+
+	for (uint32_t i = 0; i < p->n; i++) {
+		uint64_t s = p->s[i], e = p->e[i];
+
+		if (end <= s || start >= e)
+			continue;
+		if (start > s && end < e) { /* a hole: two pieces */
+			if (p->n == PIECES) {
+				p->overflow = 1;
+				continue;
+			}
+			p->s[p->n] = end;
+			p->e[p->n] = e;
+			p->n++;
+			p->e[i] = start;
+		} else if (start > s) {
+			p->e[i] = start;
+		} else if (end < e) {
+			p->s[i] = end;
+		} else {
+			p->s[i] = p->e[i]; /* all of it */
+		}
+	}
+}
+
+struct restore {
+	const struct run *r;
+	uint64_t s, e;
+};
+
+/* For each area inside the piece that is still the run's mapping, as the
+ * guard left it (read-only now), the original protection back. */
+static void restore_area(const struct maps_area *a, void *arg)
+{
+	const struct restore *x = arg;
+	uint64_t s = a->start > x->s ? a->start : x->s;
+	uint64_t e = a->end < x->e ? a->end : x->e;
+
+	if (s >= e ||
+	    !continues(x->r, a, x->r->prot & ~(uint32_t)PROT_WRITE, s))
+		return;
+	mprotect((void *)(uintptr_t)s, e - s, (int)x->r->prot);
+}
+
+/* Puts the run's protection back where the mapping is still the one the
+ * guard protected: not unmapped or replaced through the watched calls
+ * since (unmap.h), and in /proc/self/maps still private, of the same file
+ * at the same offset (or anonymous), with the protection the guard left.
+ * A newcomer, or pages the program protected otherwise, stay as they
+ * are.  When the unmap log cannot tell, /proc/self/maps alone decides. */
+static void restore_run(const struct run *r)
+{
+	struct pieces p = {{r->start}, {r->end}, 1, 0};
+
+	if (unmap_since(r->since, cut, &p) != 0 || p.overflow) {
+		p.s[0] = r->start;
+		p.e[0] = r->end;
+		p.n = 1;
+	}
+	for (uint32_t i = 0; i < p.n; i++) {
+		struct restore x = {r, p.s[i], p.e[i]};
+
+		if (x.s < x.e)
+			maps_each(restore_area, &x);
+	}
+}
+
 /* Before a region leaves the table at its last thaw: the original
  * protection goes back. */
 static void thawing(forkshim_handle h, const void *addr, size_t len,
@@ -283,9 +391,7 @@ static void thawing(forkshim_handle h, const void *addr, size_t len,
 		return;
 	if (r->mode == REC_PROTECT) {
 		for (uint32_t i = 0; i < r->nruns && i < GUARD_RUNS; i++)
-			mprotect((void *)(uintptr_t)r->runs[i].start,
-			         r->runs[i].end - r->runs[i].start,
-			         (int)r->runs[i].prot);
+			restore_run(&r->runs[i]);
 	} else if (LOAD(&gp->armed) && slot < arms_len &&
 	           arms[slot].npages != 0) {
 		guardrec_lift(&arms[slot]);

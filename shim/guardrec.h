@@ -34,9 +34,15 @@ enum { REC_PROTECT = 1, REC_AUDIT = 2 };
 #define ST_BUSY 0x20  /* a thread is recording its first write */
 #define ST_DONE 0x30  /* recorded, writable again */
 
+/* A run of pages protect mode write-protected, and what it was: the
+ * mapping's identity in /proc/self/maps (file offset of start, device,
+ * inode: 0 for anonymous memory) and the unmap log's number when it was
+ * protected (unmap.h).  Thaw restores prot only where all still hold. */
 struct run {
 	uint64_t start, end;
 	uint32_t prot, pad;
+	uint64_t offset, dev, inode;
+	uint64_t since;
 };
 
 struct rec {

@@ -1,7 +1,7 @@
 /* log: the log lines (contract in log.h).  Called by every module, from
  * any context, the fork path and signal handlers included: write(2) and a
- * stack buffer only, no malloc, no lock, errno kept.  Calls nothing of the
- * shim. */
+ * stack buffer only, no malloc, no lock, errno kept.  Calls owned only
+ * (is the descriptor still the log's?). */
 #include "log.h"
 
 #include <errno.h>
@@ -9,8 +9,16 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "owned.h"
+
 int log_threshold = LOG_WARN;
 int log_fd = 2;
+
+/* What log_fd and descriptor 2 named when they were recorded (log_set_file,
+ * log_record_stderr at load); lost: the log's file is no longer ours. */
+static struct owned log_id = OWNED_NONE, err_id = OWNED_NONE;
+static const char *log_name = "";
+static int lost;
 
 struct out {
 	char *p, *end;
@@ -154,6 +162,84 @@ static size_t format_into(char *buf, size_t size, const char *fmt, ...)
 	return n;
 }
 
+/* As format_into, %s arguments escaped. */
+static size_t format_escaped(char *buf, size_t size, const char *fmt, ...)
+{
+	va_list ap;
+	size_t n;
+
+	va_start(ap, fmt);
+	n = format(buf, size, 1, fmt, ap);
+	va_end(ap);
+	return n;
+}
+
+void log_record_stderr(void)
+{
+	owned_record(&err_id, 2);
+	if (log_fd == 2)
+		log_id = err_id;
+}
+
+void log_set_file(const struct owned *o, const char *name)
+{
+	log_id = *o;
+	log_fd = o->fd;
+	log_name = name;
+}
+
+static void write_fd(int fd, const char *buf, size_t n)
+{
+	for (size_t done = 0; done < n;) {
+		ssize_t w = write(fd, buf + done, n - done);
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			break;
+		done += (size_t)w;
+	}
+}
+
+/* Whether the log is still ours; says once when it stopped being so. */
+static int log_usable(void)
+{
+	char buf[4200];
+	size_t n;
+
+	if (__atomic_load_n(&lost, __ATOMIC_RELAXED))
+		return 0;
+	/* Set by someone else (a test, the fuzzer): that fd, as it is. */
+	if (log_fd != log_id.fd)
+		owned_record(&log_id, log_fd);
+	if (owned_still(&log_id))
+		return 1;
+	if (__atomic_exchange_n(&lost, 1, __ATOMIC_RELAXED))
+		return 0;
+	/* Never into whatever holds the number now; stderr only while it is
+	 * the one the process started with. */
+	if (log_id.fd != 2 && err_id.fd == 2 && owned_still(&err_id)) {
+		n = format_escaped(
+		    buf, sizeof(buf),
+		    "forkshim[%d]: the log file FORKSHIM_LOG_FILE=%s "
+		    "is no longer open in this process (descriptor "
+		    "%d was closed or now names another file): no "
+		    "more log lines\n",
+		    (int)getpid(), log_name, log_id.fd);
+		write_fd(2, buf, n);
+	}
+	return 0;
+}
+
+void log_write(const char *buf, size_t n)
+{
+	int saved = errno;
+
+	if (log_usable())
+		write_fd(log_fd, buf, n);
+	errno = saved;
+}
+
 void log_msg(enum log_level level, const char *fmt, ...)
 {
 	char buf[1024];
@@ -170,14 +256,7 @@ void log_msg(enum log_level level, const char *fmt, ...)
 	n += format(buf + n, sizeof(buf) - n - 1, 1, fmt, ap);
 	va_end(ap);
 	buf[n++] = '\n';
-	for (size_t done = 0; done < n;) {
-		ssize_t w = write(log_fd, buf + done, n - done);
-
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			break;
-		done += (size_t)w;
-	}
+	if (log_usable())
+		write_fd(log_fd, buf, n);
 	errno = saved;
 }

@@ -37,6 +37,24 @@ static int parse_area(const char *line, struct maps_area *a)
 	          (s[2] == 'w' ? PROT_WRITE : 0) |
 	          (s[3] == 'x' ? PROT_EXEC : 0);
 	a->private_ = s[4] == 'p';
+	/* " OFFSET MAJ:MIN INODE" */
+	a->offset = a->dev = a->inode = 0;
+	s += 5;
+	if (*s != ' ')
+		return 0;
+	s = parse_hex(s + 1, &a->offset);
+	if (*s == ' ') {
+		uint64_t maj, min;
+
+		s = parse_hex(s + 1, &maj);
+		if (*s == ':') {
+			s = parse_hex(s + 1, &min);
+			a->dev = maj << 32 | min;
+		}
+	}
+	if (*s == ' ')
+		for (s++; *s >= '0' && *s <= '9'; s++)
+			a->inode = a->inode * 10 + (uint64_t)(*s - '0');
 	return 0;
 }
 

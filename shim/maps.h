@@ -16,6 +16,9 @@ struct maps_area {
 	uint64_t start, end;
 	uint32_t prot; /* PROT_READ | PROT_WRITE | PROT_EXEC */
 	uint32_t private_;
+	uint64_t offset; /* in the file (0 for anonymous memory) */
+	uint64_t dev;    /* major << 32 | minor, 0 for anonymous memory */
+	uint64_t inode;
 };
 
 long maps_each(void (*fn)(const struct maps_area *, void *), void *arg);

@@ -1,6 +1,7 @@
 /* procpage: the per-process page (contract in procpage.h).  Mapped by
  * init in the constructor; read and written by the table (its lock) and
- * fork (child records).  Calls log only. */
+ * fork (child records, every child born), read by audit (was it our
+ * child?).  Calls log only. */
 #include "procpage.h"
 
 #include <errno.h>
@@ -28,5 +29,28 @@ int procpage_init(void)
 	}
 	p->adopted = 1;
 	__atomic_store_n(&pp, p, __ATOMIC_RELEASE);
+	return 0;
+}
+
+void procpage_child_born(int32_t pid)
+{
+	uint32_t i;
+
+	if (pp == NULL)
+		return;
+	i = __atomic_fetch_add(&pp->ever_n, 1, __ATOMIC_ACQ_REL);
+	__atomic_store_n(&pp->ever[i % PROC_EVER_MAX], pid, __ATOMIC_RELEASE);
+}
+
+int procpage_was_child(int32_t pid)
+{
+	uint32_t n;
+
+	if (pp == NULL || pid <= 0)
+		return 0;
+	n = __atomic_load_n(&pp->ever_n, __ATOMIC_ACQUIRE);
+	for (uint32_t i = 0; i < n && i < PROC_EVER_MAX; i++)
+		if (__atomic_load_n(&pp->ever[i], __ATOMIC_RELAXED) == pid)
+			return 1;
 	return 0;
 }

@@ -17,6 +17,7 @@
 
 #define PROC_CHILD_MAX 65536u
 #define PROC_FORKING_MAX 64u
+#define PROC_EVER_MAX 65536u
 
 struct procpage {
 	uint64_t adopted; /* 1 once this process owns the inherited table */
@@ -35,10 +36,20 @@ struct procpage {
 		uint64_t seq; /* newest wins: forks nest in signal handlers */
 	} births[PROC_FORKING_MAX];
 	uint64_t kids[PROC_CHILD_MAX]; /* pid << 40 | birth point; 0 free */
+	/* Every child forked (fork, forkpty), alive or reaped, the newest
+	 * PROC_EVER_MAX: whose files in the report directory this process
+	 * may read (audit.c). */
+	uint32_t ever_n;
+	int32_t ever[PROC_EVER_MAX];
 };
 
 extern struct procpage *pp;
 
 int procpage_init(void);
+
+/* Records a child the fork wrappers made (fork path: lock-free, no
+ * allocation); whether pid is one of them (linear in their number). */
+void procpage_child_born(int32_t pid);
+int procpage_was_child(int32_t pid);
 
 #endif

@@ -2,7 +2,8 @@
  * by api (arm, after a freeze), fork's wait wrappers (reaped), the exit
  * paths it wraps (_exit, _Exit, on_exit) and, through signals_watch's
  * callback, the signal handlers; calls signals, table's readers, sharing,
- * jsonl, config, interpose and log.  The signal, _exit and wait paths
+ * jsonl (the report directory's files), config, owned, interpose and
+ * log.  The signal, _exit and wait paths
  * allocate nothing and use no stdio; errno is kept. */
 #include "report.h"
 
@@ -23,8 +24,8 @@
 #include "signals.h"
 #include "table.h"
 
-#define DIR_MAX 4096
-#define PATH_BYTES (DIR_MAX + 64)
+#define PATH_BYTES (CONFIG_PATH_MAX + 64)
+#define NAME_BYTES 64
 
 enum how { HOW_EXIT, HOW__EXIT, HOW_SIGNAL, HOW_KILLED };
 static const char *const how_names[] = {"exit", "_exit", "signal", "killed"};
@@ -36,7 +37,8 @@ static exit_fn real__exit, real__Exit;
 /* Inherited by children with the rest of our memory: a child of an armed
  * process is armed.  self/ppid/birth are set again in each child. */
 static int armed;
-static char dir[DIR_MAX];
+static int64_t since;      /* this process began (jsonl_open_ours) */
+static pid_t said_failure; /* the process that said a report failed */
 static pid_t self, parent;
 static uint64_t birth;
 static pid_t ending; /* the process that began writing its report */
@@ -58,7 +60,10 @@ void report_resolve(void)
 
 /* ---- the file ---- */
 
-static void write_process(int fd, pid_t pid, pid_t ppid, uint64_t b, pid_t by)
+/* Each write_* returns 0, or -1 with errno when a line could not be
+ * written (the disk is full, the descriptor is not ours any more). */
+static int write_process(const struct owned *o, pid_t pid, pid_t ppid,
+                         uint64_t b, pid_t by)
 {
 	char line[PATH_BYTES + 256], exe[PATH_BYTES];
 	struct jb j = {line, line + sizeof(line) - 4};
@@ -76,12 +81,12 @@ static void write_process(int fd, pid_t pid, pid_t ppid, uint64_t b, pid_t by)
 	if (by != 0)
 		put_key_u(&j, "reported_by", (uint64_t)by);
 	put(&j, "}\n");
-	write_all(fd, line, (size_t)(j.p - line));
+	return write_all(o, line, (size_t)(j.p - line));
 }
 
-static void write_regions(int fd)
+static int write_regions(const struct owned *o)
 {
-	int pm = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+	int pm = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC), r = 0;
 	uint32_t slot = 0;
 	forkshim_handle h;
 
@@ -110,13 +115,16 @@ static void write_regions(int fd)
 		put_key_u(&j, "exclusive", s.exclusive);
 		put_key_u(&j, "swapped", s.swapped);
 		put(&j, "}\n");
-		write_all(fd, line, (size_t)(j.p - line));
+		r = write_all(o, line, (size_t)(j.p - line));
+		if (r != 0)
+			break;
 	}
 	if (pm >= 0)
 		close(pm);
+	return r;
 }
 
-static void write_end(int fd, enum how how, int status, int sig)
+static int write_end(const struct owned *o, enum how how, int status, int sig)
 {
 	char line[128];
 	struct jb j = {line, line + sizeof(line) - 4};
@@ -127,16 +135,27 @@ static void write_end(int fd, enum how how, int status, int sig)
 	put_key_u(&j, "status", (uint64_t)(status & 0xff));
 	put_key_u(&j, "signal", (uint64_t)sig);
 	put(&j, "}\n");
-	write_all(fd, line, (size_t)(j.p - line));
+	return write_all(o, line, (size_t)(j.p - line));
+}
+
+/* Once per process, on the log: a full disk, a directory gone. */
+static void failed(pid_t pid, const char *name, int err)
+{
+	if (__atomic_exchange_n(&said_failure, pid, __ATOMIC_RELAXED) == pid)
+		return;
+	log_error("a report could not be written in FORKSHIM_REPORT=%s "
+	          "(%s, errno %d); no more are said to fail here",
+	          config.report_dir, name[0] ? name : "no file made", err);
 }
 
 /* This process's report, once, whichever way it ends first. */
 static void report_end(enum how how, int status, int sig)
 {
 	pid_t pid, seen;
-	char path[PATH_BYTES];
+	char name[NAME_BYTES] = "";
 	sigset_t all, old;
-	int fd, saved = errno;
+	struct owned o = OWNED_NONE;
+	int saved = errno;
 
 	if (!__atomic_load_n(&armed, __ATOMIC_ACQUIRE))
 		return;
@@ -161,16 +180,12 @@ static void report_end(enum how how, int status, int sig)
 		errno = saved;
 		return;
 	}
-	fd = jsonl_create(dir, "report-", pid, path, sizeof(path), 0);
-	if (fd >= 0) {
-		write_process(fd, pid, parent, birth, 0);
-		write_regions(fd);
-		write_end(fd, how, status, sig);
-		close(fd);
-	} else {
-		log_error("cannot create a report in %s (errno %d)", dir,
-		          errno);
-	}
+	if (jsonl_create(&o, "report-", pid, name, sizeof(name), 0) != 0 ||
+	    write_process(&o, pid, parent, birth, 0) != 0 ||
+	    write_regions(&o) != 0 || write_end(&o, how, status, sig) != 0)
+		failed(pid, name, errno);
+	if (name[0] != '\0' && owned_still(&o))
+		close(o.fd);
 	__atomic_store_n(&ended, pid, __ATOMIC_RELEASE);
 	if (how != HOW__EXIT)
 		pthread_sigmask(SIG_SETMASK, &old, NULL);
@@ -235,6 +250,7 @@ static void arm_child(void)
 	lock_word = 0; /* a thread the child does not have may have held it */
 	parent = getppid();
 	birth = table_line_freezes();
+	since = jsonl_now();
 	/* Last: a signal before this finds the parent's pid and leaves the
 	 * report to the parent's wait. */
 	__atomic_store_n(&self, (pid_t)syscall(SYS_getpid), __ATOMIC_RELEASE);
@@ -248,15 +264,12 @@ void report_arm(void)
 	    config.report_dir == NULL || !signals_ready())
 		return;
 	lock(&saved);
-	if (armed || strlen(config.report_dir) >= DIR_MAX) {
-		if (!armed)
-			log_warn("FORKSHIM_REPORT is longer than %d bytes: no "
-			         "reports",
-			         DIR_MAX - 1);
+	if (armed) {
 		unlock(&saved);
 		return;
 	}
-	strcpy(dir, config.report_dir);
+	/* The process began before its first freeze: since its load. */
+	since = config.loaded;
 	parent = getppid();
 	birth = 0;
 	__atomic_store_n(&self, (pid_t)syscall(SYS_getpid), __ATOMIC_RELEASE);
@@ -270,21 +283,23 @@ void report_arm(void)
 
 /* ---- a child that died without its report ---- */
 
-/* Whether file path is pid's report of dying of sig, child of ours. */
-static int reports_death(const char *path, pid_t pid, int sig)
+/* Whether the file name is pid's report of dying of sig, child of ours:
+ * 1 yes, 0 no (also a file that is not ours to read: another user's, a
+ * FIFO, an old one), -1 no such file (the names end here).  Only its
+ * first and last bytes are read, whatever its size. */
+static int reports_death(const char *name, pid_t pid, int sig)
 {
 	char head[512], tail[160], want[64];
 	struct jb j = {want, want + sizeof(want) - 1};
-	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	uint64_t size;
+	int fd = jsonl_open_ours(name, 0, since, UINT64_MAX, &size);
 	ssize_t n, m;
-	off_t size;
 
 	if (fd < 0)
-		return -1; /* no such file: the names end here */
+		return errno == ENOENT ? -1 : 0;
 	n = pread(fd, head, sizeof(head) - 1, 0);
-	size = lseek(fd, 0, SEEK_END);
-	m = size > (off_t)sizeof(tail) - 1 ? (off_t)sizeof(tail) - 1 : size;
-	m = m > 0 ? pread(fd, tail, (size_t)m, size - m) : 0;
+	m = size > sizeof(tail) - 1 ? (ssize_t)sizeof(tail) - 1 : (ssize_t)size;
+	m = m > 0 ? pread(fd, tail, (size_t)m, (off_t)size - m) : 0;
 	close(fd);
 	head[n > 0 ? n : 0] = '\0';
 	tail[m > 0 ? m : 0] = '\0';
@@ -304,8 +319,9 @@ static int reports_death(const char *path, pid_t pid, int sig)
 
 void report_reaped(pid_t pid, int sig, uint64_t b)
 {
-	char path[PATH_BYTES];
-	int fd, saved = errno;
+	char name[NAME_BYTES] = "";
+	struct owned o = OWNED_NONE;
+	int saved = errno;
 
 	/* Born before any freeze: it had no table, so nothing to report. */
 	if (!__atomic_load_n(&armed, __ATOMIC_ACQUIRE) || b == 0 ||
@@ -314,8 +330,8 @@ void report_reaped(pid_t pid, int sig, uint64_t b)
 	for (int n = 0; n < JSONL_NAMES; n++) {
 		int r;
 
-		jsonl_path(path, sizeof(path), dir, "report-", pid, n);
-		r = reports_death(path, pid, sig);
+		jsonl_name(name, sizeof(name), "report-", pid, n);
+		r = reports_death(name, pid, sig);
 		if (r < 0)
 			break;
 		if (r > 0) {
@@ -323,11 +339,12 @@ void report_reaped(pid_t pid, int sig, uint64_t b)
 			return;
 		}
 	}
-	fd = jsonl_create(dir, "report-", pid, path, sizeof(path), 0);
-	if (fd >= 0) {
-		write_process(fd, pid, self, b, self);
-		write_end(fd, HOW_KILLED, 0, sig);
-		close(fd);
-	}
+	name[0] = '\0';
+	if (jsonl_create(&o, "report-", pid, name, sizeof(name), 0) != 0 ||
+	    write_process(&o, pid, self, b, self) != 0 ||
+	    write_end(&o, HOW_KILLED, 0, sig) != 0)
+		failed(self, name, errno);
+	if (name[0] != '\0' && owned_still(&o))
+		close(o.fd);
 	errno = saved;
 }

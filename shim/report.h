@@ -23,6 +23,14 @@
  * cut short (the process was killed while writing it).  Readers ignore
  * keys they do not know; a reader of format 1 refuses a higher format.
  *
+ * The files are made in the directory config_report_fd() names, with
+ * O_CREAT|O_EXCL|O_NOFOLLOW, mode 0600, on a descriptor checked before
+ * every line (owned.h).  A report that cannot be written (a full disk, the
+ * directory gone) is said once per process on the log.  The parent's look
+ * for a killed child's own report reads only a regular file of the user
+ * made since it began (jsonl_open_ours), and only its first and last
+ * bytes: a FIFO, another user's file or an old one is not the child's.
+ *
  * Who reports: a process whose line froze something (the freezer from its
  * first freeze on, and every child forked with fork() after it).  A
  * process that never froze and inherited no table writes nothing and

@@ -1,7 +1,7 @@
 /* table: the frozen regions (contract in table.h).  Called by api (the
  * public functions), fork (the atfork phases), init (configure), report,
- * the guard and its fault handler (the readers); calls down only: handle,
- * tree, readable, procpage, log, and the features' table_hook functions
+ * the guard, its fault handler and unmap (the readers); calls down only:
+ * handle, tree, readable, procpage, log, and the features' table_hook functions
  * registered from above.  No malloc; one lock, the table lock (writers and
  * fork); readers lock-free and async-signal-safe. */
 #include "table.h"
@@ -549,6 +549,16 @@ forkshim_handle table_find(const void *addr, size_t len)
 		return 0;
 	}
 	return e.handle;
+}
+
+int table_overlaps(uint64_t start, uint64_t end)
+{
+	struct tree_entry e;
+
+	/* Regions never overlap: the one starting last before end is the
+	 * only one that can reach past start. */
+	return end > start && LOAD_ACQ(&t.ready) &&
+	       tree_lookup(&t.tree, end - 1, &e) && e.end > start;
 }
 
 /* ---- writers ---- */

@@ -74,6 +74,9 @@ forkshim_handle table_freeze(const void *addr, size_t len, const char *name,
 int table_thaw(forkshim_handle h);
 const void *table_deref(forkshim_handle h, size_t *len);
 forkshim_handle table_find(const void *addr, size_t len);
+/* Whether a live region overlaps [start, end): lock-free,
+ * async-signal-safe (unmap.c). */
+int table_overlaps(uint64_t start, uint64_t end);
 int table_info(forkshim_handle h, struct forkshim_info *out);
 /* The line's freeze count when h was first frozen (for visible). */
 int table_fseq(forkshim_handle h, uint64_t *fseq);

@@ -1,7 +1,8 @@
 /* trace: backtraces, modules and symbols (contract in trace.h).  Called
  * by the guard (init, refresh, here), its fault handler and audit
- * (from_signal, module, symbol: async-signal-safe, no malloc, no lock);
- * calls nothing of the shim. */
+ * (from_signal, module, symbol: async-signal-safe, no malloc, no lock;
+ * known_module: normal context); calls owned only (libunwind's pipe is
+ * made on high descriptors). */
 #include "trace.h"
 
 #define UNW_LOCAL_ONLY
@@ -13,6 +14,8 @@
 #include <link.h>
 #include <string.h>
 #include <unistd.h>
+
+#include "owned.h"
 
 #define MAP_SEGS 2048
 #define MAP_MODS 1024
@@ -243,6 +246,35 @@ int trace_module(uint64_t ip, char *path, size_t size, uint64_t *offset)
 	return l.found;
 }
 
+struct known {
+	const char *want;
+	char *out;
+	size_t size;
+	int found;
+};
+
+static int match_module(struct dl_phdr_info *info, size_t size, void *arg)
+{
+	struct known *k = arg;
+	char name[TRACE_PATH_MAX];
+
+	(void)size;
+	module_name(info->dlpi_name, name, sizeof(name));
+	if (name[0] == '\0' || strcmp(name, k->want) != 0)
+		return 0;
+	copy_name(k->out, name, k->size);
+	k->found = 1;
+	return 1;
+}
+
+int trace_known_module(const char *path, char *out, size_t size)
+{
+	struct known k = {path, out, size, 0};
+
+	dl_iterate_phdr(match_module, &k);
+	return k.found;
+}
+
 /* Whether ip is in the shim itself. */
 static int is_self(uint64_t ip)
 {
@@ -265,14 +297,23 @@ size_t trace_map_size(void)
 int trace_init(void *map_memory)
 {
 	void *warm[8];
+	int held[1024], n;
 
 	map = map_memory;
 	trace_refresh();
-	if (!unwinder_ok && unwinder_open() < 0)
-		return -1;
-	/* Per-thread caches: no global cache lock for a handler to meet. */
-	unw.set_caching_policy(*unw.local_addr_space, UNW_CACHE_PER_THREAD);
-	unwinder_ok = unw.backtrace(warm, 8) > 0;
+	if (unwinder_ok)
+		return 0;
+	/* libunwind's set-up opens its memory-validation pipe, whose numbers
+	 * it keeps and reads and writes in our handler: high ones, away from
+	 * the numbers a program that closes its descriptors gets back. */
+	n = owned_hold_low(held, 1024);
+	if (unwinder_open() == 0) {
+		/* Per-thread caches: no global cache lock for a handler. */
+		unw.set_caching_policy(*unw.local_addr_space,
+		                       UNW_CACHE_PER_THREAD);
+		unwinder_ok = unw.backtrace(warm, 8) > 0;
+	}
+	owned_release_low(held, n);
 	return unwinder_ok ? 0 : -1;
 }
 

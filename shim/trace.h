@@ -53,4 +53,9 @@ int trace_module(uint64_t ip, char *path, size_t size, uint64_t *offset);
 int trace_symbol(const char *path, uint64_t offset, char *name, size_t size,
                  uint64_t *within);
 
+/* Whether path names a module loaded in this process now (the main
+ * program by its /proc/self/exe path): copies the process's own name for
+ * it into out; 1, or 0.  Normal context (dl_iterate_phdr's lock). */
+int trace_known_module(const char *path, char *out, size_t size);
+
 #endif
