@@ -163,9 +163,7 @@ static int fail(struct host_run *r, const char *what, int err)
 	return -1;
 }
 
-/* Reads both pipes to EOF: 1, 0 when the deadline passed first, -1 with
- * r->error on a failure.  Both are closed on return. */
-static int drain(int out_fd, int err_fd, struct host_run *r, double deadline)
+int host_drain(int out_fd, int err_fd, struct host_run *r, double deadline)
 {
 	struct pollfd fds[2] = {{.fd = out_fd, .events = POLLIN},
 	                        {.fd = err_fd, .events = POLLIN}};
@@ -307,7 +305,7 @@ int host_run(struct host_run *r, const char *const argv[],
 		return -1;
 	}
 
-	drained = drain(out[0], err[0], r, deadline);
+	drained = host_drain(out[0], err[0], r, deadline);
 	if (drained <= 0) {
 		r->timed_out = drained == 0;
 		kill(-r->pid, SIGKILL);

@@ -104,6 +104,12 @@ bool host_exited_with(const struct host_run *r, int code);
 /* True when the run ended by signal sig, not by a timeout. */
 bool host_died_of(const struct host_run *r, int sig);
 
+/* Reads two pipes (a host's stdout and stderr) into r->out and r->err to
+ * EOF: 1, 0 when the deadline (host_now() seconds) passed first, -1 with
+ * r->error on a failure.  Both are closed on return.  For drivers that
+ * start a host themselves to talk to it on its stdin (tests/hostile). */
+int host_drain(int out_fd, int err_fd, struct host_run *r, double deadline);
+
 /* Seconds on the monotonic clock. */
 double host_now(void);
 

@@ -36,20 +36,21 @@ static void run_family(struct hr *h, const char *dir, const char *guard)
 {
 	char report[256], gd[64];
 	const char *extra[3] = {report, NULL, NULL};
-	const char *envp[16];
+	struct host_env envp;
 
 	snprintf(report, sizeof(report), "FORKSHIM_REPORT=%s", dir);
 	if (guard != NULL) {
 		snprintf(gd, sizeof(gd), "FORKSHIM_GUARD=%s", guard);
 		extra[1] = gd;
 	}
-	hr_run(h, family_argv, hr_env(envp, extra), 15);
+	hr_run(h, family_argv, hr_env(&envp, extra), 15);
 }
 
 /* The program's own lines are the same as without the shim. */
 static void expect_family_ran(const struct hr *h)
 {
-	cr_expect(e2e_exited_with(&h->r, 0), E2E_RUN_FMT, E2E_RUN_ARGS(h->r));
+	cr_expect(host_exited_with(&h->r, 0), HOST_RUN_FMT,
+	          HOST_RUN_ARGS(h->r));
 	cr_expect(strstr(h->r.out.data, "exited 0\n") != NULL, "%s",
 	          h->r.out.data);
 }
@@ -95,8 +96,8 @@ Test(dir, another_users_directory_is_refused_and_its_fifo_never_opened)
 	p = *shared;
 	munmap(shared, sizeof(*shared));
 	run_family(&h, p.dir, "audit");
-	cr_expect(!h.r.timed_out, "hung (a FIFO opened?): " E2E_RUN_FMT,
-	          E2E_RUN_ARGS(h.r));
+	cr_expect(!h.r.timed_out, "hung (a FIFO opened?): " HOST_RUN_FMT,
+	          HOST_RUN_ARGS(h.r));
 	expect_family_ran(&h);
 	expect_refused(&h, p.dir, "uid 65534", "mode 0777");
 	cr_expect_eq(hr_count(p.dir, "report-"), 0, "reports written there");
@@ -181,13 +182,13 @@ Test(environ, a_value_overwritten_in_place_is_not_followed)
 	const char *argv[] = {HOSTILE_HOST, "title", "copy", other, NULL};
 	char report[128];
 	const char *extra[] = {report, NULL};
-	const char *envp[16];
+	struct host_env envp;
 	struct hr h;
 
 	hr_mkdtemp(dir, sizeof(dir), "title");
 	hr_mkdtemp(other, sizeof(other), "title");
 	snprintf(report, sizeof(report), "FORKSHIM_REPORT=%s", dir);
-	hr_run(&h, argv, hr_env(envp, extra), 15);
+	hr_run(&h, argv, hr_env(&envp, extra), 15);
 	expect_family_ran(&h);
 	cr_expect_eq(hr_count(other, "report-"), 0,
 	             "reports followed the new title");
@@ -202,12 +203,12 @@ Test(environ, a_zeroed_environment_block_sends_nothing_to_the_root)
 	const char *argv[] = {HOSTILE_HOST, "title", "zero", NULL};
 	char report[128];
 	const char *extra[] = {report, NULL};
-	const char *envp[16];
+	struct host_env envp;
 	struct hr h;
 
 	hr_mkdtemp(dir, sizeof(dir), "zero");
 	snprintf(report, sizeof(report), "FORKSHIM_REPORT=%s", dir);
-	hr_run(&h, argv, hr_env(envp, extra), 15);
+	hr_run(&h, argv, hr_env(&envp, extra), 15);
 	expect_family_ran(&h);
 	remove_at_root(h.r.out.data, "pid ");
 	remove_at_root(h.r.out.data, "child ");

@@ -28,12 +28,13 @@ TestSuite(fd, .init = setup, .fini = teardown, .timeout = 60);
 static void run_reuse(struct hr *h, const char *kind, const char *const *extra)
 {
 	const char *argv[] = {HOSTILE_HOST, "reuse", kind, data, logpath, NULL};
-	const char *envp[16];
+	struct host_env envp;
 
-	hr_run(h, argv, hr_env(envp, extra), 15);
-	cr_expect(e2e_exited_with(&h->r, 0), E2E_RUN_FMT, E2E_RUN_ARGS(h->r));
+	hr_run(h, argv, hr_env(&envp, extra), 15);
+	cr_expect(host_exited_with(&h->r, 0), HOST_RUN_FMT,
+	          HOST_RUN_ARGS(h->r));
 	cr_expect(strstr(h->r.out.data, "child exited 0\n") != NULL,
-	          E2E_RUN_FMT, E2E_RUN_ARGS(h->r));
+	          HOST_RUN_FMT, HOST_RUN_ARGS(h->r));
 }
 
 static void expect_data_intact(void)

@@ -20,7 +20,18 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 
-#include "../e2e/e2e_run.h"
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "run_host.h"
 
 #define HR_NOBODY 65534
 
@@ -28,26 +39,19 @@ struct hr {
 	pid_t pid;
 	int in, out, err;
 	double deadline;
-	struct e2e_run r;
+	struct host_run r;
 	struct rusage ru;
 };
 
-/* envp: the shim, PATH, LC_ALL and the extra FORKSHIM_* given (NULL
- * ended). */
-static inline const char **hr_env(const char **envp, const char *const *extra)
+/* envp: the shim (the sanitizer runtime first), PATH, LC_ALL and the
+ * extra FORKSHIM_* given (NULL ended), in e. */
+static inline const char *const *hr_env(struct host_env *e,
+                                        const char *const *extra)
 {
-	static const char *const san[] = {SANITIZER_ENV NULL};
-	int n = 0;
-
-	envp[n++] = FORKSHIM_PRELOAD_VAR;
-	for (int i = 0; san[i] != NULL; i++)
-		envp[n++] = san[i];
-	envp[n++] = E2E_PATH;
-	envp[n++] = "LC_ALL=C";
+	host_env_shim(e);
 	for (int i = 0; extra != NULL && extra[i] != NULL; i++)
-		envp[n++] = extra[i];
-	envp[n] = NULL;
-	return envp;
+		host_env_add(e, "%s", extra[i]);
+	return e->vars;
 }
 
 static inline void hr_start(struct hr *h, const char *const argv[],
@@ -58,9 +62,9 @@ static inline void hr_start(struct hr *h, const char *const argv[],
 	int in[2], out[2], err[2], rc;
 
 	memset(h, 0, sizeof(*h));
-	h->deadline = e2e_now() + timeout_s;
-	e2e_buf_append(&h->r.out, "", 0);
-	e2e_buf_append(&h->r.err, "", 0);
+	h->deadline = host_now() + timeout_s;
+	host_buf_append(&h->r.out, "", 0);
+	host_buf_append(&h->r.err, "", 0);
 	cr_assert_eq(pipe2(in, O_CLOEXEC), 0);
 	cr_assert_eq(pipe2(out, O_CLOEXEC), 0);
 	cr_assert_eq(pipe2(err, O_CLOEXEC), 0);
@@ -104,13 +108,13 @@ static inline long hr_wait_for(struct hr *h, const char *prefix)
 				return strtol(l + strlen(prefix), NULL, 0);
 			l = nl + 1;
 		}
-		left = h->deadline - e2e_now();
+		left = h->deadline - host_now();
 		if (left <= 0 || poll(&p, 1, (int)(left * 1000) + 1) <= 0)
 			return -1;
 		got = read(h->out, chunk, sizeof(chunk));
 		if (got <= 0)
 			return -1;
-		e2e_buf_append(&h->r.out, chunk, (size_t)got);
+		host_buf_append(&h->r.out, chunk, (size_t)got);
 	}
 }
 
@@ -124,11 +128,12 @@ static inline void hr_go(struct hr *h)
 static inline void hr_finish(struct hr *h)
 {
 	close(h->in);
-	if (!e2e_drain(h->out, h->err, &h->r, h->deadline)) {
+	int drained = host_drain(h->out, h->err, &h->r, h->deadline);
+
+	cr_assert_geq(drained, 0, "%s", h->r.error);
+	if (drained == 0) {
 		h->r.timed_out = true;
 		kill(-h->pid, SIGKILL);
-		close(h->out);
-		close(h->err);
 	}
 	while (wait4(h->pid, &h->r.status, 0, &h->ru) < 0)
 		cr_assert_eq(errno, EINTR, "wait4: %s", strerror(errno));

@@ -91,10 +91,10 @@ static void start_scan(struct hr *h, const char *const *argv, long *pid,
 {
 	char report[128];
 	const char *extra[] = {"FORKSHIM_GUARD=audit", report, NULL};
-	const char *envp[16];
+	struct host_env envp;
 
 	snprintf(report, sizeof(report), "FORKSHIM_REPORT=%s", dir);
-	hr_start(h, argv, hr_env(envp, extra), 15);
+	hr_start(h, argv, hr_env(&envp, extra), 15);
 	*pid = hr_wait_for(h, "pid ");
 	*off = hr_wait_for(h, "secret ");
 	cr_assert_gt(*pid, 0, "host did not start: %s", h->r.err.data);
@@ -102,8 +102,9 @@ static void start_scan(struct hr *h, const char *const *argv, long *pid,
 
 static void expect_ran(const struct hr *h)
 {
-	cr_expect(!h->r.timed_out, "hung: " E2E_RUN_FMT, E2E_RUN_ARGS(h->r));
-	cr_expect(e2e_exited_with(&h->r, 0), E2E_RUN_FMT, E2E_RUN_ARGS(h->r));
+	cr_expect(!h->r.timed_out, "hung: " HOST_RUN_FMT, HOST_RUN_ARGS(h->r));
+	cr_expect(host_exited_with(&h->r, 0), HOST_RUN_FMT,
+	          HOST_RUN_ARGS(h->r));
 	cr_expect(strstr(h->r.out.data, "exited 0\n") != NULL, "%s",
 	          h->r.out.data);
 }
@@ -241,7 +242,7 @@ Test(scan, module_paths_come_from_the_process_not_the_file)
 	           &off);
 	hr_go(&h);
 	hr_finish(&h);
-	e2e_run_free(&h.r);
+	host_run_free(&h.r);
 	snprintf(offset, sizeof(offset), "0x%lx", off);
 	start_scan(&h, argv, &pid, &off);
 	hr_go(&h);
@@ -265,10 +266,10 @@ static void start_reap(struct hr *h, long *child)
 	const char *argv[] = {HOSTILE_HOST, "reap", NULL};
 	char report[128];
 	const char *extra[] = {report, NULL};
-	const char *envp[16];
+	struct host_env envp;
 
 	snprintf(report, sizeof(report), "FORKSHIM_REPORT=%s", dir);
-	hr_start(h, argv, hr_env(envp, extra), 15);
+	hr_start(h, argv, hr_env(&envp, extra), 15);
 	*child = hr_wait_for(h, "child ");
 	cr_assert_gt(*child, 0, "host did not start: %s", h->r.err.data);
 }
@@ -277,8 +278,9 @@ static void expect_reaped(const struct hr *h, long child)
 {
 	char needle[64];
 
-	cr_expect(!h->r.timed_out, "hung: " E2E_RUN_FMT, E2E_RUN_ARGS(h->r));
-	cr_expect(e2e_exited_with(&h->r, 0), E2E_RUN_FMT, E2E_RUN_ARGS(h->r));
+	cr_expect(!h->r.timed_out, "hung: " HOST_RUN_FMT, HOST_RUN_ARGS(h->r));
+	cr_expect(host_exited_with(&h->r, 0), HOST_RUN_FMT,
+	          HOST_RUN_ARGS(h->r));
 	snprintf(needle, sizeof(needle), "reaped %ld signal 9\n", child);
 	cr_expect(strstr(h->r.out.data, needle) != NULL, "%s", h->r.out.data);
 }

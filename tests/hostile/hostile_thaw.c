@@ -14,10 +14,11 @@ TestSuite(thaw, .timeout = 60);
 static void run_remap(struct hr *h, const char *how)
 {
 	const char *argv[] = {HOSTILE_HOST, "remap", how, NULL};
-	const char *envp[16];
+	struct host_env envp;
 
-	hr_run(h, argv, hr_env(envp, NULL), 15);
-	cr_expect(e2e_exited_with(&h->r, 0), E2E_RUN_FMT, E2E_RUN_ARGS(h->r));
+	hr_run(h, argv, hr_env(&envp, NULL), 15);
+	cr_expect(host_exited_with(&h->r, 0), HOST_RUN_FMT,
+	          HOST_RUN_ARGS(h->r));
 }
 
 static void expect_page(const struct hr *h, int n, const char *perms)

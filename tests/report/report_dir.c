@@ -23,11 +23,12 @@ static void setup(void)
 static void rm_rf(const char *path)
 {
 	const char *argv[] = {"/bin/rm", "-rf", path, NULL};
-	struct guard_env e;
-	struct e2e_run r;
+	struct host_env e;
+	struct host_run r;
 
-	e2e_run(&r, argv, guard_env(&e, NULL, NULL, 0), 30);
-	e2e_run_free(&r);
+	HOST_RUN(&r, argv, .envp = guard_env(&e, NULL, NULL, 0),
+	         .timeout_s = 30);
+	host_run_free(&r);
 }
 
 static void teardown(void)
@@ -37,12 +38,8 @@ static void teardown(void)
 
 TestSuite(report_dir, .init = setup, .fini = teardown, .timeout = 120);
 
-static const char *const env[] = {
-    E2E_PATH, "LC_ALL=C", SANITIZER_ENV "LD_PRELOAD=" FORKSHIM_SANITIZER_RT,
-    NULL};
-
 /* forkshim --report path -- sh -c 'echo "$FORKSHIM_REPORT"' */
-static void launch(struct e2e_run *r, const char *path)
+static void launch(struct host_run *r, const char *path)
 {
 	const char *argv[] = {REPORT_LAUNCHER,
 	                      "--report",
@@ -52,8 +49,12 @@ static void launch(struct e2e_run *r, const char *path)
 	                      "-c",
 	                      "echo \"$FORKSHIM_REPORT\"",
 	                      NULL};
+	struct host_env e;
 
-	e2e_run(r, argv, env, 30);
+	host_env_plain(&e);
+	host_env_sanitizer(&e);
+	host_env_runtime(&e);
+	HOST_RUN(r, argv, .envp = e.vars, .timeout_s = 30);
 }
 
 static void in_base(char *out, size_t size, const char *name)
@@ -71,51 +72,52 @@ static void as_nobody(const char *script)
 	                      "-c",
 	                      script,
 	                      NULL};
-	struct guard_env e;
-	struct e2e_run r;
+	struct host_env e;
+	struct host_run r;
 
-	e2e_run(&r, argv, guard_env(&e, NULL, NULL, 0), 30);
-	cr_assert(e2e_exited_with(&r, 0), "as nobody: %s: " E2E_RUN_FMT, script,
-	          E2E_RUN_ARGS(r));
-	e2e_run_free(&r);
+	HOST_RUN(&r, argv, .envp = guard_env(&e, NULL, NULL, 0),
+	         .timeout_s = 30);
+	cr_assert(host_exited_with(&r, 0), "as nobody: %s: " HOST_RUN_FMT,
+	          script, HOST_RUN_ARGS(r));
+	host_run_free(&r);
 }
 
 /* Refused: exit 2, nothing run, a message with each of says. */
 static void refused(const char *path, const char *const says[])
 {
-	struct e2e_run r;
+	struct host_run r;
 
 	launch(&r, path);
-	cr_expect(e2e_exited_with(&r, 2), "%s: " E2E_RUN_FMT, path,
-	          E2E_RUN_ARGS(r));
+	cr_expect(host_exited_with(&r, 2), "%s: " HOST_RUN_FMT, path,
+	          HOST_RUN_ARGS(r));
 	cr_expect_str_empty(r.out.data, "%s: the command ran", path);
 	for (int i = 0; says[i] != NULL; i++)
 		cr_expect(strstr(r.err.data, says[i]) != NULL,
 		          "%s: expected \"%s\" in:\n%s", path, says[i],
 		          r.err.data);
-	e2e_run_free(&r);
+	host_run_free(&r);
 }
 
 Test(report_dir, a_missing_directory_is_made_0700)
 {
 	char path[128], line[160];
 	struct stat st;
-	struct e2e_run r;
+	struct host_run r;
 
 	in_base(path, sizeof(path), "reports");
 	launch(&r, path);
-	cr_assert(e2e_exited_with(&r, 0), E2E_RUN_FMT, E2E_RUN_ARGS(r));
+	cr_assert(host_exited_with(&r, 0), HOST_RUN_FMT, HOST_RUN_ARGS(r));
 	snprintf(line, sizeof(line), "%s\n", path);
 	cr_expect_str_eq(r.out.data, line);
 	cr_assert_eq(lstat(path, &st), 0);
 	cr_expect(S_ISDIR(st.st_mode) && (st.st_mode & 07777) == 0700 &&
 	              st.st_uid == geteuid(),
 	          "mode %o uid %u", st.st_mode, st.st_uid);
-	e2e_run_free(&r);
+	host_run_free(&r);
 	/* And, now ours and private, it is accepted as it is. */
 	launch(&r, path);
-	cr_expect(e2e_exited_with(&r, 0), E2E_RUN_FMT, E2E_RUN_ARGS(r));
-	e2e_run_free(&r);
+	cr_expect(host_exited_with(&r, 0), HOST_RUN_FMT, HOST_RUN_ARGS(r));
+	host_run_free(&r);
 }
 
 Test(report_dir, a_missing_parent_is_an_error_not_made)

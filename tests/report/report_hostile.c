@@ -10,6 +10,7 @@
  * a message naming the file and the region, and no percent shown is above
  * 100.  Every run is bounded by a timeout: a report that blocks fails. */
 #include <criterion/criterion.h>
+#include <fcntl.h>
 #include <sys/stat.h>
 
 #include "../guard/guard_run.h"
@@ -23,18 +24,19 @@ static void setup(void)
 
 static void teardown(void)
 {
-	guard_rmdir(dir);
+	host_rmtree(dir);
 }
 
 TestSuite(hostile, .init = setup, .fini = teardown, .timeout = 240);
 
-static void report(struct e2e_run *r, const char *a, const char *b,
+static void report(struct host_run *r, const char *a, const char *b,
                    const char *c, int timeout_s)
 {
 	const char *argv[] = {REPORT_LAUNCHER, "report", a, b, c, NULL};
-	struct guard_env e;
+	struct host_env e;
 
-	e2e_run(r, argv, guard_env(&e, NULL, NULL, 0), timeout_s);
+	HOST_RUN(r, argv, .envp = guard_env(&e, NULL, NULL, 0),
+	         .timeout_s = timeout_s);
 }
 
 static void put(const char *name, const char *text)
@@ -111,11 +113,11 @@ static bool has_control(const char *s)
 
 Test(hostile, strings_reach_the_terminal_escaped)
 {
-	struct e2e_run r;
+	struct host_run r;
 
 	family(EVIL, "fn\\u001b]0;title\\u0007", "exit\\u001b[31m");
 	report(&r, dir, NULL, NULL, 30);
-	cr_assert(e2e_exited_with(&r, 0), E2E_RUN_FMT, E2E_RUN_ARGS(r));
+	cr_assert(host_exited_with(&r, 0), HOST_RUN_FMT, HOST_RUN_ARGS(r));
 	cr_expect(!has_control(r.out.data), "raw control bytes in:\n%s",
 	          r.out.data);
 	cr_expect(strstr(r.out.data, "\nforged line") == NULL, "%s",
@@ -126,38 +128,39 @@ Test(hostile, strings_reach_the_terminal_escaped)
 	          "the name shown escaped:\n%s", r.out.data);
 	cr_expect(strstr(r.out.data, "fn\\x1b]0;title\\x07 (host)") != NULL,
 	          "the writer shown escaped:\n%s", r.out.data);
-	e2e_run_free(&r);
+	host_run_free(&r);
 }
 
 /* A name that is itself a file name: every message naming a file shows
  * it escaped too. */
 Test(hostile, file_names_in_messages_are_escaped)
 {
-	struct e2e_run r;
+	struct host_run r;
 
 	family("plain", "f", "exit");
 	put("report-9\x1b[2J\r.jsonl", "not json\n");
 	report(&r, dir, NULL, NULL, 30);
-	cr_assert(e2e_exited_with(&r, 0), E2E_RUN_FMT, E2E_RUN_ARGS(r));
+	cr_assert(host_exited_with(&r, 0), HOST_RUN_FMT, HOST_RUN_ARGS(r));
 	cr_expect(!has_control(r.err.data), "raw control bytes in:\n%s",
 	          r.err.data);
 	cr_expect(strstr(r.err.data, "report-9\\x1b[2J\\r.jsonl: skipped") !=
 	              NULL,
 	          "%s", r.err.data);
-	e2e_run_free(&r);
+	host_run_free(&r);
 }
 
 /* Runs a python3 check on a file: exit 0 or the failure is shown. */
 static void python_check(const char *code, const char *path)
 {
 	const char *argv[] = {"/usr/bin/python3", "-I", "-c", code, path, NULL};
-	struct guard_env e;
-	struct e2e_run r;
+	struct host_env e;
+	struct host_run r;
 
-	e2e_run(&r, argv, guard_env(&e, NULL, NULL, 0), 30);
-	cr_expect(e2e_exited_with(&r, 0), "%s: " E2E_RUN_FMT, path,
-	          E2E_RUN_ARGS(r));
-	e2e_run_free(&r);
+	HOST_RUN(&r, argv, .envp = guard_env(&e, NULL, NULL, 0),
+	         .timeout_s = 30);
+	cr_expect(host_exited_with(&r, 0), "%s: " HOST_RUN_FMT, path,
+	          HOST_RUN_ARGS(r));
+	host_run_free(&r);
 }
 
 static void save(const char *path, const char *text)
@@ -182,7 +185,7 @@ Test(hostile, json_output_is_valid_json)
 	    "assert not any(ord(c) < 32 for c in text[:-1]), 'raw control'\n";
 	char path[] = "/tmp/forkshim-json-XXXXXX";
 	int fd = mkstemp(path);
-	struct e2e_run r;
+	struct host_run r;
 
 	cr_assert(fd >= 0);
 	close(fd);
@@ -193,13 +196,13 @@ Test(hostile, json_output_is_valid_json)
 	    "{\"type\":\"end\",\"how\":\"exit\xc0\",\"status\":0,"
 	    "\"signal\":0}\n");
 	report(&r, "--json", dir, NULL, 30);
-	cr_assert(e2e_exited_with(&r, 0), E2E_RUN_FMT, E2E_RUN_ARGS(r));
+	cr_assert(host_exited_with(&r, 0), HOST_RUN_FMT, HOST_RUN_ARGS(r));
 	save(path, r.out.data);
 	python_check(strict, path);
 	cr_expect(strstr(r.err.data, "report-102.jsonl: skipped") != NULL, "%s",
 	          r.err.data);
 	unlink(path);
-	e2e_run_free(&r);
+	host_run_free(&r);
 }
 
 Test(hostile, svg_is_well_formed_xml)
@@ -210,17 +213,17 @@ Test(hostile, svg_is_well_formed_xml)
 	    "assert not any(e.tag.endswith('script') for e in t.iter())\n";
 	char path[] = "/tmp/forkshim-svg-XXXXXX";
 	int fd = mkstemp(path);
-	struct e2e_run r;
+	struct host_run r;
 
 	cr_assert(fd >= 0);
 	close(fd);
 	family("<script>alert(1)</script>&\\\"\\u0001", "f",
 	       "</text><script>x</script>");
 	report(&r, "--svg", path, dir, 30);
-	cr_assert(e2e_exited_with(&r, 0), E2E_RUN_FMT, E2E_RUN_ARGS(r));
+	cr_assert(host_exited_with(&r, 0), HOST_RUN_FMT, HOST_RUN_ARGS(r));
 	python_check(parse, path);
 	unlink(path);
-	e2e_run_free(&r);
+	host_run_free(&r);
 }
 
 /* ---- files another user plants ---- */
@@ -235,19 +238,20 @@ static void as_nobody(const char *script)
 	                      "-c",
 	                      script,
 	                      NULL};
-	struct guard_env e;
-	struct e2e_run r;
+	struct host_env e;
+	struct host_run r;
 
-	e2e_run(&r, argv, guard_env(&e, NULL, NULL, 0), 30);
-	cr_assert(e2e_exited_with(&r, 0), "as nobody: %s: " E2E_RUN_FMT, script,
-	          E2E_RUN_ARGS(r));
-	e2e_run_free(&r);
+	HOST_RUN(&r, argv, .envp = guard_env(&e, NULL, NULL, 0),
+	         .timeout_s = 30);
+	cr_assert(host_exited_with(&r, 0), "as nobody: %s: " HOST_RUN_FMT,
+	          script, HOST_RUN_ARGS(r));
+	host_run_free(&r);
 }
 
 Test(hostile, a_fifo_and_a_link_to_dev_zero_from_another_user_are_skipped)
 {
 	char script[512];
-	struct e2e_run r;
+	struct host_run r;
 
 	if (geteuid() != 0)
 		cr_skip_test("needs root to act as a second user");
@@ -261,7 +265,7 @@ Test(hostile, a_fifo_and_a_link_to_dev_zero_from_another_user_are_skipped)
 	         dir);
 	as_nobody(script);
 	report(&r, dir, NULL, NULL, 20);
-	cr_assert(e2e_exited_with(&r, 0), E2E_RUN_FMT, E2E_RUN_ARGS(r));
+	cr_assert(host_exited_with(&r, 0), HOST_RUN_FMT, HOST_RUN_ARGS(r));
 	cr_expect(strstr(r.out.data, "2 processes, 1 region") != NULL, "%s",
 	          r.out.data);
 	cr_expect(strstr(r.err.data, "report-666.jsonl: skipped: not a "
@@ -273,7 +277,7 @@ Test(hostile, a_fifo_and_a_link_to_dev_zero_from_another_user_are_skipped)
 	              strstr(r.err.data, "audit-669.jsonl: skipped: a "
 	                                 "symbolic link") != NULL,
 	          "%s", r.err.data);
-	e2e_run_free(&r);
+	host_run_free(&r);
 }
 
 /* A sparse file of 2 GiB and a 2 MiB line: skipped by their sizes, not
@@ -281,7 +285,7 @@ Test(hostile, a_fifo_and_a_link_to_dev_zero_from_another_user_are_skipped)
 Test(hostile, a_huge_file_and_a_long_line_are_skipped)
 {
 	char path[256];
-	struct e2e_run r;
+	struct host_run r;
 	FILE *f;
 	int fd;
 
@@ -300,13 +304,13 @@ Test(hostile, a_huge_file_and_a_long_line_are_skipped)
 	fputs("\"}\n", f);
 	fclose(f);
 	report(&r, dir, NULL, NULL, 60);
-	cr_assert(e2e_exited_with(&r, 0), E2E_RUN_FMT, E2E_RUN_ARGS(r));
+	cr_assert(host_exited_with(&r, 0), HOST_RUN_FMT, HOST_RUN_ARGS(r));
 	cr_expect(strstr(r.err.data, "report-700.jsonl: skipped: larger "
 	                             "than") != NULL &&
 	              strstr(r.err.data, "audit-701.jsonl: skipped: line 1 "
 	                                 "is longer than") != NULL,
 	          "%s", r.err.data);
-	e2e_run_free(&r);
+	host_run_free(&r);
 }
 
 /* ---- many regions ---- */
@@ -373,17 +377,18 @@ Test(hostile, a_hundred_thousand_regions_are_all_shown_right, .timeout = 800)
 	char out[128];
 	const char *argv[] = {"/bin/sh", "-c", script, REPORT_LAUNCHER,
 	                      dir,       out,  NULL};
-	struct guard_env e;
-	struct e2e_run r;
+	struct host_env e;
+	struct host_run r;
 	char *table;
 
 	many_regions();
 	snprintf(out, sizeof(out), "%s/table.txt", dir);
 	/* Generous: a sanitizer build on a loaded machine; the quadratic
 	 * reader did not finish in 120 s here. */
-	e2e_run(&r, argv, guard_env(&e, NULL, NULL, 0), 600);
-	cr_assert(e2e_exited_with(&r, 0), E2E_RUN_FMT, E2E_RUN_ARGS(r));
-	table = guard_slurp(out);
+	HOST_RUN(&r, argv, .envp = guard_env(&e, NULL, NULL, 0),
+	         .timeout_s = 600);
+	cr_assert(host_exited_with(&r, 0), HOST_RUN_FMT, HOST_RUN_ARGS(r));
+	table = host_read_file(out, NULL);
 	cr_assert_not_null(table);
 	cr_expect(strstr(table, "2 processes, 100000 regions") != NULL,
 	          "%.300s", table);
@@ -396,7 +401,7 @@ Test(hostile, a_hundred_thousand_regions_are_all_shown_right, .timeout = 800)
 	        lines_with(table, "mapped by 2 processes") == MANY,
 	    "%.600s", table);
 	free(table);
-	e2e_run_free(&r);
+	host_run_free(&r);
 }
 
 /* ---- figures that cannot be ---- */
@@ -424,7 +429,7 @@ Test(hostile, impossible_figures_skip_their_region)
 	     "pages 400 do not cover size 16384"},
 	};
 	char text[8192], *at = text;
-	struct e2e_run r;
+	struct host_run r;
 
 	family("good", "f", "exit");
 	at += sprintf(at, "{\"type\":\"process\",\"format\":1,\"pid\":102,"
@@ -449,7 +454,7 @@ Test(hostile, impossible_figures_skip_their_region)
 	    "\"swapped\":0}\n"
 	    "{\"type\":\"end\",\"how\":\"exit\",\"status\":0,\"signal\":0}\n");
 	report(&r, dir, NULL, NULL, 30);
-	cr_assert(e2e_exited_with(&r, 0), E2E_RUN_FMT, E2E_RUN_ARGS(r));
+	cr_assert(host_exited_with(&r, 0), HOST_RUN_FMT, HOST_RUN_ARGS(r));
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		char says[256];
 
@@ -478,5 +483,5 @@ Test(hostile, impossible_figures_skip_their_region)
 			num--;
 		cr_expect(strtod(num, NULL) <= 100.0, "%s", r.out.data);
 	}
-	e2e_run_free(&r);
+	host_run_free(&r);
 }
