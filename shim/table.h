@@ -90,6 +90,9 @@ uint64_t table_line_freezes(void);
  * the first freeze).  There is no child phase: a child adopts the table lazily,
  * whichever way it was made (see adopt in table.c). */
 uint64_t table_prepare(void);
+/* Maps the procpage if this process has none yet (the fork wrappers call
+ * it): 0, or -1 when it cannot be made. */
+int table_procpage(void);
 void table_parent(void);
 
 #endif
