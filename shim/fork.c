@@ -268,7 +268,10 @@ static void on_prepare(void)
 	uint64_t birth = table_prepare(), self = (uint64_t)pthread_self();
 	uint32_t pick;
 
-	if (pp == NULL)
+	/* No table yet: birth point 0, which take_birth answers when it
+	 * finds no record (no record of a table-less fork can be stale with
+	 * another value: the table, once made, stays). */
+	if (pp == NULL || birth == 0)
 		return;
 	pick = claim_birth();
 	__atomic_store_n(&pp->births[pick].birth, birth, __ATOMIC_RELAXED);
@@ -337,37 +340,19 @@ int fork_init(void)
 	return real_fork != NULL && real_waitid != NULL ? 0 : -1;
 }
 
-/* ---- threads inside fork ---- */
-
-/* While glibc's fork runs, the forking thread of a multi-threaded process
- * holds glibc's atfork lock, and from our prepare handler on, the table
- * lock.  A signal handler that froze or thawed on that thread could wait
- * for the table lock held by another thread whose own signal handler is
- * forking (waiting for the atfork lock): both would hang.  So a freeze or
- * thaw from a thread inside a fork wrapper answers EDEADLK (table.c asks
- * procpage_forking),
- * and the wrappers leave the signal mask alone: the program's atfork
- * handlers run with the mask it set, and its signals arrive when they
- * would without us.  A slot per forking thread in the procpage (no
- * thread-local write: see table_prepare); with all taken, the fork goes
- * unmarked. */
-static uint32_t inside_enter(uint64_t self)
-{
-	for (uint32_t i = 0; i < PROC_FORKING_MAX; i++) {
-		uint64_t none = 0;
-
-		if (LOAD(&pp->in_fork[i]) == 0 &&
-		    CAS(&pp->in_fork[i], &none, self))
-			return i;
-	}
-	return PROC_FORKING_MAX;
-}
-
-static void inside_leave(uint32_t slot)
-{
-	if (pp != NULL && slot < PROC_FORKING_MAX)
-		__atomic_store_n(&pp->in_fork[slot], 0, __ATOMIC_RELEASE);
-}
+/* ---- signals ----
+ *
+ * The wrappers leave the signal mask alone: the program's atfork handlers
+ * run with the mask it set, and its signals arrive when they would without
+ * us (issue 13).  A signal handler that freezes or thaws on a thread whose
+ * fork holds the table lock (from our prepare handler to our parent
+ * handler) answers EDEADLK (table.c, lock_mine), as the program's own
+ * atfork handlers registered before ours do.  Outside that window the
+ * handler's write takes the lock like any other: the thread holds at most
+ * glibc's atfork lock, which no holder of the table lock waits for (a
+ * fork from the handler of a thread in the middle of a write would: in a
+ * multi-threaded process that fork deadlocks in glibc with or without us,
+ * as a fork from a handler that interrupted fork does). */
 
 /* ---- wrappers: thin, they exist to learn the child's pid ---- */
 
@@ -380,17 +365,15 @@ static void inside_leave(uint32_t slot)
 /* fork starts a page, the hot ones after it fill the rest: one page. */
 #define HOT_FIRST __attribute__((hot, aligned(4096)))
 
-/* Before the real fork: init, the procpage, and this thread marked. */
-static uint32_t fork_enter(void)
+/* Before the real fork: init and the procpage. */
+static void fork_enter(void)
 {
 	forkshim_ensure_init();
-	if (table_procpage() < 0)
-		return PROC_FORKING_MAX;
-	return inside_enter((uint64_t)pthread_self());
+	table_procpage();
 }
 
 /* In the parent after the real fork. */
-static void fork_leave(pid_t pid, uint32_t slot)
+static void fork_leave(pid_t pid)
 {
 	if (pp == NULL)
 		return;
@@ -398,43 +381,38 @@ static void fork_leave(pid_t pid, uint32_t slot)
 		record_child(pid, take_birth());
 	else
 		take_birth(); /* the fork failed: drop our birth record */
-	inside_leave(slot);
 }
 
 EXPORT HOT_FIRST pid_t fork(void)
 {
-	uint32_t slot;
 	pid_t pid;
 
-	slot = fork_enter();
+	fork_enter();
 	if (real_fork == NULL) {
-		inside_leave(slot);
 		errno = ENOSYS;
 		return -1;
 	}
 	pid = real_fork();
 	if (pid == 0)
 		return 0; /* the child touches nothing of ours */
-	fork_leave(pid, slot);
+	fork_leave(pid);
 	return pid;
 }
 
 EXPORT pid_t forkpty(int *amaster, char *name, const struct termios *termp,
                      const struct winsize *winp)
 {
-	uint32_t slot;
 	pid_t pid;
 
-	slot = fork_enter();
+	fork_enter();
 	if (real_forkpty == NULL) {
-		inside_leave(slot);
 		errno = ENOSYS;
 		return -1;
 	}
 	pid = real_forkpty(amaster, name, termp, winp);
 	if (pid == 0)
 		return 0;
-	fork_leave(pid, slot);
+	fork_leave(pid);
 	return pid;
 }
 

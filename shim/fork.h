@@ -6,9 +6,8 @@
  * RTLD_NEXT, never on the fork path), at the first use.  The wrappers map
  * the procpage at the first fork, and only add the child's pid and birth
  * point to a fixed array of records, without locks or allocation; they
- * leave the signal mask alone, and mark the thread as inside fork (a
- * freeze or thaw from its signal handlers answers EDEADLK).  The child
- * returns from the wrapper touching nothing of ours.
+ * leave the signal mask alone (see fork.c).  The child returns from the
+ * wrapper touching nothing of ours.
  *
  * fork_visible() answers forkshim_visible for a region first frozen at the
  * line's freeze count `fseq`: lock-free and async-signal-safe; it asks the

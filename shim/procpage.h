@@ -35,9 +35,6 @@ struct procpage {
 	                        minimum */
 	uint32_t kids_next;  /* where the search for a free record starts */
 	uint32_t pad;
-	/* Threads inside the fork wrappers (pthread_self; 0 free): a freeze
-	 * or thaw from a signal handler there answers EDEADLK. */
-	uint64_t in_fork[PROC_FORKING_MAX];
 	/* Birth points from the prepare phase to the fork wrapper of the same
 	 * thread (keyed by pthread_self), written under the table lock. */
 	uint64_t births_seq;
@@ -50,17 +47,6 @@ struct procpage {
 };
 
 extern struct procpage *pp;
-
-/* Whether thread `self` is inside a fork wrapper (fork.c). */
-static inline int procpage_forking(uint64_t self)
-{
-	if (pp == NULL)
-		return 0;
-	for (uint32_t i = 0; i < PROC_FORKING_MAX; i++)
-		if (__atomic_load_n(&pp->in_fork[i], __ATOMIC_ACQUIRE) == self)
-			return 1;
-	return 0;
-}
 
 int procpage_ensure(void);
 

@@ -380,10 +380,8 @@ static int writer_enter(void)
 		return -1;
 	}
 	/* Called from a signal handler that interrupted this thread inside a
-	 * write or a fork (in glibc's fork, it may hold glibc's atfork lock,
-	 * which a fork from a handler of the thread holding ours would wait
-	 * for). */
-	if (lock_mine(self) || procpage_forking(self)) {
+	 * write or a fork (between our prepare and parent handlers). */
+	if (lock_mine(self)) {
 		errno = EDEADLK;
 		return -1;
 	}

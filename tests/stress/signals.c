@@ -9,9 +9,9 @@
  * and signals must behave as without it), so the handler runs there,
  * inside fork, as it would without the shim.  Its fork works (a prefork
  * server replacing a worker from SIGCHLD does that; glibc takes no atfork
- * lock in a single-threaded process), and its freeze answers EDEADLK:
- * inside glibc's fork a freeze could wait for the table lock held by a
- * thread that waits for glibc's atfork lock.  Afterwards the table works.
+ * lock in a single-threaded process), and its freeze answers EDEADLK: the
+ * hook runs before the shim's parent handler, while this thread's fork
+ * holds the table lock.  Afterwards the table works.
  * Each case runs in a forked child with an alarm, so a deadlock is
  * reported as SIGALRM, not as a stuck test. */
 #include <criterion/criterion.h>
