@@ -65,7 +65,7 @@ struct table_hook {
  * core step); hooks run in registration order.  0, or -1 with ENOSPC. */
 int table_hook_add(const struct table_hook *hook);
 
-/* Sets the capacity, at load (again once the environment is read); the
+/* Sets the capacity, at init (again once the environment is read); the
  * mapping is made at the first freeze. */
 void table_configure(size_t capacity);
 
