@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -41,13 +42,29 @@ static void init_config(void)
 	errno = saved;
 }
 
+/* Init runs at the first use now, in the program's own flow: a signal
+ * handler that forks or freezes on the thread inside it would wait for
+ * its own pthread_once (found by the signal1 stress).  The asynchronous
+ * signals wait until it is done, once per process; the synchronous ones
+ * stay open (blocked, a fault would kill instead of reaching a handler). */
 void forkshim_ensure_init(void)
 {
+	sigset_t set, saved;
+
 	if (__atomic_load_n(&initialised, __ATOMIC_ACQUIRE))
 		return;
+	sigfillset(&set);
+	sigdelset(&set, SIGSEGV);
+	sigdelset(&set, SIGBUS);
+	sigdelset(&set, SIGILL);
+	sigdelset(&set, SIGFPE);
+	sigdelset(&set, SIGTRAP);
+	sigdelset(&set, SIGSYS);
+	pthread_sigmask(SIG_BLOCK, &set, &saved);
 	pthread_once(&once_core, init_core);
 	if (environ != NULL)
 		pthread_once(&once_config, init_config);
+	pthread_sigmask(SIG_SETMASK, &saved, NULL);
 }
 
 /* Whether the environment asks for something at load: the guard (its
