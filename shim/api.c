@@ -41,6 +41,7 @@ static void start_config(void)
 }
 
 const struct init_modules init_modules = {
+    .load = fork_register,
     .core = start_core,
     .config = start_config,
 };

@@ -1,4 +1,4 @@
-/* config: the FORKSHIM_* environment, read once at load.
+/* config: the FORKSHIM_* environment, read once at init.
  *
  * config_load() runs in the constructor, before any other module starts; it
  * reads the environment with secure_getenv, reports each unknown value once

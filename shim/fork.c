@@ -73,8 +73,9 @@ static int child_alive(pid_t pid)
 	return r == 0;
 }
 
-/* Frees pid's records; returns the birth point of one of them, 0 if it
- * had none. */
+/* Frees pid's records; returns the newest birth point among them, 0 if it
+ * had none.  A pid recycled after its child was reaped unseen may have an
+ * older record beside the newest: both go. */
 static uint64_t records_forget(pid_t pid)
 {
 	uint32_t used = LOAD_ACQ(&pp->kids_used);
@@ -83,40 +84,68 @@ static uint64_t records_forget(pid_t pid)
 	for (uint32_t i = 0; i < used; i++) {
 		uint64_t r = LOAD(&pp->kids[i]);
 
-		if (r != 0 && record_pid(r) == pid && CAS(&pp->kids[i], &r, 0))
-			birth = r & BIRTH_MASK;
+		if (r != 0 && record_pid(r) == pid &&
+		    CAS(&pp->kids[i], &r, 0)) {
+			__atomic_fetch_sub(&pp->kids_live, 1, __ATOMIC_RELAXED);
+			if ((r & BIRTH_MASK) > birth)
+				birth = r & BIRTH_MASK;
+		}
 	}
 	return birth;
 }
 
 /* Frees the records of children that have been reaped without us seeing
- * it (SIGCHLD ignored, or reaped through a call we do not wrap). */
+ * it (SIGCHLD ignored, SA_NOCLDWAIT, or reaped through a call we do not
+ * wrap).  Runs when the live count reaches kids_sweep, which it then sets
+ * to twice what is left: each record is asked about once per as many
+ * forks as there are records, O(1) amortised per fork whatever the
+ * program does with SIGCHLD. */
+#define SWEEP_MIN 1024u
+
 static void records_sweep(void)
 {
-	uint32_t used = LOAD_ACQ(&pp->kids_used);
+	uint32_t used = LOAD_ACQ(&pp->kids_used), live;
 
 	for (uint32_t i = 0; i < used; i++) {
 		uint64_t r = LOAD(&pp->kids[i]);
 
-		if (r != 0 && !child_alive(record_pid(r)))
-			CAS(&pp->kids[i], &r, 0);
+		if (r != 0 && !child_alive(record_pid(r)) &&
+		    CAS(&pp->kids[i], &r, 0))
+			__atomic_fetch_sub(&pp->kids_live, 1, __ATOMIC_RELAXED);
 	}
+	live = LOAD(&pp->kids_live);
+	__atomic_store_n(&pp->kids_sweep,
+	                 live < SWEEP_MIN / 2 ? SWEEP_MIN : 2 * live,
+	                 __ATOMIC_RELAXED);
 }
 
+/* A free record: a hole from where the last search stopped while at most
+ * half the records in use are set, else a new one past kids_used. */
 static int record_put(uint64_t rec)
 {
 	uint32_t used = LOAD_ACQ(&pp->kids_used);
 
-	for (uint32_t i = 0; i < used; i++) {
-		uint64_t r = 0;
+	if (2 * LOAD(&pp->kids_live) < used || used == PROC_CHILD_MAX) {
+		uint32_t from = LOAD(&pp->kids_next);
 
-		if (CAS(&pp->kids[i], &r, rec))
-			return 1;
+		for (uint32_t k = 0; k < used; k++) {
+			uint32_t i = (from + k) % used;
+			uint64_t r = 0;
+
+			if (CAS(&pp->kids[i], &r, rec)) {
+				__atomic_store_n(&pp->kids_next, i + 1,
+				                 __ATOMIC_RELAXED);
+				__atomic_fetch_add(&pp->kids_live, 1,
+				                   __ATOMIC_RELAXED);
+				return 1;
+			}
+		}
 	}
 	while (used < PROC_CHILD_MAX) {
 		if (CAS(&pp->kids_used, &used, used + 1)) {
 			__atomic_store_n(&pp->kids[used], rec,
 			                 __ATOMIC_RELEASE);
+			__atomic_fetch_add(&pp->kids_live, 1, __ATOMIC_RELAXED);
 			return 1;
 		}
 	}
@@ -127,10 +156,10 @@ static void record_child(pid_t pid, uint64_t birth)
 {
 	uint64_t rec = (uint64_t)pid << BIRTH_BITS |
 	               (birth < BIRTH_MASK ? birth : BIRTH_MASK);
+	uint32_t sweep = LOAD(&pp->kids_sweep);
 
-	if (pp == NULL)
-		return;
-	records_forget(pid); /* a recycled pid: that child was reaped */
+	if (LOAD(&pp->kids_live) >= (sweep != 0 ? sweep : SWEEP_MIN))
+		records_sweep();
 	if (record_put(rec))
 		return;
 	records_sweep();
@@ -142,11 +171,43 @@ static void record_child(pid_t pid, uint64_t birth)
 		         PROC_CHILD_MAX);
 }
 
+/* The newest birth point recorded for pid; 0 with *found 0 when none. */
+static uint64_t newest_birth(pid_t pid, int *found)
+{
+	uint32_t used = LOAD_ACQ(&pp->kids_used);
+	uint64_t birth = 0;
+
+	*found = 0;
+	for (uint32_t i = 0; i < used; i++) {
+		uint64_t r = LOAD_ACQ(&pp->kids[i]);
+
+		if (r != 0 && record_pid(r) == pid) {
+			*found = 1;
+			if ((r & BIRTH_MASK) > birth)
+				birth = r & BIRTH_MASK;
+		}
+	}
+	return birth;
+}
+
 int fork_visible(uint64_t fseq, pid_t pid)
 {
 	uint32_t used = pp != NULL ? LOAD_ACQ(&pp->kids_used) : 0;
+	int found;
 
 	if (pid < 0) {
+		errno = ESRCH;
+		return -1;
+	}
+	if (pid != 0) {
+		/* The newest record answers: an older one of the same pid is
+		 * a child reaped unseen. */
+		uint64_t birth = pp != NULL ? newest_birth(pid, &found) : 0;
+
+		if (pp != NULL && found && child_alive(pid))
+			return birth >= fseq;
+		if (pp != NULL && found)
+			records_forget(pid); /* reaped: forget it */
 		errno = ESRCH;
 		return -1;
 	}
@@ -154,23 +215,15 @@ int fork_visible(uint64_t fseq, pid_t pid)
 		uint64_t r = LOAD_ACQ(&pp->kids[i]);
 		pid_t p = record_pid(r);
 
-		if (r == 0 || (pid != 0 && p != pid))
-			continue;
-		if ((r & BIRTH_MASK) >= fseq) {
-			if (pid == 0)
-				continue; /* it can, whether alive or not */
-			if (child_alive(p))
-				return 1;
-		} else if (child_alive(p)) {
+		if (r == 0 || (r & BIRTH_MASK) >= fseq)
+			continue; /* it can, whether alive or not */
+		if (!child_alive(p)) {
+			if (CAS(&pp->kids[i], &r, 0)) /* reaped: forget it */
+				__atomic_fetch_sub(&pp->kids_live, 1,
+				                   __ATOMIC_RELAXED);
+		} else if (newest_birth(p, &found) < fseq) {
 			return 0;
 		}
-		CAS(&pp->kids[i], &r, 0); /* reaped: forget it */
-		if (pid != 0)
-			break;
-	}
-	if (pid != 0) {
-		errno = ESRCH;
-		return -1;
 	}
 	return pp == NULL || LOAD(&pp->kids_lost) == 0;
 }
@@ -218,7 +271,10 @@ static void on_prepare(void)
 	uint64_t birth = table_prepare(), self = (uint64_t)pthread_self();
 	uint32_t pick;
 
-	if (pp == NULL)
+	/* No table yet: birth point 0, which take_birth answers when it
+	 * finds no record (no record of a table-less fork can be stale with
+	 * another value: the table, once made, stays). */
+	if (pp == NULL || birth == 0)
 		return;
 	pick = claim_birth();
 	__atomic_store_n(&pp->births[pick].birth, birth, __ATOMIC_RELAXED);
@@ -268,6 +324,13 @@ static void on_parent(void)
 
 /* ---- set-up ---- */
 
+void fork_register(void)
+{
+	/* The child phase is the kernel's: the procpage comes back zeroed. */
+	if (pthread_atfork(on_prepare, on_parent, NULL) != 0)
+		log_error("pthread_atfork failed");
+}
+
 int fork_init(void)
 {
 	*(void **)&real_fork = interpose_real("fork", INTERPOSE_REQUIRED);
@@ -277,89 +340,84 @@ int fork_init(void)
 	*(void **)&real_wait3 = interpose_real("wait3", INTERPOSE_OPTIONAL);
 	*(void **)&real_wait4 = interpose_real("wait4", INTERPOSE_OPTIONAL);
 	*(void **)&real_waitid = interpose_real("waitid", INTERPOSE_REQUIRED);
-	/* The child phase is the kernel's: the procpage comes back zeroed. */
-	if (pthread_atfork(on_prepare, on_parent, NULL) != 0) {
-		log_error("pthread_atfork failed");
-		return -1;
-	}
 	return real_fork != NULL && real_waitid != NULL ? 0 : -1;
 }
+
+/* ---- signals ----
+ *
+ * The wrappers leave the signal mask alone: the program's atfork handlers
+ * run with the mask it set, and its signals arrive when they would without
+ * us (issue 13).  A signal handler that freezes or thaws on a thread whose
+ * fork holds the table lock (from our prepare handler to our parent
+ * handler) answers EDEADLK (table.c, lock_mine), as the program's own
+ * atfork handlers registered before ours do.  Outside that window the
+ * handler's write takes the lock like any other: the thread holds at most
+ * glibc's atfork lock, which no holder of the table lock waits for (a
+ * fork from the handler of a thread in the middle of a write would: in a
+ * multi-threaded process that fork deadlocks in glibc with or without us,
+ * as a fork from a handler that interrupted fork does). */
 
 /* ---- wrappers: thin, they exist to learn the child's pid ---- */
 
 #define EXPORT __attribute__((visibility("default")))
+/* The code a child runs on its way out (the fork wrappers' return, _exit)
+ * sits on the pages gcc keeps for hot functions: a child faults in every
+ * page of ours it executes, fork copies no page-table entry of a file
+ * mapping. */
+#define HOT __attribute__((hot))
+/* fork starts a page, the hot ones after it fill the rest: one page. */
+#define HOT_FIRST __attribute__((hot, aligned(4096)))
 
-/* While glibc's fork runs, the forking thread holds glibc's atfork lock
- * except inside the prepare handlers, and our prepare handler takes the
- * table lock, which it keeps until the fork is done.  A signal handler that
- * freezes or thaws on a thread interrupted inside glibc's fork (holding the
- * atfork lock) would wait for the table lock held by another thread's
- * fork, which waits for the atfork lock: both hang (found by the signalmt
- * stress under --long).  So the wrappers block the asynchronous signals
- * for the length of the fork; they arrive when it returns (the child
- * starts without pending signals anyway, and with the caller's mask).
- * The synchronous ones stay open: blocked, a fault kills the process
- * instead of reaching its handler (the guard's, the host's).
- * pthread_sigmask: async-signal-safe, no lock. */
-static inline __attribute__((always_inline)) void block_async(sigset_t *saved)
+/* Before the real fork: init and the procpage. */
+static void fork_enter(void)
 {
-	sigset_t set;
-
-	sigfillset(&set);
-	sigdelset(&set, SIGSEGV);
-	sigdelset(&set, SIGBUS);
-	sigdelset(&set, SIGILL);
-	sigdelset(&set, SIGFPE);
-	sigdelset(&set, SIGTRAP);
-	sigdelset(&set, SIGSYS);
-	pthread_sigmask(SIG_BLOCK, &set, saved);
+	forkshim_ensure_init();
+	table_procpage();
 }
 
-/* pthread_sigmask returns its error and leaves errno alone: no write to
- * the thread's TLS page, which the fork just made copy-on-write. */
-static inline __attribute__((always_inline)) void unblock(const sigset_t *saved)
+/* In the parent after the real fork. */
+static void fork_leave(pid_t pid)
 {
-	pthread_sigmask(SIG_SETMASK, saved, NULL);
+	if (pp == NULL)
+		return;
+	if (pid > 0) {
+		record_child(pid, take_birth());
+		procpage_child_born(pid);
+	} else {
+		take_birth(); /* the fork failed: drop our birth record */
+	}
 }
 
-EXPORT pid_t fork(void)
+EXPORT HOT_FIRST pid_t fork(void)
 {
-	sigset_t saved;
 	pid_t pid;
 
-	forkshim_ensure_init();
+	fork_enter();
 	if (real_fork == NULL) {
 		errno = ENOSYS;
 		return -1;
 	}
-	block_async(&saved);
 	pid = real_fork();
-	if (pid > 0 && pp != NULL)
-		record_child(pid, take_birth());
-	if (pid > 0)
-		procpage_child_born(pid);
-	unblock(&saved);
+	if (pid == 0)
+		return 0; /* the child touches nothing of ours */
+	fork_leave(pid);
 	return pid;
 }
 
 EXPORT pid_t forkpty(int *amaster, char *name, const struct termios *termp,
                      const struct winsize *winp)
 {
-	sigset_t saved;
 	pid_t pid;
 
-	forkshim_ensure_init();
+	fork_enter();
 	if (real_forkpty == NULL) {
 		errno = ENOSYS;
 		return -1;
 	}
-	block_async(&saved);
 	pid = real_forkpty(amaster, name, termp, winp);
-	if (pid > 0 && pp != NULL)
-		record_child(pid, take_birth());
-	if (pid > 0)
-		procpage_child_born(pid);
-	unblock(&saved);
+	if (pid == 0)
+		return 0;
+	fork_leave(pid);
 	return pid;
 }
 

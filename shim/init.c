@@ -4,13 +4,14 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stddef.h>
+#include <stdlib.h>
 #include <unistd.h>
 
 #include "config.h"
 #include "forkshim.h"
 #include "log.h"
-#include "procpage.h"
 #include "table.h"
 
 static pthread_once_t once_core = PTHREAD_ONCE_INIT;
@@ -21,7 +22,6 @@ static void init_core(void)
 {
 	int saved = errno;
 
-	procpage_init();
 	table_configure(CONFIG_DEFAULT_REGIONS);
 	init_modules.core();
 	errno = saved;
@@ -42,16 +42,53 @@ static void init_config(void)
 	errno = saved;
 }
 
+/* Init runs at the first use now, in the program's own flow: a signal
+ * handler that forks or freezes on the thread inside it would wait for
+ * its own pthread_once (found by the signal1 stress).  The asynchronous
+ * signals wait until it is done, once per process; the synchronous ones
+ * stay open (blocked, a fault would kill instead of reaching a handler). */
 void forkshim_ensure_init(void)
 {
+	sigset_t set, saved;
+
 	if (__atomic_load_n(&initialised, __ATOMIC_ACQUIRE))
 		return;
+	sigfillset(&set);
+	sigdelset(&set, SIGSEGV);
+	sigdelset(&set, SIGBUS);
+	sigdelset(&set, SIGILL);
+	sigdelset(&set, SIGFPE);
+	sigdelset(&set, SIGTRAP);
+	sigdelset(&set, SIGSYS);
+	pthread_sigmask(SIG_BLOCK, &set, &saved);
 	pthread_once(&once_core, init_core);
 	if (environ != NULL)
 		pthread_once(&once_config, init_config);
+	pthread_sigmask(SIG_SETMASK, &saved, NULL);
 }
 
+/* Whether the environment asks for something at load: the guard (its
+ * handler must be in before the first fault), or the log (configuration
+ * errors are reported at start-up). */
+static int wanted_at_load(void)
+{
+	static const char *const names[] = {"FORKSHIM_GUARD", "FORKSHIM_LOG",
+	                                    "FORKSHIM_LOG_FILE",
+	                                    "FORKSHIM_MAX_REGIONS"};
+
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		if (getenv(names[i]) != NULL)
+			return 1;
+	return 0;
+}
+
+/* A process that never freezes and never forks pays what an empty
+ * preloaded library pays: the constructor registers the atfork handlers
+ * and writes nothing of ours; every entry point initialises on its first
+ * call. */
 __attribute__((constructor)) static void forkshim_constructor(void)
 {
-	forkshim_ensure_init();
+	init_modules.load();
+	if (wanted_at_load())
+		forkshim_ensure_init();
 }

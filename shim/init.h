@@ -1,12 +1,18 @@
 /* init: the library's one-time start-up.
  *
- * It runs from the constructor; every entry point that may need it calls
+ * It runs from the constructor only when the environment asks for
+ * something at load (FORKSHIM_GUARD, FORKSHIM_LOG, FORKSHIM_LOG_FILE,
+ * FORKSHIM_MAX_REGIONS); otherwise the constructor only registers the
+ * atfork handlers (init_modules.load: glibc's memory, not ours), so that a
+ * process that never forks or freezes maps and writes nothing of ours
+ * (issue 13).  Every entry point that may need it calls
  * forkshim_ensure_init() first, which costs one load once initialisation
  * is done, so code that reaches us before our constructor (another
  * library's constructor, a .preinit_array function) still works.  Two
  * steps, each once (pthread_once), errno kept:
- *   core    what needs no environment: the procpage, a table of the
- *           default size, then init_modules.core();
+ *   core    what needs no environment: a table of the default size,
+ *           then init_modules.core() (the procpage is mapped at the first
+ *           fork or freeze: table_procpage);
  *   config  once libc has the environment: config_load, the table's
  *           capacity, then init_modules.config().
  * The sigaction/signal wrappers do not call it until they must (a
@@ -28,7 +34,8 @@
 	    FORKSHIM_VERSION_PATCH)
 
 struct init_modules {
-	void (*core)(void);   /* real symbols, atfork handlers, table hooks */
+	void (*load)(void);   /* at load, always: the atfork handlers */
+	void (*core)(void);   /* real symbols, table hooks */
 	void (*config)(void); /* what reads config */
 };
 

@@ -11,24 +11,32 @@
 
 struct procpage *pp;
 
-int procpage_init(void)
+int procpage_ensure(void)
 {
-	struct procpage *p;
+	struct procpage *p, *none = NULL;
+	int saved = errno;
 
+	if (__atomic_load_n(&pp, __ATOMIC_ACQUIRE) != NULL)
+		return 0;
 	p = mmap(NULL, sizeof(*p), PROT_READ | PROT_WRITE,
 	         MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 	if (p == MAP_FAILED) {
 		log_error("cannot map the per-process page: errno %d", errno);
+		errno = saved;
 		return -1;
 	}
 	if (madvise(p, sizeof(*p), MADV_WIPEONFORK) != 0) {
 		log_error("MADV_WIPEONFORK is not supported (Linux >= 4.14 is "
 		          "needed): freezing is disabled");
 		munmap(p, sizeof(*p));
+		errno = saved;
 		return -1;
 	}
 	p->adopted = 1;
-	__atomic_store_n(&pp, p, __ATOMIC_RELEASE);
+	if (!__atomic_compare_exchange_n(&pp, &none, p, 0, __ATOMIC_ACQ_REL,
+	                                 __ATOMIC_ACQUIRE))
+		munmap(p, sizeof(*p)); /* another thread's is in */
+	errno = saved;
 	return 0;
 }
 

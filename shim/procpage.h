@@ -1,18 +1,22 @@
 /* procpage: the state that belongs to one process and is never inherited.
  *
- * One anonymous mapping advised MADV_WIPEONFORK, made at load.  The kernel
+ * One anonymous mapping advised MADV_WIPEONFORK, made at the first fork()
+ * or freeze (a process that does neither maps nothing).  The kernel
  * gives every child, however it was made (fork, _Fork, clone, a raw fork
  * system call), zeroes here; and because fork neither copies nor
  * write-protects such a mapping in the parent, writing it on the fork path
  * costs the parent no page fault.  All-zero means: a new process that has
  * not adopted the table, the table lock free, no children recorded.
  *
- * procpage_init() runs in the constructor; `pp` is NULL when the mapping
- * could not be made (Linux before 4.14), and then the table is not
- * available.  Fields are accessed with __atomic builtins. */
+ * procpage_ensure() maps it (lock-free: racing threads each map one, the
+ * first published wins); it answers -1 and `pp` stays NULL when the
+ * mapping cannot be made (Linux before 4.14), and then the table is not
+ * available.  Async-signal-safe.  Fields are accessed with __atomic
+ * builtins. */
 #ifndef FORKSHIM_PROCPAGE_H
 #define FORKSHIM_PROCPAGE_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #define PROC_CHILD_MAX 65536u
@@ -27,6 +31,11 @@ struct procpage {
 	                        holder (its signal handlers) */
 	uint32_t kids_used;  /* child records [0, kids_used) may be set */
 	uint32_t kids_lost;  /* children that found no free record */
+	uint32_t kids_live;  /* records set (fork.c) */
+	uint32_t kids_sweep; /* live count that triggers a sweep; 0: the
+	                        minimum */
+	uint32_t kids_next;  /* where the search for a free record starts */
+	uint32_t pad;
 	/* Birth points from the prepare phase to the fork wrapper of the same
 	 * thread (keyed by pthread_self), written under the table lock. */
 	uint64_t births_seq;
@@ -45,7 +54,7 @@ struct procpage {
 
 extern struct procpage *pp;
 
-int procpage_init(void);
+int procpage_ensure(void);
 
 /* Records a child the fork wrappers made (fork path: lock-free, no
  * allocation); whether pid is one of them (linear in their number). */

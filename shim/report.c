@@ -7,6 +7,7 @@
  * allocate nothing and use no stdio; errno is kept. */
 #include "report.h"
 
+#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -202,23 +203,31 @@ static void on_exit_hook(int status, void *arg)
 
 #define EXPORT __attribute__((visibility("default")))
 
-__attribute__((noreturn)) static void leave(exit_fn fn, int status)
+/* _exit and _Exit, on the hot pages with the fork wrappers (fork.c): a
+ * child made by fork runs them, and faults in every page of ours it runs.
+ * Unarmed, they only pass through; before init (a process that never
+ * forked, froze or waited) they find the real function on the way out. */
+static inline __attribute__((always_inline, noreturn)) void
+leave(exit_fn fn, const char *name, int status)
 {
-	report_end(HOW__EXIT, status, 0);
+	if (__atomic_load_n(&armed, __ATOMIC_ACQUIRE))
+		report_end(HOW__EXIT, status, 0);
+	if (fn == NULL)
+		*(void **)&fn = dlsym(RTLD_NEXT, name);
 	if (fn != NULL)
 		fn(status);
 	for (;;)
 		syscall(SYS_exit_group, status);
 }
 
-EXPORT void _exit(int status)
+EXPORT __attribute__((hot)) void _exit(int status)
 {
-	leave(real__exit, status);
+	leave(real__exit, "_exit", status);
 }
 
-EXPORT void _Exit(int status)
+EXPORT __attribute__((hot)) void _Exit(int status)
 {
-	leave(real__Exit != NULL ? real__Exit : real__exit, status);
+	leave(real__Exit != NULL ? real__Exit : real__exit, "_Exit", status);
 }
 
 /* ---- fatal signals and arming ---- */

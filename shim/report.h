@@ -38,7 +38,7 @@
  * _Fork, clone, a raw fork syscall) write nothing.  Secure mode, or no
  * FORKSHIM_REPORT: nothing.
  *
- * report_resolve() runs at load (real _exit and _Exit).  report_arm()
+ * report_resolve() runs at init (real _exit and _Exit).  report_arm()
  * runs after a successful freeze (normal context, cheap once done): it
  * copies the directory, registers the exit and atfork hooks and asks
  * signals.c to stand in for each terminating signal whose disposition is

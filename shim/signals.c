@@ -408,8 +408,13 @@ NO_SANITIZE static void *real_fn(void **real, const char *name)
 {
 	void *f = LOAD_ACQ(real);
 
-	if (f == NULL)
+	if (f == NULL) {
+		/* Kept: a program that never forks or freezes (init has not
+		 * run) may call sigaction often. */
 		f = dlsym(RTLD_NEXT, name);
+		if (f != NULL)
+			__atomic_store_n(real, f, __ATOMIC_RELEASE);
+	}
 	if (f == NULL) { /* dlopen'd, nothing after us: init asks libc */
 		forkshim_ensure_init();
 		f = LOAD_ACQ(real);

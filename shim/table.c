@@ -352,6 +352,19 @@ static void ensure_adopted(void)
 		adopt(getpid());
 }
 
+/* The procpage, mapped at the first fork or freeze.  A process that makes
+ * it cannot have inherited a table (a table needs one): it is its own, and
+ * t.pid, set at init, may be a parent's (a child made by _Fork). */
+int table_procpage(void)
+{
+	if (LOAD_ACQ(&pp) != NULL)
+		return 0;
+	if (procpage_ensure() < 0)
+		return -1;
+	STORE_REL(&t.pid, getpid());
+	return 0;
+}
+
 static void writer_leave(void)
 {
 	STORE(&t.holder, 0);
@@ -362,12 +375,12 @@ static int writer_enter(void)
 {
 	uint64_t self = (uint64_t)pthread_self();
 
-	if (pp == NULL) {
-		errno = ENOMEM; /* no procpage: see procpage_init */
+	if (table_procpage() < 0) {
+		errno = ENOMEM; /* no procpage: see procpage_ensure */
 		return -1;
 	}
 	/* Called from a signal handler that interrupted this thread inside a
-	 * write or a fork. */
+	 * write or a fork (between our prepare and parent handlers). */
 	if (lock_mine(self)) {
 		errno = EDEADLK;
 		return -1;
@@ -610,6 +623,10 @@ forkshim_handle table_freeze(const void *addr, size_t len, const char *name,
 
 	if (bad_range(addr, len) || (flags & ~TABLE_FLAGS)) {
 		errno = EINVAL;
+		return 0;
+	}
+	if (table_procpage() < 0) {
+		errno = ENOMEM;
 		return 0;
 	}
 	ensure_adopted(); /* readable_range needs our pid */

@@ -65,7 +65,7 @@ struct table_hook {
  * core step); hooks run in registration order.  0, or -1 with ENOSPC. */
 int table_hook_add(const struct table_hook *hook);
 
-/* Sets the capacity, at load (again once the environment is read); the
+/* Sets the capacity, at init (again once the environment is read); the
  * mapping is made at the first freeze. */
 void table_configure(size_t capacity);
 
@@ -93,6 +93,9 @@ uint64_t table_line_freezes(void);
  * the first freeze).  There is no child phase: a child adopts the table lazily,
  * whichever way it was made (see adopt in table.c). */
 uint64_t table_prepare(void);
+/* Maps the procpage if this process has none yet (the fork wrappers call
+ * it): 0, or -1 when it cannot be made. */
+int table_procpage(void);
 void table_parent(void);
 
 #endif

@@ -14,7 +14,8 @@
  * and 1 when something failed to run or the shim answered wrongly (find
  * missing a frozen region: the figures are still printed).
  *
- * Usage: bench_core [--shim PATH] [--rounds N] [--small-iters N]
+ * Usage: bench_core [--shim PATH] [--rounds N] [--small-rounds N]
+ *                   [--small-iters N] [--only small] [--clock wall|cpu]
  *                   [--big-iters N]
  * The shim defaults to FORKSHIM_BENCH_SHIM from the environment, else the
  * library of the build tree this program was built in. */
@@ -29,6 +30,7 @@
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
+#include <spawn.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -59,6 +61,8 @@ static const size_t FREEZE_SIZES[] = {4096, 64 * 4096, 256 * 4096, 257 * 4096,
 #define TARGET_FIND_NS 200.0
 #define TARGET_FORK_SMALL 1.02
 #define TARGET_FORK_BIG 1.05
+#define TARGET_WRAPPER_US 2.0
+#define TARGET_STARTUP 1.05
 
 extern char **environ;
 
@@ -439,9 +443,30 @@ static int worker_inproc(void)
 /* ------------------------------------------------------------------ */
 /* Fork latency (workers "small", "big", "big1", "bigN")                */
 
+/* What the fork figures count: wall time (latency), or with --clock cpu
+ * the CPU time of this process and of its reaped children (what a fork
+ * costs, whatever else the machine is running). */
+static int use_cpu;
+
+static double clock_ns(void)
+{
+	struct rusage self, kids;
+
+	if (!use_cpu)
+		return now_ns();
+	getrusage(RUSAGE_SELF, &self);
+	getrusage(RUSAGE_CHILDREN, &kids);
+	return ((double)(self.ru_utime.tv_sec + self.ru_stime.tv_sec +
+	                 kids.ru_utime.tv_sec + kids.ru_stime.tv_sec) *
+	            1e6 +
+	        (double)(self.ru_utime.tv_usec + self.ru_stime.tv_usec +
+	                 kids.ru_utime.tv_usec + kids.ru_stime.tv_usec)) *
+	       1e3;
+}
+
 static double timed_fork(void)
 {
-	double t = now_ns();
+	double t = clock_ns();
 	int status;
 	pid_t pid = fork();
 
@@ -451,10 +476,41 @@ static double timed_fork(void)
 		die("fork: %s", strerror(errno));
 	if (waitpid(pid, &status, 0) != pid || status != 0)
 		die("waitpid: %s", strerror(errno));
-	return now_ns() - t;
+	return clock_ns() - t;
 }
 
-/* Sets itself up, says "ready", then for each "run N" line on stdin
+/* fork() and glibc's _Fork() (no wrapper, no atfork handler) in turn, n
+ * of each, then "inter F X": the median fork and _Fork latencies in ns.
+ * Their difference is what fork's wrapper and atfork handlers cost in
+ * this process. */
+static void interleaved(unsigned long n)
+{
+	double *f = calloc(n, sizeof(double)), *x = calloc(n, sizeof(double));
+
+	if (f == NULL || x == NULL)
+		die("out of memory");
+	for (unsigned long i = 0; i < n; i++) {
+		double t;
+		int status;
+		pid_t pid;
+
+		f[i] = timed_fork();
+		t = clock_ns();
+		pid = _Fork();
+		if (pid == 0)
+			_exit(0);
+		if (pid < 0 || waitpid(pid, &status, 0) != pid || status != 0)
+			die("_Fork: %s", strerror(errno));
+		x[i] = clock_ns() - t;
+	}
+	printf("inter %.0f %.0f\n", median(f, n), median(x, n));
+	fflush(stdout);
+	free(f);
+	free(x);
+}
+
+/* Sets itself up, says "ready", then for each "inter N" line answers as
+ * interleaved() does, and for each "run N" line on stdin
  * answers N lines of fork+_exit+waitpid latencies in ns, and a line
  * "faults P C": minor page faults per fork in this process and in the
  * children, which unlike time do not depend on the machine's load. */
@@ -467,7 +523,9 @@ static int worker_fork(const char *mode)
 	double *samples = NULL;
 	unsigned long n;
 
-	if (strcmp(mode, "small") != 0) {
+	if (strcmp(mode, "small0") == 0) {
+		/* A small process with no table, with the shim or without. */
+	} else if (strcmp(mode, "small") != 0) {
 		char *buf = resident_gib();
 
 		if (strcmp(mode, "big1") == 0) {
@@ -496,6 +554,10 @@ static int worker_fork(const char *mode)
 	fflush(stdout);
 
 	while (fgets(line, sizeof(line), stdin)) {
+		if (sscanf(line, "inter %lu", &n) == 1 && n > 0) {
+			interleaved(n);
+			continue;
+		}
 		if (sscanf(line, "run %lu", &n) != 1 || n == 0)
 			break;
 		samples = realloc(samples, n * sizeof(*samples));
@@ -636,22 +698,38 @@ struct fork_case {
 	const char *without_mode, *with_mode;
 	unsigned long iters;
 	double target;
+	int rounds;
 	double median[2], mean[2]; /* [0] without, [1] with, in ns */
 	double faults[2][2];       /* per fork: [side][parent, child] */
+	/* The median of the rounds' with/without ratios (each of the two
+	 * processes' medians), and the lowest and highest of them. */
+	double pair_median, pair_lo, pair_hi;
 };
+
+/* The median of v[0..n) and its extremes (sorts v). */
+static void spread(double *v, size_t n, double *med, double *lo, double *hi)
+{
+	*med = median(v, n);
+	*lo = v[0];
+	*hi = v[n - 1];
+}
 
 /* Each round starts a fresh pair of workers, one without and one with the
  * shim, set up side by side, and times a batch in each, the first alternating
  * from round to round: time drift and the luck of one process's memory
  * placement then fall on both sides alike.  Median and mean are over all
  * samples of a side. */
-static void measure_fork_case(struct fork_case *c, const char *shim, int rounds)
+static void measure_fork_case(struct fork_case *c, const char *shim)
 {
 	const char *modes[2] = {c->without_mode, c->with_mode};
 	const char *shims[2] = {NULL, shim};
+	int rounds = c->rounds;
 	struct worker w[2];
-	double *v[2];
+	double *v[2], *ratios = calloc((size_t)rounds, sizeof(double));
+	double *tmp = calloc(c->iters, sizeof(double));
 
+	if (ratios == NULL || tmp == NULL)
+		die("out of memory");
 	for (int s = 0; s < 2; s++) {
 		v[s] = calloc(c->iters * rounds, sizeof(double));
 		if (v[s] == NULL)
@@ -670,7 +748,15 @@ static void measure_fork_case(struct fork_case *c, const char *shim, int rounds)
 		}
 		for (int s = 0; s < 2; s++)
 			worker_finish(&w[s], modes[s]);
+		memcpy(tmp, v[1] + r * c->iters, c->iters * sizeof(double));
+		ratios[r] = median(tmp, c->iters);
+		memcpy(tmp, v[0] + r * c->iters, c->iters * sizeof(double));
+		ratios[r] /= median(tmp, c->iters);
 	}
+	spread(ratios, (size_t)rounds, &c->pair_median, &c->pair_lo,
+	       &c->pair_hi);
+	free(ratios);
+	free(tmp);
 	for (int s = 0; s < 2; s++) {
 		c->mean[s] = mean(v[s], c->iters * rounds);
 		c->median[s] = median(v[s], c->iters * rounds);
@@ -678,6 +764,115 @@ static void measure_fork_case(struct fork_case *c, const char *shim, int rounds)
 		c->faults[s][1] /= rounds;
 		free(v[s]);
 	}
+}
+
+/* The wrapper's own cost: in each round a fresh pair of small processes
+ * without a table, one without and one with the shim, each interleaving
+ * n fork() and n _Fork(); the round's figure is (fork - _Fork) with the
+ * shim minus the same without, in ns. */
+struct wrapper_cost {
+	double med, lo, hi; /* over rounds, ns */
+	double diff[2];     /* medians over rounds of fork - _Fork, ns */
+};
+
+static void measure_wrapper(struct wrapper_cost *out, const char *shim,
+                            int rounds, unsigned long n)
+{
+	double *d = calloc((size_t)rounds, sizeof(double));
+	double *side[2] = {calloc((size_t)rounds, sizeof(double)),
+	                   calloc((size_t)rounds, sizeof(double))};
+	const char *shims[2] = {NULL, shim};
+
+	if (d == NULL || side[0] == NULL || side[1] == NULL)
+		die("out of memory");
+	for (int r = 0; r < rounds; r++) {
+		struct worker w[2];
+
+		for (int s = 0; s < 2; s++)
+			worker_start(&w[s], "small0", shims[s]);
+		for (int s = 0; s < 2; s++)
+			worker_expect_ready(&w[s], "small0", shims[s]);
+		for (int k = 0; k < 2; k++) {
+			int s = r % 2 ? 1 - k : k;
+			char line[128];
+			double f, x;
+
+			fprintf(w[s].to, "inter %lu\n", n);
+			fflush(w[s].to);
+			if (fgets(line, sizeof(line), w[s].from) == NULL ||
+			    sscanf(line, "inter %lf %lf", &f, &x) != 2)
+				die("a fork worker stopped answering");
+			side[s][r] = f - x;
+		}
+		for (int s = 0; s < 2; s++)
+			worker_finish(&w[s], "small0");
+		d[r] = side[1][r] - side[0][r];
+	}
+	spread(d, (size_t)rounds, &out->med, &out->lo, &out->hi);
+	for (int s = 0; s < 2; s++) {
+		out->diff[s] = median(side[s], (size_t)rounds);
+		free(side[s]);
+	}
+	free(d);
+}
+
+/* Start-up: posix_spawn of /bin/true and its waitpid, n times without the
+ * shim then n times with it (the order alternating from round to round);
+ * the round's figure is the ratio of the two batches' median times. */
+struct startup_cost {
+	double med, lo, hi;
+	double us[2]; /* median over rounds of each side's median, us */
+};
+
+static double spawn_true(char **env)
+{
+	char *argv[] = {"/bin/true", NULL};
+	double t = clock_ns();
+	int status;
+	pid_t pid;
+
+	if (posix_spawn(&pid, argv[0], NULL, NULL, argv, env) != 0)
+		die("posix_spawn /bin/true: %s", strerror(errno));
+	if (waitpid(pid, &status, 0) != pid || status != 0)
+		die("/bin/true failed");
+	return clock_ns() - t;
+}
+
+static void measure_startup(struct startup_cost *out, const char *shim,
+                            int rounds, unsigned long n)
+{
+	char *preload = NULL, **env[2];
+	double *ratio = calloc((size_t)rounds, sizeof(double));
+	double *side[2] = {calloc((size_t)rounds, sizeof(double)),
+	                   calloc((size_t)rounds, sizeof(double))};
+	double *t = calloc(n, sizeof(double));
+
+	if (ratio == NULL || side[0] == NULL || side[1] == NULL || t == NULL ||
+	    asprintf(&preload, "LD_PRELOAD=%s", shim) < 0)
+		die("out of memory");
+	env[0] = worker_env(NULL);
+	env[1] = worker_env(preload);
+	for (int i = 0; i < 5; i++)
+		spawn_true(env[i % 2]);
+	for (int r = 0; r < rounds; r++) {
+		for (int k = 0; k < 2; k++) {
+			int s = r % 2 ? 1 - k : k;
+
+			for (unsigned long i = 0; i < n; i++)
+				t[i] = spawn_true(env[s]);
+			side[s][r] = median(t, n);
+		}
+		ratio[r] = side[1][r] / side[0][r];
+	}
+	spread(ratio, (size_t)rounds, &out->med, &out->lo, &out->hi);
+	for (int s = 0; s < 2; s++) {
+		out->us[s] = median(side[s], (size_t)rounds) / 1e3;
+		free(side[s]);
+		free(env[s]);
+	}
+	free(ratio);
+	free(t);
+	free(preload);
 }
 
 struct results {
@@ -748,14 +943,26 @@ static void usage(FILE *to)
 {
 	fprintf(to,
 	        "usage: bench_core [--shim PATH] [--rounds N] "
-	        "[--small-iters N] [--big-iters N]\n"
+	        "[--small-rounds N] [--small-iters N]\n"
+	        "                  [--big-iters N] [--only small] [--clock "
+	        "wall|cpu]\n"
 	        "  --shim PATH        the libforkshim the \"with\" runs "
 	        "preload; default\n"
 	        "                     $FORKSHIM_BENCH_SHIM, else %s\n"
-	        "  --rounds N         fork rounds, each a fresh pair of "
+	        "  --rounds N         1 GiB fork rounds, each a fresh pair of "
 	        "processes (3)\n"
+	        "  --small-rounds N   small-process rounds (pairs), also of "
+	        "the wrapper's\n"
+	        "                     cost and of start-up (9)\n"
 	        "  --small-iters N    forks per round, small process (200)\n"
-	        "  --big-iters N      forks per round, 1 GiB processes (30)\n",
+	        "  --big-iters N      forks per round, 1 GiB processes (30)\n"
+	        "  --only small       only the small-process, wrapper and "
+	        "start-up figures\n"
+	        "  --clock wall|cpu   fork and start-up figures in wall time "
+	        "(latency, the\n"
+	        "                     default) or in CPU time of the process "
+	        "and its children\n"
+	        "                     (cost, steady on a loaded machine)\n",
 	        FORKSHIM_BENCH_LIB);
 }
 
@@ -772,80 +979,11 @@ static long positive_arg(const char *opt, const char *value)
 	return n;
 }
 
-int main(int argc, char **argv)
+/* The in-process figures and the table's memory (worker "inproc"). */
+static void report_inproc(struct results *rp, const char *shim, int *wrong)
 {
-	const char *shim = getenv("FORKSHIM_BENCH_SHIM");
-	int rounds = 3;
-	struct fork_case cases[] = {
-	    {.label = "small process",
-	     .without_mode = "small",
-	     .with_mode = "small",
-	     .iters = 200,
-	     .target = TARGET_FORK_SMALL},
-	    {.label = "1 GiB resident, 1 region",
-	     .without_mode = "big",
-	     .with_mode = "big1",
-	     .iters = 30,
-	     .target = TARGET_FORK_BIG},
-	    {.label = "1 GiB, 1,048,576 regions",
-	     .without_mode = "big",
-	     .with_mode = "bigN",
-	     .iters = 30,
-	     .target = TARGET_FORK_BIG},
-	};
-	struct results res;
-	double t0 = now_ns();
+	struct results res = *rp;
 	long table_kib;
-	char label[80];
-	int wrong = 0;
-
-	memset(&res, 0, sizeof(res));
-
-	if (argc == 3 && strcmp(argv[1], "--worker") == 0) {
-		setvbuf(stdout, NULL, _IOFBF, 1 << 16);
-		if (strcmp(argv[2], "inproc") == 0)
-			return worker_inproc();
-		return worker_fork(argv[2]);
-	}
-	for (int i = 1; i < argc; i++) {
-		const char *opt = argv[i];
-		const char *value = i + 1 < argc ? argv[i + 1] : NULL;
-
-		if (strcmp(opt, "--help") == 0 || strcmp(opt, "-h") == 0) {
-			usage(stdout);
-			return 0;
-		}
-		if (value == NULL) {
-			usage(stderr);
-			return 2;
-		}
-		i++;
-		if (strcmp(opt, "--shim") == 0)
-			shim = value;
-		else if (strcmp(opt, "--rounds") == 0)
-			rounds = (int)positive_arg(opt, value);
-		else if (strcmp(opt, "--small-iters") == 0)
-			cases[0].iters = positive_arg(opt, value);
-		else if (strcmp(opt, "--big-iters") == 0)
-			cases[1].iters = cases[2].iters =
-			    positive_arg(opt, value);
-		else {
-			usage(stderr);
-			return 2;
-		}
-	}
-	if (shim == NULL || *shim == '\0')
-		shim = FORKSHIM_BENCH_LIB;
-	if (access(shim, R_OK) != 0)
-		die("shim %s: %s", *shim ? shim : "(none)", strerror(errno));
-
-	printf("forkshim core benchmark\n");
-	printf("  shim        %s\n", shim);
-	printf("  machine     %ld CPUs online, %ld MiB RAM\n",
-	       sysconf(_SC_NPROCESSORS_ONLN),
-	       (long)(sysconf(_SC_PHYS_PAGES) / 1024 * sysconf(_SC_PAGESIZE) /
-	              1024));
-	fflush(stdout);
 
 	measure_inproc(&res, shim);
 	printf("  version     %s\n\n", res.version);
@@ -864,7 +1002,7 @@ int main(int argc, char **argv)
 		    "and %.1f%% (1,048,576)\n     of addresses inside "
 		    "frozen regions\n",
 		    res.find_1_wrong * 100, res.find_n_wrong * 100);
-		wrong = 1;
+		*wrong = 1;
 	}
 	printf("  freeze+thaw pair, empty table                       %8.1f\n",
 	       res.freeze_thaw_empty);
@@ -897,46 +1035,183 @@ int main(int argc, char **argv)
 	       res.rss_before, res.rss_after, res.vmrss_delta);
 	fflush(stdout);
 
-	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
-		measure_fork_case(&cases[i], shim, rounds);
-	printf("\nfork+_exit+waitpid, us (%d rounds, each a fresh pair of "
-	       "processes without and\nwith the shim, taking turns; 1 GiB "
-	       "buffers have 4 KiB pages, all resident;\nwithout the shim "
-	       "no region is frozen; the small process with it has 1)\n",
-	       rounds);
-	printf("                                 without       "
-	       "   with        with/without\n");
-	printf("                  samples   median    mean   "
-	       "median    mean   median   mean\n");
-	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+	*rp = res;
+}
+
+int main(int argc, char **argv)
+{
+	const char *shim = getenv("FORKSHIM_BENCH_SHIM");
+	int rounds = 3, small_rounds = 9, only_small = 0;
+	struct wrapper_cost wrapper;
+	struct startup_cost startup;
+	size_t ncases;
+	struct fork_case cases[] = {
+	    {.label = "small process, no table",
+	     .without_mode = "small0",
+	     .with_mode = "small0",
+	     .iters = 200,
+	     .target = TARGET_FORK_SMALL},
+	    {.label = "small process, 1 frozen page",
+	     .without_mode = "small",
+	     .with_mode = "small",
+	     .iters = 200,
+	     .target = TARGET_FORK_SMALL},
+	    {.label = "1 GiB resident, 1 region",
+	     .without_mode = "big",
+	     .with_mode = "big1",
+	     .iters = 30,
+	     .target = TARGET_FORK_BIG},
+	    {.label = "1 GiB, 1,048,576 regions",
+	     .without_mode = "big",
+	     .with_mode = "bigN",
+	     .iters = 30,
+	     .target = TARGET_FORK_BIG},
+	};
+	struct results res;
+	double t0 = now_ns();
+	char label[80];
+	int wrong = 0;
+
+	memset(&res, 0, sizeof(res));
+
+	use_cpu = getenv("FORKSHIM_BENCH_CLOCK") != NULL &&
+	          strcmp(getenv("FORKSHIM_BENCH_CLOCK"), "cpu") == 0;
+	if (argc == 3 && strcmp(argv[1], "--worker") == 0) {
+		setvbuf(stdout, NULL, _IOFBF, 1 << 16);
+		if (strcmp(argv[2], "inproc") == 0)
+			return worker_inproc();
+		return worker_fork(argv[2]);
+	}
+	for (int i = 1; i < argc; i++) {
+		const char *opt = argv[i];
+		const char *value = i + 1 < argc ? argv[i + 1] : NULL;
+
+		if (strcmp(opt, "--help") == 0 || strcmp(opt, "-h") == 0) {
+			usage(stdout);
+			return 0;
+		}
+		if (value == NULL) {
+			usage(stderr);
+			return 2;
+		}
+		i++;
+		if (strcmp(opt, "--shim") == 0)
+			shim = value;
+		else if (strcmp(opt, "--rounds") == 0)
+			rounds = (int)positive_arg(opt, value);
+		else if (strcmp(opt, "--small-rounds") == 0)
+			small_rounds = (int)positive_arg(opt, value);
+		else if (strcmp(opt, "--small-iters") == 0)
+			cases[0].iters = cases[1].iters =
+			    positive_arg(opt, value);
+		else if (strcmp(opt, "--big-iters") == 0)
+			cases[2].iters = cases[3].iters =
+			    positive_arg(opt, value);
+		else if (strcmp(opt, "--clock") == 0 &&
+		         (strcmp(value, "cpu") == 0 ||
+		          strcmp(value, "wall") == 0)) {
+			use_cpu = strcmp(value, "cpu") == 0;
+			setenv("FORKSHIM_BENCH_CLOCK", value, 1); /* workers */
+		} else if (strcmp(opt, "--only") == 0 &&
+		           strcmp(value, "small") == 0)
+			only_small = 1;
+		else {
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (shim == NULL || *shim == '\0')
+		shim = FORKSHIM_BENCH_LIB;
+	if (access(shim, R_OK) != 0)
+		die("shim %s: %s", *shim ? shim : "(none)", strerror(errno));
+
+	printf("forkshim core benchmark\n");
+	printf("  shim        %s\n", shim);
+	printf("  machine     %ld CPUs online, %ld MiB RAM\n",
+	       sysconf(_SC_NPROCESSORS_ONLN),
+	       (long)(sysconf(_SC_PHYS_PAGES) / 1024 * sysconf(_SC_PAGESIZE) /
+	              1024));
+	fflush(stdout);
+
+	ncases = only_small ? 2 : sizeof(cases) / sizeof(cases[0]);
+	for (size_t i = 0; i < ncases; i++)
+		cases[i].rounds = i < 2 ? small_rounds : rounds;
+	if (!only_small)
+		report_inproc(&res, shim, &wrong);
+	for (size_t i = 0; i < ncases; i++)
+		measure_fork_case(&cases[i], shim);
+	measure_wrapper(&wrapper, shim, small_rounds, 300);
+	measure_startup(&startup, shim, small_rounds, 40);
+	printf("\nfork figures below: %s\n",
+	       use_cpu ? "CPU time of the process and its reaped children "
+	                 "(--clock cpu)"
+	               : "wall time (--clock wall)");
+	printf("\nfork+_exit+waitpid, us (each round a fresh pair of "
+	       "processes without and\nwith the shim, taking turns: %d rounds "
+	       "small, %d for 1 GiB; 1 GiB buffers\nhave 4 KiB pages, all "
+	       "resident; without the shim no region is frozen)\n",
+	       small_rounds, rounds);
+	printf("                             without          with      "
+	       "  with/without\n");
+	printf("                    samples  median  mean  median  mean   "
+	       "all  pairs: median [lo-hi]\n");
+	for (size_t i = 0; i < ncases; i++) {
 		struct fork_case *c = &cases[i];
 
-		printf("  %-26s %4lu %8.1f %7.1f %8.1f %7.1f %7.3f %7.3f\n",
-		       c->label, c->iters * rounds, c->median[0] / 1e3,
-		       c->mean[0] / 1e3, c->median[1] / 1e3, c->mean[1] / 1e3,
-		       c->median[1] / c->median[0], c->mean[1] / c->mean[0]);
+		printf("  %-28s %5lu %6.1f %6.1f %6.1f %6.1f  %5.3f  %5.3f "
+		       "[%5.3f-%5.3f]\n",
+		       c->label, c->iters * (unsigned long)c->rounds,
+		       c->median[0] / 1e3, c->mean[0] / 1e3, c->median[1] / 1e3,
+		       c->mean[1] / 1e3, c->median[1] / c->median[0],
+		       c->pair_median, c->pair_lo, c->pair_hi);
 	}
 	printf("  minor page faults per fork, parent + child:\n");
-	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+	for (size_t i = 0; i < ncases; i++) {
 		struct fork_case *c = &cases[i];
 
-		printf("  %-26s      %7.1f + %-7.1f  %7.1f + %.1f\n", c->label,
+		printf("  %-28s      %7.1f + %-7.1f  %7.1f + %.1f\n", c->label,
 		       c->faults[0][0], c->faults[0][1], c->faults[1][0],
 		       c->faults[1][1]);
 	}
+	printf("\nthe wrapper's own cost: fork() minus _Fork(), interleaved "
+	       "300 times each in\none small process, %d pairs of processes\n"
+	       "  without the shim %.1f us, with it %.1f us (medians); "
+	       "with minus without:\n  median %.2f us [%.2f to %.2f]\n",
+	       small_rounds, wrapper.diff[0] / 1e3, wrapper.diff[1] / 1e3,
+	       wrapper.med / 1e3, wrapper.lo / 1e3, wrapper.hi / 1e3);
+	printf("\nstart-up: posix_spawn + waitpid of /bin/true, 40 of each "
+	       "side per round, %d rounds\n  without %.0f us, with %.0f us "
+	       "(medians); with/without: median %.3f [%.3f-%.3f]\n",
+	       small_rounds, startup.us[0], startup.us[1], startup.med,
+	       startup.lo, startup.hi);
 
 	printf("\ntargets\n");
-	snprintf(label, sizeof(label), "deref <= %.0f ns/op", TARGET_DEREF_NS);
-	print_target(label, res.deref, TARGET_DEREF_NS, 0);
-	snprintf(label, sizeof(label),
-	         "find <= %.0f ns/op at 1,048,576 regions", TARGET_FIND_NS);
-	print_target(label, res.find_n, TARGET_FIND_NS, res.find_n_wrong > 0);
-	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+	if (!only_small) {
+		snprintf(label, sizeof(label), "deref <= %.0f ns/op",
+		         TARGET_DEREF_NS);
+		print_target(label, res.deref, TARGET_DEREF_NS, 0);
+		snprintf(label, sizeof(label),
+		         "find <= %.0f ns/op at 1,048,576 regions",
+		         TARGET_FIND_NS);
+		print_target(label, res.find_n, TARGET_FIND_NS,
+		             res.find_n_wrong > 0);
+	}
+	for (size_t i = 0; i < ncases; i++) {
 		snprintf(label, sizeof(label), "fork ratio <= %.2f, %s",
 		         cases[i].target, cases[i].label);
-		print_target(label, cases[i].median[1] / cases[i].median[0],
+		/* Small processes: the median of the pairs' ratios; 1 GiB:
+		 * the ratio of all samples' medians, as before. */
+		print_target(label,
+		             i < 2 ? cases[i].pair_median
+		                   : cases[i].median[1] / cases[i].median[0],
 		             cases[i].target, 0);
 	}
+	snprintf(label, sizeof(label), "wrapper cost <= %.0f us per fork",
+	         TARGET_WRAPPER_US);
+	print_target(label, wrapper.med / 1e3, TARGET_WRAPPER_US, 0);
+	snprintf(label, sizeof(label), "start-up ratio <= %.2f (/bin/true)",
+	         TARGET_STARTUP);
+	print_target(label, startup.med, TARGET_STARTUP, 0);
 	printf("\n(%.0f s)\n", (now_ns() - t0) / 1e9);
 	fflush(stdout);
 	if (wrong)

@@ -58,3 +58,16 @@ if(NOT IS_ABSOLUTE "${TP_ASAN_RT}" OR NOT EXISTS "${TP_ASAN_RT}")
   set(TP_ASAN_RT "")
 endif()
 target_compile_definitions(launcher_cli PRIVATE TP_ASAN_RT="${TP_ASAN_RT}")
+
+# The fork wrapper changes nothing a program sees (signal masks in its
+# atfork handlers), costs the same per fork however many children the
+# kernel reaped for it, and touches nothing at start-up (issue 13).
+add_executable(tp_fork_host ${TP_DIR}/fork_host.c)
+target_compile_definitions(tp_fork_host PRIVATE _GNU_SOURCE)
+target_link_libraries(tp_fork_host PRIVATE pthread ${CMAKE_DL_LIBS})
+forkshim_add_test(transparency_fork ${TP_DIR}/transparency_fork.c
+  TIMEOUT 900)
+target_compile_definitions(transparency_fork PRIVATE
+  TP_FORK_HOST="$<TARGET_FILE:tp_fork_host>"
+  TP_LAUNCHER="$<TARGET_FILE:forkshim_launcher>")
+add_dependencies(transparency_fork tp_fork_host forkshim)

@@ -1,0 +1,293 @@
+/* tp_fork_host: what a program sees of fork, with or without the shim
+ * preloaded (issue 13).  It does not link libforkshim; with the shim
+ * preloaded it reaches it through dlsym.
+ *
+ *   tp_fork_host atfork   registers pthread_atfork handlers and forks once.
+ *       Each handler prints the signal mask it runs with and whether a
+ *       raise() inside it ran the signal's handler before returning; the
+ *       child handler blocks SIGUSR1 and the child prints whether it is
+ *       still blocked once fork has returned; a thread made by the child
+ *       handler prints its mask.  The same output is expected with and
+ *       without the shim.
+ *   tp_fork_host sigign N  freezes a page (with the shim), ignores SIGCHLD
+ *       and forks N children that _exit at once, in batches of N/50; prints
+ *       "batch I US" (parent CPU time, user + system, per fork in batch I)
+ *       and "flat FIRST LAST RATIO": medians of the first and last 5
+ *       batches.
+ *   tp_fork_host idle     neither freezes nor forks: prints what of the
+ *       shim's memory this process has: "shim yes|no", "shim_bss_pages N"
+ *       (pages of the shim's writable segment past what the loader writes:
+ *       its .bss), "shim_bss_touched N" (how many of them are in memory,
+ *       from /proc/self/pagemap) and "wipeonfork_maps N" (mappings advised
+ *       MADV_WIPEONFORK, as the shim's per-process page is). */
+#include <dlfcn.h>
+#include <link.h>
+#include <stdint.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static volatile sig_atomic_t got_usr2;
+
+static void on_usr2(int sig)
+{
+	(void)sig;
+	got_usr2++;
+}
+
+/* What the parent's handler saw, printed once the child is reaped: the
+ * child's lines and the parent's then come in one order. */
+static char later[1024];
+
+static void say(int defer, const char *fmt, const char *who, const char *what)
+{
+	size_t used = strlen(later);
+
+	if (defer)
+		snprintf(later + used, sizeof(later) - used, fmt, who, what);
+	else
+		printf(fmt, who, what);
+}
+
+/* The calling thread's mask, as /proc/thread-self/status shows it. */
+static void print_mask(const char *who, int defer)
+{
+	char line[256];
+	FILE *f = fopen("/proc/thread-self/status", "r");
+
+	if (f == NULL) {
+		say(defer, "%s: %s\n", who, "no status");
+		return;
+	}
+	while (fgets(line, sizeof(line), f))
+		if (strncmp(line, "SigBlk:", 7) == 0)
+			say(defer, "%s %s", who, line);
+	fclose(f);
+}
+
+/* Whether raise() ran the handler before it returned. */
+static void print_raise(const char *who, int defer)
+{
+	sig_atomic_t before = got_usr2;
+
+	raise(SIGUSR2);
+	say(defer, "%s raise ran the handler: %s\n", who,
+	    got_usr2 != before ? "yes" : "no");
+}
+
+static void *child_thread(void *arg)
+{
+	(void)arg;
+	print_mask("child handler's thread", 0);
+	return NULL;
+}
+
+static void prepare(void)
+{
+	print_mask("prepare", 0);
+	print_raise("prepare", 0);
+}
+
+static void parent(void)
+{
+	print_mask("parent", 1);
+	print_raise("parent", 1);
+}
+
+static void child(void)
+{
+	sigset_t usr1;
+	pthread_t th;
+
+	print_mask("child", 0);
+	print_raise("child", 0);
+	if (pthread_create(&th, NULL, child_thread, NULL) == 0)
+		pthread_join(th, NULL);
+	sigemptyset(&usr1);
+	sigaddset(&usr1, SIGUSR1);
+	pthread_sigmask(SIG_BLOCK, &usr1, NULL);
+}
+
+static int run_atfork(void)
+{
+	struct sigaction sa;
+	sigset_t now;
+	int status;
+	pid_t pid;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_usr2;
+	sigaction(SIGUSR2, &sa, NULL);
+	pthread_atfork(prepare, parent, child);
+	setvbuf(stdout, NULL, _IONBF, 0);
+	pid = fork();
+	if (pid == 0) {
+		pthread_sigmask(SIG_SETMASK, NULL, &now);
+		printf("child after fork: SIGUSR1 %s\n",
+		       sigismember(&now, SIGUSR1) ? "blocked" : "open");
+		print_mask("child after fork", 0);
+		_exit(0);
+	}
+	if (pid < 0 || waitpid(pid, &status, 0) != pid || status != 0)
+		return 1;
+	fputs(later, stdout);
+	print_mask("parent after fork", 0);
+	return 0;
+}
+
+static double cpu_us(void)
+{
+	struct rusage ru;
+
+	getrusage(RUSAGE_SELF, &ru);
+	return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1e6 +
+	       (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec);
+}
+
+static int compare(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return (x > y) - (x < y);
+}
+
+static double median5(const double *v)
+{
+	double c[5];
+
+	memcpy(c, v, sizeof(c));
+	qsort(c, 5, sizeof(c[0]), compare);
+	return c[2];
+}
+
+#define BATCHES 50
+
+static int run_sigign(long n)
+{
+	static char page[4096] __attribute__((aligned(4096)));
+	unsigned long (*freeze)(const void *, size_t, const char *, unsigned);
+	double per[BATCHES], first, last;
+	long batch = n / BATCHES;
+
+	*(void **)&freeze = dlsym(RTLD_DEFAULT, "forkshim_freeze");
+	if (freeze != NULL && freeze(page, sizeof(page), "page", 0) == 0)
+		return 1;
+	signal(SIGCHLD, SIG_IGN);
+	for (int b = 0; b < BATCHES; b++) {
+		double t = cpu_us();
+
+		for (long i = 0; i < batch; i++) {
+			pid_t pid = fork();
+
+			if (pid == 0)
+				_exit(0);
+			if (pid < 0)
+				return 1;
+		}
+		per[b] = (cpu_us() - t) / (double)batch;
+		printf("batch %d %.1f\n", b, per[b]);
+	}
+	first = median5(per);
+	last = median5(per + BATCHES - 5);
+	printf("flat %.1f %.1f %.3f\n", first, last, last / first);
+	return 0;
+}
+
+struct shim_bss {
+	const char *path;
+	uintptr_t file_end, end; /* of the writable segment, in memory */
+};
+
+static int find_bss(struct dl_phdr_info *info, size_t size, void *arg)
+{
+	struct shim_bss *b = arg;
+	uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+
+	(void)size;
+	if (info->dlpi_name == NULL || strcmp(info->dlpi_name, b->path) != 0)
+		return 0;
+	for (int i = 0; i < info->dlpi_phnum; i++) {
+		const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+		uintptr_t start = info->dlpi_addr + ph->p_vaddr;
+
+		if (ph->p_type != PT_LOAD || !(ph->p_flags & PF_W))
+			continue;
+		/* The loader writes the file-backed part (relocations, the
+		 * zeroed tail of .bss on .data's last page): the pages after
+		 * it are ours alone. */
+		b->file_end = (start + ph->p_filesz + page - 1) & ~(page - 1);
+		b->end = (start + ph->p_memsz + page - 1) & ~(page - 1);
+	}
+	return 1;
+}
+
+/* Pages of [from, to) present in memory (written, or read once). */
+static long present_pages(uintptr_t from, uintptr_t to)
+{
+	uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+	FILE *f = fopen("/proc/self/pagemap", "rb");
+	long n = 0;
+
+	if (f == NULL)
+		return -1;
+	for (uintptr_t a = from; a < to; a += page) {
+		uint64_t e = 0;
+
+		if (fseek(f, (long)(a / page * sizeof(e)), SEEK_SET) != 0 ||
+		    fread(&e, sizeof(e), 1, f) != 1) {
+			n = -1;
+			break;
+		}
+		n += (long)(e >> 63);
+	}
+	fclose(f);
+	return n;
+}
+
+static int run_idle(void)
+{
+	void *api = dlsym(RTLD_DEFAULT, "forkshim_api");
+	struct shim_bss b = {NULL, 0, 0};
+	char line[512];
+	long wipe = 0, touched = -1;
+	Dl_info info;
+	FILE *f;
+
+	if (api != NULL && dladdr(api, &info) && info.dli_fname != NULL) {
+		b.path = info.dli_fname;
+		dl_iterate_phdr(find_bss, &b);
+		if (b.end > b.file_end)
+			touched = present_pages(b.file_end, b.end);
+	}
+	f = fopen("/proc/self/smaps", "r");
+	if (f == NULL)
+		return 1;
+	while (fgets(line, sizeof(line), f))
+		if (strncmp(line, "VmFlags:", 8) == 0 &&
+		    strstr(line, " wf") != NULL)
+			wipe++;
+	fclose(f);
+	printf("shim %s\nshim_bss_pages %ld\nshim_bss_touched %ld\n"
+	       "wipeonfork_maps %ld\n",
+	       api != NULL ? "yes" : "no",
+	       (long)((b.end - b.file_end) / (uintptr_t)sysconf(_SC_PAGESIZE)),
+	       touched, wipe);
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	if (argc == 2 && strcmp(argv[1], "atfork") == 0)
+		return run_atfork();
+	if (argc == 3 && strcmp(argv[1], "sigign") == 0)
+		return run_sigign(atol(argv[2]));
+	if (argc == 2 && strcmp(argv[1], "idle") == 0)
+		return run_idle();
+	fprintf(stderr, "usage: tp_fork_host atfork | sigign N | idle\n");
+	return 2;
+}

@@ -1,0 +1,98 @@
+/* What a program sees of fork and of start-up is the same with the shim
+ * preloaded as without it (issue 13).  tp_fork_host (fork_host.c) runs
+ * with and without the shim:
+ *   - its pthread_atfork handlers run with the signal mask the program set,
+ *     a raise() in them runs the handler before it returns, a thread made
+ *     in the child handler gets the program's mask, and a mask change the
+ *     child handler makes is still there when fork returns: the whole
+ *     output is compared byte for byte;
+ *   - with SIGCHLD ignored (the kernel reaps, no wait runs), 50,000 forks
+ *     cost the parent as much CPU per fork at the end as at the start:
+ *     last 5 batches / first 5 batches <= 1.1 (medians of parent CPU per
+ *     fork, in one process: a ratio, not a time);
+ *   - a process that neither freezes nor forks has no page of the shim's
+ *     .bss in memory and no MADV_WIPEONFORK mapping (the shim's per-process
+ *     page): it pays what an empty preloaded library pays. */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tp_run.h"
+
+#define SHIM_ENV "LD_PRELOAD=" FORKSHIM_LIB
+
+static void host(struct host_run *r, int with_shim, const char *mode,
+                 const char *arg, int timeout_s)
+{
+	const char *argv[] = {TP_FORK_HOST, mode, arg, NULL};
+	const char *env[] = {SHIM_ENV, NULL};
+	struct tp_opts o = {with_shim ? env : NULL, NULL, timeout_s};
+
+	tp_run(r, argv, &o);
+	cr_assert(!r->timed_out, "tp_fork_host %s timed out", mode);
+	cr_assert(WIFEXITED(r->status) && WEXITSTATUS(r->status) == 0,
+	          "tp_fork_host %s %s the shim failed (status %#x): %s", mode,
+	          with_shim ? "with" : "without", r->status, r->err.data);
+}
+
+Test(fork_transparency, atfork_handlers_see_the_programs_signal_mask,
+     .timeout = 60)
+{
+	struct host_run plain, shim;
+
+	host(&plain, 0, "atfork", NULL, 30);
+	host(&shim, 1, "atfork", NULL, 30);
+	/* What the program sees without the shim, so the comparison means
+	 * something. */
+	cr_assert(strstr(plain.out.data, "prepare SigBlk:\t0000000000000000"),
+	          "%s", plain.out.data);
+	cr_assert(strstr(plain.out.data, "child after fork: SIGUSR1 blocked"),
+	          "%s", plain.out.data);
+	cr_expect_str_eq(shim.out.data, plain.out.data,
+	                 "with the shim:\n%s\nwithout:\n%s", shim.out.data,
+	                 plain.out.data);
+}
+
+Test(fork_transparency, fork_cost_stays_flat_with_sigchld_ignored,
+     .timeout = 900)
+{
+	struct host_run r;
+	double first, last, ratio;
+	const char *flat;
+
+	host(&r, 1, "sigign", "50000", 880);
+	flat = strstr(r.out.data, "flat ");
+	cr_assert_not_null(flat, "%s", r.out.data);
+	cr_assert_eq(sscanf(flat, "flat %lf %lf %lf", &first, &last, &ratio),
+	             3);
+	cr_expect_leq(ratio, 1.1,
+	              "parent CPU per fork grew from %.1f to %.1f us over "
+	              "50,000 forks with SIGCHLD ignored (%.3f)",
+	              first, last, ratio);
+}
+
+Test(fork_transparency,
+     a_process_that_neither_freezes_nor_forks_touches_nothing, .timeout = 60)
+{
+	struct host_run r;
+	long pages = -1, touched = -1, wipe = -1;
+	const char *p;
+
+	host(&r, 1, "idle", NULL, 30);
+	cr_assert(strstr(r.out.data, "shim yes"), "%s", r.out.data);
+	p = strstr(r.out.data, "shim_bss_pages ");
+	cr_assert(p && sscanf(p, "shim_bss_pages %ld", &pages) == 1);
+	p = strstr(r.out.data, "shim_bss_touched ");
+	cr_assert(p && sscanf(p, "shim_bss_touched %ld", &touched) == 1);
+	p = strstr(r.out.data, "wipeonfork_maps ");
+	cr_assert(p && sscanf(p, "wipeonfork_maps %ld", &wipe) == 1);
+	cr_assert_gt(pages, 0, "the shim has no .bss page of its own to watch");
+	cr_expect_eq(touched, 0,
+	             "%ld of the shim's %ld .bss pages are in memory in a "
+	             "process that never froze or forked",
+	             touched, pages);
+	cr_expect_eq(wipe, 0,
+	             "the shim mapped its per-process page in a process "
+	             "that never froze or forked");
+}
