@@ -7,6 +7,7 @@
 #include <signal.h>
 #include <stddef.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "config.h"
@@ -67,17 +68,15 @@ void forkshim_ensure_init(void)
 	pthread_sigmask(SIG_SETMASK, &saved, NULL);
 }
 
-/* Whether the environment asks for something at load: the guard (its
- * handler must be in before the first fault), or the log (configuration
- * errors are reported at start-up). */
+/* Whether the environment asks for something at load: any FORKSHIM_*
+ * variable.  The guard's handler must be in before the first fault, the
+ * log reports configuration errors at start-up, and every value is copied
+ * now, before the host may reuse its environment block for a process
+ * title (nginx, postgres, setproctitle). */
 static int wanted_at_load(void)
 {
-	static const char *const names[] = {"FORKSHIM_GUARD", "FORKSHIM_LOG",
-	                                    "FORKSHIM_LOG_FILE",
-	                                    "FORKSHIM_MAX_REGIONS"};
-
-	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
-		if (getenv(names[i]) != NULL)
+	for (char **e = environ; e != NULL && *e != NULL; e++)
+		if (strncmp(*e, "FORKSHIM_", 9) == 0)
 			return 1;
 	return 0;
 }

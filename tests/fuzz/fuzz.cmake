@@ -89,7 +89,7 @@ target_link_libraries(fuzz_model PRIVATE forkshim)
 fuzz_target(fuzz_tokens)
 target_link_libraries(fuzz_tokens PRIVATE forkshim)
 fuzz_target(fuzz_config ${PROJECT_SOURCE_DIR}/shim/config.c
-  ${PROJECT_SOURCE_DIR}/shim/log.c)
+  ${PROJECT_SOURCE_DIR}/shim/log.c ${PROJECT_SOURCE_DIR}/shim/owned.c)
 # Whole files: a report with a few regions and an audit record or two.
 # Each input writes four files and reads them back: 5,000 new inputs in a
 # short run (FUZZ_RUNS_fuzz_report).
