@@ -124,6 +124,29 @@ def _load():
 _api = _load()
 
 
+def _hint():
+    """Without the shim, one line on stderr says how to enable it: in the
+    main process only (not again in each spawn or forkserver worker), not
+    while ``python3 -m forkshim`` starts, and not when FORKSHIM_QUIET is
+    set to a non-empty value."""
+    if _api is not None or os.environ.get("FORKSHIM_QUIET"):
+        return
+    if sys.argv and sys.argv[0] == "-m":  # python3 -m forkshim, starting
+        return
+    mp = sys.modules.get("multiprocessing.process")
+    if mp is not None and mp.current_process().name != "MainProcess":
+        return
+    script = sys.argv[0] if sys.argv and sys.argv[0] not in (
+        "", "-c", "-m") else "SCRIPT"
+    sys.stderr.write(
+        "forkshim: the shim is not loaded, objects go to workers by value; "
+        "to load it: python3 -m forkshim %s (FORKSHIM_QUIET=1 hides this)\n"
+        % script)
+
+
+_hint()
+
+
 def available():
     """True when the shim is loaded in this process (forkshim_version and a
     forkshim_api table for ABI 1 resolve)."""
