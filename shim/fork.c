@@ -20,6 +20,7 @@
 #include "log.h"
 #include "procpage.h"
 #include "report.h"
+#include "shared.h"
 #include "table.h"
 
 #define LOAD(p) __atomic_load_n((p), __ATOMIC_RELAXED)
@@ -365,6 +366,7 @@ static void gone(pid_t pid, int sig)
 	if (pid <= 0 || pp == NULL)
 		return;
 	birth = records_forget(pid);
+	shared_reaped(); /* the root takes what the child handed it */
 	if (sig != 0)
 		report_reaped(pid, sig, birth);
 }
