@@ -6,7 +6,8 @@
  * and provides ABI version FORKSHIM_ABI_VERSION with a table large enough
  * for every member this header knows, and NULL otherwise, in which case the
  * plugin falls back to serializing.  Link the plugin with -ldl on glibc
- * older than 2.34. */
+ * older than 2.34.  forkshim_client_has_shared() says whether the shim
+ * also has the shared-region functions. */
 #ifndef FORKSHIM_CLIENT_H
 #define FORKSHIM_CLIENT_H
 
@@ -35,6 +36,16 @@ static inline const struct forkshim_api *forkshim_client_get(void)
 	        offsetof(struct forkshim_api, version) + sizeof(api->version))
 		return NULL;
 	return api;
+}
+
+/* Whether the shim behind api has the shared-region functions (alloc,
+ * export_token, import_token, release: SHARED.md); an older shim's table
+ * ends before them, and the plugin then serializes instead. */
+static inline int forkshim_client_has_shared(const struct forkshim_api *api)
+{
+	return api != NULL &&
+	       api->size >= offsetof(struct forkshim_api, release) +
+	                        sizeof(api->release);
 }
 
 #endif

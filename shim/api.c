@@ -1,70 +1,47 @@
-/* The public functions: argument checks live in the modules, this file
- * joins them and starts the library. */
+/* api: the public functions (forkshim.h) and the function table, each
+ * joined to the module that does the work; argument checks live in the
+ * modules.  The top of the library: it may call any module, and none
+ * calls it.  It also lists the modules init starts (init_modules).  The
+ * readers (deref, find, visible, info, sharing) stay async-signal-safe and
+ * lock-free: no pthread_once on their path. */
 #include <errno.h>
-#include <pthread.h>
 #include <stddef.h>
 #include <unistd.h>
 
-#include "config.h"
 #include "fork.h"
 #include "guard.h"
 #include "init.h"
 #include "log.h"
-#include "procpage.h"
 #include "report.h"
+#include "shared.h"
 #include "sharing.h"
+#include "signals.h"
 #include "table.h"
 
-#define STR2(x) #x
-#define STR(x) STR2(x)
+/* This process uses forkshim: its first fork makes the family directory
+ * (shared.h).  One relaxed store, async-signal-safe. */
+#define STORE_USED() __atomic_store_n(&shared_used, 1, __ATOMIC_RELAXED)
 
-static pthread_once_t once_core = PTHREAD_ONCE_INIT;
-static pthread_once_t once_config = PTHREAD_ONCE_INIT;
-static int initialised;
-
-/* What needs no environment: the real symbols, the procpage, the atfork
- * handlers, and a table of the default size. */
-static void init_core(void)
+/* Start-up of the modules above init, in this order (init.h). */
+static void start_core(void)
 {
-	int saved = errno;
-
-	procpage_init();
-	table_configure(CONFIG_DEFAULT_REGIONS);
 	if (fork_init() < 0)
 		log_error("fork interposition is not available");
-	guard_resolve();
+	signals_resolve();
+	guard_attach();
+	shared_attach();
 	report_resolve();
-	errno = saved;
 }
 
-/* What reads the environment, once libc has it: a .preinit_array function
- * (a sanitizer runtime, say) may call fork or sigaction before. */
-static void init_config(void)
+static void start_config(void)
 {
-	int saved = errno;
-
-	config_load();
-	table_configure(config.max_regions);
 	guard_init();
-	log_debug("forkshim %s loaded, %zu regions", forkshim_version(),
-	          config.max_regions);
-	__atomic_store_n(&initialised, 1, __ATOMIC_RELEASE);
-	errno = saved;
 }
 
-void forkshim_ensure_init(void)
-{
-	if (__atomic_load_n(&initialised, __ATOMIC_ACQUIRE))
-		return;
-	pthread_once(&once_core, init_core);
-	if (environ != NULL)
-		pthread_once(&once_config, init_config);
-}
-
-__attribute__((constructor)) static void forkshim_constructor(void)
-{
-	forkshim_ensure_init();
-}
+const struct init_modules init_modules = {
+    .core = start_core,
+    .config = start_config,
+};
 
 FORKSHIM_API forkshim_handle forkshim_freeze(const void *addr, size_t len,
                                              const char *name, unsigned flags)
@@ -72,7 +49,11 @@ FORKSHIM_API forkshim_handle forkshim_freeze(const void *addr, size_t len,
 	forkshim_handle h;
 
 	forkshim_ensure_init();
-	h = table_freeze(addr, len, name, flags);
+	STORE_USED();
+	if (flags & FORKSHIM_SHARED)
+		h = shared_freeze(addr, len, name, flags);
+	else
+		h = table_freeze(addr, len, name, flags);
 	if (h != 0)
 		report_arm();
 	return h;
@@ -81,14 +62,20 @@ FORKSHIM_API forkshim_handle forkshim_freeze(const void *addr, size_t len,
 FORKSHIM_API int forkshim_thaw(forkshim_handle h)
 {
 	forkshim_ensure_init();
-	return table_thaw(h);
+	STORE_USED();
+	return table_thaw(h); /* shared regions: shared.c's table hook */
 }
 
 /* The three readers must stay async-signal-safe: no pthread_once here
  * (the table answers EBADF / ENOENT until it is ready). */
 FORKSHIM_API const void *forkshim_deref(forkshim_handle h, size_t *len)
 {
-	return table_deref(h, len);
+	const void *p = table_deref(h, len);
+
+	/* A shared region an ancestor froze after our birth. */
+	if (p == NULL && errno == ENOENT)
+		p = shared_deref_late(h, len);
+	return p;
 }
 
 FORKSHIM_API forkshim_handle forkshim_find(const void *addr, size_t len)
@@ -111,7 +98,10 @@ FORKSHIM_API int forkshim_info(forkshim_handle h, struct forkshim_info *out)
 		errno = EINVAL;
 		return -1;
 	}
-	return table_info(h, out);
+	STORE_USED();
+	if (table_info(h, out) == 0)
+		return 0;
+	return errno == ENOENT ? shared_info_late(h, out) : -1;
 }
 
 FORKSHIM_API int forkshim_sharing(forkshim_handle h,
@@ -124,16 +114,44 @@ FORKSHIM_API int forkshim_sharing(forkshim_handle h,
 		errno = EINVAL;
 		return -1;
 	}
-	addr = table_deref(h, &len);
+	addr = forkshim_deref(h, &len);
 	if (addr == NULL)
 		return -1;
 	return sharing_count(addr, len, out);
 }
 
+FORKSHIM_API void *forkshim_alloc(size_t len, const char *name)
+{
+	forkshim_ensure_init();
+	STORE_USED();
+	return shared_alloc(len, name);
+}
+
+FORKSHIM_API int forkshim_export(forkshim_handle h, struct forkshim_token *out)
+{
+	forkshim_ensure_init();
+	STORE_USED();
+	return shared_export(h, out);
+}
+
+FORKSHIM_API const void *forkshim_import(const struct forkshim_token *tok,
+                                         unsigned flags, size_t *len)
+{
+	forkshim_ensure_init();
+	STORE_USED();
+	return shared_import(tok, flags, len);
+}
+
+FORKSHIM_API int forkshim_release(const void *addr)
+{
+	forkshim_ensure_init();
+	return shared_release(addr);
+}
+
+/* Not a sign of use by itself: the shim's own start-up logs it. */
 FORKSHIM_API const char *forkshim_version(void)
 {
-	return STR(FORKSHIM_VERSION_MAJOR) "." STR(
-	    FORKSHIM_VERSION_MINOR) "." STR(FORKSHIM_VERSION_PATCH);
+	return INIT_VERSION;
 }
 
 static const struct forkshim_api api_v1 = {
@@ -147,6 +165,10 @@ static const struct forkshim_api api_v1 = {
     .info = forkshim_info,
     .sharing = forkshim_sharing,
     .version = forkshim_version,
+    .alloc = forkshim_alloc,
+    .export_token = forkshim_export,
+    .import_token = forkshim_import,
+    .release = forkshim_release,
 };
 
 FORKSHIM_API const struct forkshim_api *forkshim_api(unsigned abi_version)
@@ -155,5 +177,6 @@ FORKSHIM_API const struct forkshim_api *forkshim_api(unsigned abi_version)
 		errno = ENOSYS;
 		return NULL;
 	}
+	STORE_USED();
 	return &api_v1;
 }

@@ -1,3 +1,7 @@
+/* audit: the audit record files (contract in audit.h).  Called by the
+ * guard (configure, child, finish: normal context) and its fault handler
+ * (first_write: a signal handler, so no malloc, no stdio, no lock on that
+ * path); calls jsonl, trace and log only. */
 #include "audit.h"
 
 #include <dirent.h>

@@ -1,3 +1,7 @@
+/* config: the FORKSHIM_* environment (contract in config.h).  Called by
+ * init once, in normal context (and by the tests and the fuzzer through
+ * config_parse_count); calls log only.  Normal context only; it
+ * allocates nothing (the strings it keeps are the environment's). */
 #include "config.h"
 
 #include <errno.h>

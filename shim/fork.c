@@ -1,3 +1,9 @@
+/* fork: the fork and wait wrappers, the atfork phases and the child
+ * records (contract in fork.h).  Called by the program (the wrappers), by
+ * glibc's fork (the atfork phases) and by api (visible, init); calls
+ * table's fork phases, report_reaped, init, interpose, procpage and log.
+ * The fork path allocates nothing and takes no lock but the table's
+ * (prepare to parent); errno is kept around everything we add. */
 #include "fork.h"
 
 #include <dlfcn.h>
@@ -14,6 +20,7 @@
 #include "log.h"
 #include "procpage.h"
 #include "report.h"
+#include "shared.h"
 #include "table.h"
 
 #define LOAD(p) __atomic_load_n((p), __ATOMIC_RELAXED)
@@ -359,6 +366,7 @@ static void gone(pid_t pid, int sig)
 	if (pid <= 0 || pp == NULL)
 		return;
 	birth = records_forget(pid);
+	shared_reaped(); /* the root takes what the child handed it */
 	if (sig != 0)
 		report_reaped(pid, sig, birth);
 }

@@ -1,3 +1,6 @@
+/* handle: the handle's keys and tags (contract in handle.h).  Called by
+ * the table; calls nothing of the shim.  Pure or read-only, no allocation,
+ * no lock: async-signal-safe. */
 #include "handle.h"
 
 #include <sys/random.h>

@@ -1,3 +1,6 @@
+/* interpose: resolving the real functions (contract in interpose.h).
+ * Called by the start-up steps of fork, signals and report (the
+ * constructor), never on a hot path; calls log only. */
 #include "interpose.h"
 
 #include <dlfcn.h>

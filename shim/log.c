@@ -1,3 +1,7 @@
+/* log: the log lines (contract in log.h).  Called by every module, from
+ * any context, the fork path and signal handlers included: write(2) and a
+ * stack buffer only, no malloc, no lock, errno kept.  Calls nothing of the
+ * shim. */
 #include "log.h"
 
 #include <errno.h>

@@ -1,3 +1,6 @@
+/* procpage: the per-process page (contract in procpage.h).  Mapped by
+ * init in the constructor; read and written by the table (its lock) and
+ * fork (child records).  Calls log only. */
 #include "procpage.h"
 
 #include <errno.h>

@@ -1,3 +1,7 @@
+/* readable: the freeze's EFAULT check (contract in readable.h).  Called
+ * by the table (and tests/unit/readable.c, which builds this file in);
+ * calls nothing of the shim but pmscan's definitions.  No malloc, no
+ * stdio, no lock; errno kept. */
 #include "readable.h"
 
 #include <errno.h>

@@ -1,3 +1,9 @@
+/* report: the per-process report files (contract in report.h).  Called
+ * by api (arm, after a freeze), fork's wait wrappers (reaped), the exit
+ * paths it wraps (_exit, _Exit, on_exit) and, through signals_watch's
+ * callback, the signal handlers; calls signals, table's readers, sharing,
+ * jsonl, config, interpose and log.  The signal, _exit and wait paths
+ * allocate nothing and use no stdio; errno is kept. */
 #include "report.h"
 
 #include <errno.h>
@@ -10,25 +16,22 @@
 #include <unistd.h>
 
 #include "config.h"
-#include "guard.h"
 #include "interpose.h"
 #include "jsonl.h"
 #include "log.h"
 #include "sharing.h"
+#include "signals.h"
 #include "table.h"
 
 #define DIR_MAX 4096
 #define PATH_BYTES (DIR_MAX + 64)
-#define NSIG_TRACKED 32
 
 enum how { HOW_EXIT, HOW__EXIT, HOW_SIGNAL, HOW_KILLED };
 static const char *const how_names[] = {"exit", "_exit", "signal", "killed"};
 
 typedef void (*exit_fn)(int);
-typedef int (*sigaction_fn)(int, const struct sigaction *, struct sigaction *);
 
 static exit_fn real__exit, real__Exit;
-static sigaction_fn real_sigaction;
 
 /* Inherited by children with the rest of our memory: a child of an armed
  * process is armed.  self/ppid/birth are set again in each child. */
@@ -39,24 +42,18 @@ static uint64_t birth;
 static pid_t ending; /* the process that began writing its report */
 static pid_t ended;  /* the process whose report is complete */
 
-/* The terminating signals we may catch, and for each the action the host
- * believes is installed while ours stands in for its SIG_DFL. */
+/* The terminating signals whose SIG_DFL we stand in for (signals_watch). */
 static const int fatal_signals[] = {
     SIGHUP,  SIGINT,    SIGQUIT, SIGILL,  SIGTRAP, SIGABRT, SIGBUS,    SIGFPE,
     SIGUSR1, SIGSEGV,   SIGUSR2, SIGPIPE, SIGALRM, SIGTERM, SIGSTKFLT, SIGXCPU,
     SIGXFSZ, SIGVTALRM, SIGPROF, SIGIO,   SIGPWR,  SIGSYS,
 };
-static int tracked[NSIG_TRACKED]; /* we decide this signal's disposition */
-static int owned[NSIG_TRACKED];   /* ours is installed, host sees host[] */
-static struct sigaction host[NSIG_TRACKED];
-static int lock_word;
+static int lock_word; /* arming */
 
 void report_resolve(void)
 {
 	*(void **)&real__exit = interpose_real("_exit", INTERPOSE_OPTIONAL);
 	*(void **)&real__Exit = interpose_real("_Exit", INTERPOSE_OPTIONAL);
-	*(void **)&real_sigaction =
-	    interpose_real("sigaction", INTERPOSE_OPTIONAL);
 }
 
 /* ---- the file ---- */
@@ -209,7 +206,7 @@ EXPORT void _Exit(int status)
 	leave(real__Exit != NULL ? real__Exit : real__exit, status);
 }
 
-/* ---- fatal signals ---- */
+/* ---- fatal signals and arming ---- */
 
 static void lock(sigset_t *saved)
 {
@@ -227,115 +224,11 @@ static void unlock(const sigset_t *saved)
 	pthread_sigmask(SIG_SETMASK, saved, NULL);
 }
 
-static int is_default(const struct sigaction *a)
-{
-	return a->sa_handler == SIG_DFL; /* a union with sa_sigaction */
-}
-
-static void on_fatal(int sig, siginfo_t *si, void *uc)
-{
-	(void)uc;
-	report_end(HOW_SIGNAL, 0, sig);
-	guard_die_default(sig, si);
-}
-
-static int install_ours(int sig)
-{
-	struct sigaction sa;
-
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_sigaction = on_fatal;
-	sa.sa_flags = SA_SIGINFO | SA_RESTART;
-	sigfillset(&sa.sa_mask);
-	return real_sigaction(sig, &sa, NULL);
-}
-
-void report_fatal(int sig)
+/* Our handler of a watched signal, before the default action kills. */
+static void dying(int sig)
 {
 	report_end(HOW_SIGNAL, 0, sig);
 }
-
-void report_release(int sig, struct sigaction *prev)
-{
-	sigset_t saved;
-
-	if (sig <= 0 || sig >= NSIG_TRACKED)
-		return;
-	lock(&saved);
-	if (owned[sig] && prev != NULL)
-		*prev = host[sig];
-	tracked[sig] = 0;
-	owned[sig] = 0;
-	unlock(&saved);
-}
-
-/* Not instrumented: a sanitizer runtime's start-up calls the sigaction
- * wrappers (guard.c), which ask this first, before it can run instrumented
- * code (TSan crashed at report_sigaction's entry). */
-__attribute__((no_sanitize("address", "thread", "undefined"))) int
-report_armed(void)
-{
-	return __atomic_load_n(&armed, __ATOMIC_ACQUIRE);
-}
-
-int report_sigaction(int sig, const struct sigaction *act,
-                     struct sigaction *old, int *rc)
-{
-	struct sigaction prev;
-	sigset_t saved;
-
-	if (sig <= 0 || sig >= NSIG_TRACKED ||
-	    !__atomic_load_n(&tracked[sig], __ATOMIC_ACQUIRE))
-		return 0;
-	lock(&saved);
-	if (!tracked[sig]) {
-		unlock(&saved);
-		return 0;
-	}
-	*rc = 0;
-	/* A disposition set behind our back (sigset, a raw rt_sigaction)
-	 * replaced ours: the kernel's answer is the host's then. */
-	if (owned[sig] && real_sigaction(sig, NULL, &prev) == 0 &&
-	    ((prev.sa_flags & SA_SIGINFO) == 0 ||
-	     prev.sa_sigaction != on_fatal))
-		owned[sig] = 0;
-	if (owned[sig])
-		prev = host[sig];
-	else if (act == NULL || is_default(act))
-		*rc = real_sigaction(sig, NULL, &prev);
-	if (*rc == 0 && act != NULL) {
-		if (is_default(act)) {
-			*rc = install_ours(sig);
-			if (*rc == 0) {
-				host[sig] = *act;
-				owned[sig] = 1;
-			}
-		} else {
-			*rc =
-			    real_sigaction(sig, act, owned[sig] ? NULL : &prev);
-			if (*rc == 0)
-				owned[sig] = 0;
-		}
-	}
-	unlock(&saved);
-	if (*rc == 0 && old != NULL)
-		*old = prev;
-	return 1;
-}
-
-int report_signal(int sig, sighandler_t handler, int flags, sighandler_t *old)
-{
-	struct sigaction act, prev;
-	int rc;
-
-	report_signal_action(&act, sig, handler, flags);
-	if (!report_sigaction(sig, &act, &prev, &rc))
-		return 0;
-	*old = rc == 0 ? prev.sa_handler : SIG_ERR;
-	return 1;
-}
-
-/* ---- arming ---- */
 
 static void arm_child(void)
 {
@@ -352,7 +245,7 @@ void report_arm(void)
 	sigset_t saved;
 
 	if (__atomic_load_n(&armed, __ATOMIC_ACQUIRE) || config.secure ||
-	    config.report_dir == NULL || real_sigaction == NULL)
+	    config.report_dir == NULL || !signals_ready())
 		return;
 	lock(&saved);
 	if (armed || strlen(config.report_dir) >= DIR_MAX) {
@@ -367,22 +260,8 @@ void report_arm(void)
 	parent = getppid();
 	birth = 0;
 	__atomic_store_n(&self, (pid_t)syscall(SYS_getpid), __ATOMIC_RELEASE);
-	for (size_t i = 0; i < sizeof(fatal_signals) / sizeof(int); i++) {
-		int sig = fatal_signals[i];
-		struct sigaction cur;
-
-		/* The guard's handler already stands for the host's. */
-		if (sig == SIGSEGV &&
-		    __atomic_load_n(&guard_on, __ATOMIC_ACQUIRE))
-			continue;
-		if (real_sigaction(sig, NULL, &cur) != 0)
-			continue;
-		tracked[sig] = 1;
-		if (is_default(&cur) && install_ours(sig) == 0) {
-			host[sig] = cur;
-			owned[sig] = 1;
-		}
-	}
+	signals_watch(fatal_signals, sizeof(fatal_signals) / sizeof(int),
+	              dying);
 	__atomic_store_n(&armed, 1, __ATOMIC_RELEASE);
 	unlock(&saved);
 	pthread_atfork(NULL, NULL, arm_child);

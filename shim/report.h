@@ -30,51 +30,28 @@
  * _Fork, clone, a raw fork syscall) write nothing.  Secure mode, or no
  * FORKSHIM_REPORT: nothing.
  *
- * report_resolve() runs at load (real _exit, _Exit, sigaction).
- * report_arm() runs after a successful freeze (normal context, cheap once
- * done): it copies the directory, registers the exit and atfork hooks and
- * installs our handler for each terminating signal whose disposition is
- * the default.  The host keeps seeing its own dispositions:
- * report_sigaction() is called by the sigaction/signal wrappers (guard.c)
- * and answers 1 when it handled the call.  The guard owns SIGSEGV once it
- * is installed: report_release() hands it over, and the guard's default
- * action calls report_fatal().  report_reaped() is called by the wait
- * wrappers for a child that died of a signal.  Everything on the signal,
- * _exit and wait paths is async-signal-safe: open, write, pread, no
- * malloc, no stdio, no lock. */
+ * report_resolve() runs at load (real _exit and _Exit).  report_arm()
+ * runs after a successful freeze (normal context, cheap once done): it
+ * copies the directory, registers the exit and atfork hooks and asks
+ * signals.c to stand in for each terminating signal whose disposition is
+ * the default (signals_watch); signals.c keeps what the host believes it
+ * installed, and calls us back (the report of a signal death) before it
+ * takes the default action, from our handler or from the guard's chain.
+ * report_reaped() is called by the wait wrappers (fork.c) for a child that
+ * died of a signal.  Calls down: signals, table (readers), sharing, jsonl,
+ * config, interpose, log.  Everything on the signal, _exit and wait paths
+ * is async-signal-safe: open, write, pread, no malloc, no stdio, no lock;
+ * errno is kept. */
 #ifndef FORKSHIM_REPORT_H
 #define FORKSHIM_REPORT_H
 
-#include <signal.h>
 #include <stdint.h>
-#include <string.h>
 #include <sys/types.h>
 
 #define REPORT_FORMAT 1
 
-/* The action signal() and sysv_signal() install, as sigaction takes it. */
-static inline void report_signal_action(struct sigaction *act, int sig,
-                                        sighandler_t handler, int flags)
-{
-	memset(act, 0, sizeof(*act));
-	act->sa_handler = handler;
-	act->sa_flags = flags;
-	sigemptyset(&act->sa_mask);
-	if (!(flags & SA_NODEFER))
-		sigaddset(&act->sa_mask, sig);
-}
-
 void report_resolve(void);
 void report_arm(void);
-/* Whether report_arm() has run in this process (or its parent): until
- * then report_sigaction() and report_signal() track nothing, and the
- * wrappers need not call them. */
-int report_armed(void);
-int report_sigaction(int sig, const struct sigaction *act,
-                     struct sigaction *old, int *rc);
-int report_signal(int sig, sighandler_t handler, int flags, sighandler_t *old);
-void report_release(int sig, struct sigaction *prev);
-void report_fatal(int sig);
 void report_reaped(pid_t pid, int sig, uint64_t birth);
 
 #endif

@@ -1,3 +1,6 @@
+/* sharing: page counts from /proc/self/pagemap (contract in sharing.h).
+ * Called by api (forkshim_sharing) and report; calls nothing of the shim
+ * but pmscan's definitions.  No malloc, no lock, errno kept on success. */
 #include "sharing.h"
 
 #include <errno.h>

@@ -1,3 +1,9 @@
+/* table: the frozen regions (contract in table.h).  Called by api (the
+ * public functions), fork (the atfork phases), init (configure), report,
+ * the guard and its fault handler (the readers); calls down only: handle,
+ * tree, readable, procpage, log, and the features' table_hook functions
+ * registered from above.  No malloc; one lock, the table lock (writers and
+ * fork); readers lock-free and async-signal-safe. */
 #include "table.h"
 
 #include <errno.h>
@@ -9,7 +15,6 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#include "guard.h"
 #include "handle.h"
 #include "log.h"
 #include "procpage.h"
@@ -88,6 +93,30 @@ static struct {
 	int huge; /* MADV_HUGEPAGE asked for */
 	size_t page;
 } t;
+
+/* ---- hooks ---- */
+
+static const struct table_hook *hooks[TABLE_HOOKS_MAX];
+static uint32_t nhooks;
+
+int table_hook_add(const struct table_hook *hook)
+{
+	if (nhooks == TABLE_HOOKS_MAX) {
+		errno = ENOSPC;
+		return -1;
+	}
+	hooks[nhooks] = hook;
+	STORE_REL(&nhooks, nhooks + 1);
+	return 0;
+}
+
+#define EACH_HOOK(event, ...)                                                  \
+	do {                                                                   \
+		uint32_t n_ = LOAD_ACQ(&nhooks);                               \
+		for (uint32_t i_ = 0; i_ < n_; i_++)                           \
+			if (hooks[i_]->event != NULL)                          \
+				hooks[i_]->event(__VA_ARGS__);                 \
+	} while (0)
 
 /* ---- the lock ----
  * One word in the procpage: its holder's pthread_self (0 when free) |
@@ -363,7 +392,7 @@ static int writer_enter(void)
  * cost it a page fault per fork.  The lock lives in the procpage. */
 uint64_t table_prepare(void)
 {
-	uint64_t self = (uint64_t)pthread_self();
+	uint64_t self = (uint64_t)pthread_self(), birth;
 
 	if (pp == NULL)
 		return 0;
@@ -376,7 +405,9 @@ uint64_t table_prepare(void)
 		pp->fork_depth++;
 	else
 		lock_take(self);
-	return LOAD(&t.ready) ? t.s.fseq : 0;
+	birth = LOAD(&t.ready) ? t.s.fseq : 0;
+	EACH_HOOK(forking, birth);
+	return birth;
 }
 
 void table_parent(void)
@@ -384,6 +415,7 @@ void table_parent(void)
 	if (pp == NULL)
 		return;
 	__atomic_fetch_add(&pp->forks, 1, __ATOMIC_RELAXED);
+	EACH_HOOK(forked);
 	if (pp->fork_depth > 0) {
 		pp->fork_depth--; /* a nested fork: the lock stays ours */
 		return;
@@ -566,7 +598,7 @@ forkshim_handle table_freeze(const void *addr, size_t len, const char *name,
 	struct tree_entry near;
 	forkshim_handle h;
 
-	if (bad_range(addr, len) || (flags & ~FORKSHIM_GUARD)) {
+	if (bad_range(addr, len) || (flags & ~TABLE_FLAGS)) {
 		errno = EINVAL;
 		return 0;
 	}
@@ -654,8 +686,7 @@ forkshim_handle table_freeze(const void *addr, size_t len, const char *name,
 	}
 	t.s.live++;
 	journal_end();
-	if (guard_on || (flags & FORKSHIM_GUARD))
-		guard_frozen(h, addr, len, flags);
+	EACH_HOOK(frozen, h, addr, len, flags);
 	writer_leave();
 	return h;
 }
@@ -681,8 +712,8 @@ int table_thaw(forkshim_handle h)
 		writer_leave();
 		return 0;
 	}
-	if (guard_on)
-		guard_thawing(h, (const void *)(uintptr_t)copy.addr, copy.len);
+	EACH_HOOK(thawing, h, (const void *)(uintptr_t)copy.addr, copy.len,
+	          t.cold[slot].flags);
 	journal_begin();
 	journal_slot(slot);
 	STORE_REL(&t.entries[slot].st, copy.st & ~ENTRY_LIVE);

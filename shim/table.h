@@ -14,6 +14,11 @@
  * and a reader re-reads it after the fields it uses.  Readers are
  * async-signal-safe.
  *
+ * The table calls no feature: a feature that reacts to freeze, thaw or
+ * fork (the guard; next, shared regions) registers a struct table_hook
+ * (below) at start-up, and the table calls it.  It calls down only:
+ * handle, tree, readable, procpage, log.
+ *
  * Errors: 0 / NULL / -1 with errno, and nothing changed. */
 #ifndef FORKSHIM_TABLE_H
 #define FORKSHIM_TABLE_H
@@ -23,6 +28,38 @@
 #include <sys/types.h>
 
 #include "forkshim.h"
+
+/* The flags a region may carry (forkshim_freeze's flags). */
+#define TABLE_FLAGS (FORKSHIM_GUARD | FORKSHIM_SHARED)
+
+/* A feature's hook into the table.  Every member may be NULL.
+ *   frozen   after a new region entered the table (not after a repeated
+ *            freeze of the same range), under the table lock, before the
+ *            freezer gets its handle.  flags: the region's.
+ *   thawing  before a region leaves the table at its last thaw, under the
+ *            table lock, while its handle still derefs.
+ *   forking  fork's prepare phase, the table lock held (birth: the line's
+ *            freeze count at the fork); forked its parent phase, before
+ *            the lock is released.  No child phase: a child adopts the
+ *            table lazily (table.c, adopt).
+ * Hooks run in the context of the call that caused them (which may be a
+ * signal handler, and is the fork path for forking/forked): no malloc, no
+ * stdio, no lock the table lock may be waited for under; they must not
+ * call the table's writers (EDEADLK) and must keep errno. */
+struct table_hook {
+	void (*frozen)(forkshim_handle h, const void *addr, size_t len,
+	               unsigned flags);
+	void (*thawing)(forkshim_handle h, const void *addr, size_t len,
+	                unsigned flags);
+	void (*forking)(uint64_t birth);
+	void (*forked)(void);
+};
+
+#define TABLE_HOOKS_MAX 4
+
+/* Registers hook (kept, not copied), in start-up before any freeze (init's
+ * core step); hooks run in registration order.  0, or -1 with ENOSPC. */
+int table_hook_add(const struct table_hook *hook);
 
 /* Sets the capacity, at load (again once the environment is read); the
  * mapping is made at the first freeze. */

@@ -1,3 +1,7 @@
+/* trace: backtraces, modules and symbols (contract in trace.h).  Called
+ * by the guard (init, refresh, here), its fault handler and audit
+ * (from_signal, module, symbol: async-signal-safe, no malloc, no lock);
+ * calls nothing of the shim. */
 #include "trace.h"
 
 #define UNW_LOCAL_ONLY

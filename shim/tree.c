@@ -1,3 +1,7 @@
+/* tree: the copy-on-write B+tree of region addresses (contract in
+ * tree.h).  Called by the table only (writers under its lock, the lookup
+ * lock-free from any context); calls nothing of the shim.  No malloc: its
+ * nodes live in the table's mapping. */
 #include "tree.h"
 
 #include <errno.h>

@@ -30,6 +30,12 @@ typedef uint64_t forkshim_handle; /* opaque; 0 is never a valid handle */
 #define FORKSHIM_ABI_VERSION 1
 #define FORKSHIM_NAME_MAX 64 /* including the terminating NUL */
 #define FORKSHIM_GUARD 0x1u  /* freeze flag: write-protect the region */
+/* Shared frozen regions (SHARED.md), appended to ABI 1. */
+#define FORKSHIM_SHARED                                                        \
+	0x2u /* freeze flag: the region lives in sealed shared memory */
+#define FORKSHIM_SAME_ADDRESS                                                  \
+	0x1u /* import flag: map at the freezer's address or fail */
+#define FORKSHIM_TOKEN_SIZE 64
 
 #define FORKSHIM_VERSION_MAJOR 0
 #define FORKSHIM_VERSION_MINOR 1
@@ -72,6 +78,30 @@ FORKSHIM_API int forkshim_info(forkshim_handle h, struct forkshim_info *out);
 FORKSHIM_API int forkshim_sharing(forkshim_handle h,
                                   struct forkshim_sharing *out);
 
+/* A shared region's name for processes that did not inherit the table:
+ * plain bytes, sent however the program likes. */
+struct forkshim_token {
+	unsigned char bytes[FORKSHIM_TOKEN_SIZE];
+};
+
+/* Writable shared memory, page-aligned, for len bytes; fill it, then
+ * freeze it with FORKSHIM_SHARED (no copy).  Freed by forkshim_release if
+ * never frozen, else at its last thaw.  EINVAL len 0 or too big, ENOMEM,
+ * ENOSYS no memfd. */
+FORKSHIM_API void *forkshim_alloc(size_t len, const char *name);
+/* A token for a shared region that resolves here.  EINVAL private region
+ * or out NULL; or as deref. */
+FORKSHIM_API int forkshim_export(forkshim_handle h, struct forkshim_token *out);
+/* Maps the token's region read-only; stores its length in *len.  EBADF
+ * malformed or not of this family, ESTALE thawed, ENOENT owner line ended,
+ * EACCES the owner's memory cannot be opened, EADDRINUSE
+ * FORKSHIM_SAME_ADDRESS and the range is taken, EINVAL unknown flag. */
+FORKSHIM_API const void *forkshim_import(const struct forkshim_token *tok,
+                                         unsigned flags, size_t *len);
+/* Undoes one import (or frees never-frozen forkshim_alloc memory). EINVAL
+ * addr is neither. */
+FORKSHIM_API int forkshim_release(const void *addr);
+
 struct forkshim_api {
 	unsigned abi_version; /* FORKSHIM_ABI_VERSION of the shim */
 	size_t size;          /* sizeof(struct forkshim_api) in that shim */
@@ -84,6 +114,12 @@ struct forkshim_api {
 	int (*info)(forkshim_handle h, struct forkshim_info *out);
 	int (*sharing)(forkshim_handle h, struct forkshim_sharing *out);
 	const char *(*version)(void);
+	/* shared frozen regions (SHARED.md); export is a C++ keyword */
+	void *(*alloc)(size_t len, const char *name);
+	int (*export_token)(forkshim_handle h, struct forkshim_token *out);
+	const void *(*import_token)(const struct forkshim_token *tok,
+	                            unsigned flags, size_t *len);
+	int (*release)(const void *addr);
 	/* later versions append here */
 };
 

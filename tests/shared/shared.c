@@ -1,0 +1,759 @@
+/* Shared frozen regions (SHARED.md) in real processes: late children,
+ * an exec'd worker with the token in argv, results coming back from a
+ * child that exited, the errnos of tokens that must map nothing, every
+ * write path, and kill -9 of a family giving its shared memory back.
+ *
+ * Forked children never assert: they answer over pipes, the test checks. */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "forkshim.h"
+#include "shared_common.h"
+
+#define MIB (1ul << 20)
+
+static void write_all(int fd, const void *p, size_t n)
+{
+	const char *c = p;
+
+	while (n > 0) {
+		ssize_t w = write(fd, c, n);
+
+		if (w <= 0 && errno != EINTR)
+			_exit(90);
+		if (w > 0) {
+			c += w;
+			n -= (size_t)w;
+		}
+	}
+}
+
+static int read_all(int fd, void *p, size_t n)
+{
+	char *c = p;
+
+	while (n > 0) {
+		ssize_t r = read(fd, c, n);
+
+		if (r == 0 || (r < 0 && errno != EINTR))
+			return -1;
+		if (r > 0) {
+			c += r;
+			n -= (size_t)r;
+		}
+	}
+	return 0;
+}
+
+/* Runs the worker program; its first output line in out. */
+static int run_worker(const char *const *argv, char *out, size_t size)
+{
+	int fds[2], st;
+	pid_t pid;
+	ssize_t n, got = 0;
+
+	cr_assert(pipe(fds) == 0);
+	pid = fork();
+	cr_assert(pid >= 0);
+	if (pid == 0) {
+		dup2(fds[1], 1);
+		close(fds[0]);
+		execv(argv[0], (char *const *)argv);
+		_exit(127);
+	}
+	close(fds[1]);
+	while ((n = read(fds[0], out + got, size - 1 - (size_t)got)) > 0)
+		got += n;
+	out[got] = '\0';
+	close(fds[0]);
+	cr_assert(waitpid(pid, &st, 0) == pid);
+	return st;
+}
+
+struct imported {
+	int err;
+	size_t len;
+	unsigned long long sum;
+	int maps_added;
+};
+
+static struct imported import_in_worker(const struct forkshim_token *tok,
+                                        const char *as_user, int same)
+{
+	char hex[2 * FORKSHIM_TOKEN_SIZE + 1], out[256];
+	const char *argv[12];
+	struct imported r = {-1, 0, 0, -1};
+	int i = 0, st;
+
+	token_to_hex(tok, hex);
+	if (as_user != NULL) {
+		argv[i++] = "/usr/bin/setpriv";
+		argv[i++] = "--reuid=65534";
+		argv[i++] = "--regid=65534";
+		argv[i++] = "--clear-groups";
+	}
+	argv[i++] = SHARED_WORKER;
+	argv[i++] = "import";
+	argv[i++] = hex;
+	if (same)
+		argv[i++] = "same";
+	argv[i] = NULL;
+	st = run_worker(argv, out, sizeof(out));
+	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0,
+	          "worker status %#x, said %s", st, out);
+	cr_assert(sscanf(out, "%d %zu %llu %d", &r.err, &r.len, &r.sum,
+	                 &r.maps_added) == 4,
+	          "worker said: %s", out);
+	return r;
+}
+
+/* ---- late children ---- */
+
+struct late_answer {
+	int err;
+	int same_addr;
+	uint64_t sum;
+	size_t len;
+	struct forkshim_sharing sh;
+	int sh_err;
+	unsigned flags;
+};
+
+static void late_children(int use_alloc)
+{
+	enum { WORKERS = 4 };
+	size_t len = 64 * MIB;
+	int to[WORKERS][2], from[WORKERS][2];
+	pid_t pids[WORKERS];
+	unsigned char *p;
+	forkshim_handle h;
+
+	forkshim_api(1); /* this process uses forkshim */
+	for (int i = 0; i < WORKERS; i++) {
+		cr_assert(pipe(to[i]) == 0 && pipe(from[i]) == 0);
+		pids[i] = fork();
+		cr_assert(pids[i] >= 0);
+		if (pids[i] == 0) {
+			struct late_answer a;
+			forkshim_handle got;
+			const void *q;
+
+			memset(&a, 0, sizeof(a));
+			if (read_all(to[i][0], &got, sizeof(got)) < 0)
+				_exit(91);
+			q = forkshim_deref(got, &a.len);
+			a.err = q == NULL ? errno : 0;
+			if (q != NULL) {
+				struct forkshim_info in;
+
+				a.sum = checksum(q, a.len);
+				uint64_t at = 0;
+
+				if (read_all(to[i][0], &at, sizeof(at)) < 0)
+					_exit(92);
+				a.same_addr = (uintptr_t)q == (uintptr_t)at;
+				a.sh_err = forkshim_sharing(got, &a.sh) == 0
+				               ? 0
+				               : errno;
+				if (forkshim_info(got, &in) == 0)
+					a.flags = in.flags;
+			}
+			write_all(from[i][1], &a, sizeof(a));
+			_exit(0);
+		}
+	}
+	/* The data exists only now: the workers were forked before it. */
+	if (use_alloc) {
+		p = forkshim_alloc(len, "late");
+		cr_assert(p != NULL, "alloc: %s", strerror(errno));
+		fill(p, len, 3);
+	} else {
+		p = mmap(NULL, len, PROT_READ | PROT_WRITE,
+		         MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		cr_assert(p != MAP_FAILED);
+		fill(p, len, 3);
+	}
+	h = forkshim_freeze(p, len, "late", FORKSHIM_SHARED);
+	cr_assert(h != 0, "freeze shared: %s", strerror(errno));
+	uint64_t want = checksum(p, len);
+	struct forkshim_info in;
+
+	cr_assert(forkshim_info(h, &in) == 0);
+	cr_assert(in.flags & FORKSHIM_SHARED);
+	/* The parent maps the shared bytes too (for the copy: by import),
+	 * so every worker's pages are mapped by another process. */
+	const void *mine = p;
+	struct forkshim_token tok;
+
+	if (!use_alloc) {
+		cr_assert(forkshim_export(h, &tok) == 0);
+		mine = forkshim_import(&tok, 0, NULL);
+		cr_assert(mine != NULL, "%s", strerror(errno));
+	}
+	cr_assert(checksum(mine, len) == want);
+	for (int i = 0; i < WORKERS; i++) {
+		uint64_t at = (uintptr_t)p;
+
+		write_all(to[i][1], &h, sizeof(h));
+		write_all(to[i][1], &at, sizeof(at));
+	}
+	for (int i = 0; i < WORKERS; i++) {
+		struct late_answer a;
+		int st;
+
+		cr_assert(read_all(from[i][0], &a, sizeof(a)) == 0);
+		cr_assert(waitpid(pids[i], &st, 0) == pids[i]);
+		cr_expect(a.err == 0, "worker %d deref: %s", i,
+		          strerror(a.err));
+		cr_expect(a.len == len && a.sum == want,
+		          "worker %d: len %zu sum %llx, want %llx", i, a.len,
+		          (unsigned long long)a.sum, (unsigned long long)want);
+		cr_expect(a.sh_err == 0, "sharing: %s", strerror(a.sh_err));
+		cr_expect(a.sh.pages == len / 4096 && a.sh.shared == a.sh.pages,
+		          "worker %d: %zu of %zu pages shared (%zu exclusive)",
+		          i, a.sh.shared, a.sh.pages, a.sh.exclusive);
+		cr_expect(a.flags & FORKSHIM_SHARED);
+		if (use_alloc)
+			cr_expect(a.same_addr,
+			          "worker %d: not at the "
+			          "freezer's address",
+			          i);
+		close(to[i][0]);
+		close(to[i][1]);
+		close(from[i][0]);
+		close(from[i][1]);
+	}
+	cr_assert(forkshim_thaw(h) == 0);
+	if (!use_alloc) {
+		cr_assert(forkshim_release(mine) == 0);
+		munmap(p, len);
+	}
+}
+
+Test(shared, late_children_deref_alloc)
+{
+	late_children(1);
+}
+
+Test(shared, late_children_deref_copy)
+{
+	late_children(0);
+}
+
+Test(shared, private_region_stays_enoent_in_late_child)
+{
+	int fds[2], st;
+	pid_t pid;
+	unsigned char *p = mmap(NULL, 4 * MIB, PROT_READ | PROT_WRITE,
+	                        MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	forkshim_handle h;
+	int err = 0;
+
+	forkshim_api(1);
+	cr_assert(pipe(fds) == 0);
+	pid = fork();
+	if (pid == 0) {
+		if (read_all(fds[0], &h, sizeof(h)) < 0)
+			_exit(91);
+		_exit(forkshim_deref(h, NULL) == NULL && errno == ENOENT ? 0
+		                                                         : 1);
+	}
+	fill(p, 4 * MIB, 1);
+	h = forkshim_freeze(p, 4 * MIB, "private", 0);
+	cr_assert(h != 0);
+	write_all(fds[1], &h, sizeof(h));
+	cr_assert(waitpid(pid, &st, 0) == pid);
+	cr_expect(WIFEXITED(st) && WEXITSTATUS(st) == 0,
+	          "a private region resolved in a late child");
+	cr_assert(forkshim_thaw(h) == 0);
+	(void)err;
+}
+
+/* ---- exec'd workers ---- */
+
+Test(shared, exec_worker_imports_by_token)
+{
+	size_t len = 16 * MIB + 123;
+	unsigned char *p = forkshim_alloc(len, "exec");
+	struct forkshim_token tok;
+	forkshim_handle h;
+	struct imported r;
+
+	cr_assert(p != NULL);
+	fill(p, len, 5);
+	h = forkshim_freeze(p, len, "exec", FORKSHIM_SHARED);
+	cr_assert(h != 0, "%s", strerror(errno));
+	cr_assert(forkshim_export(h, &tok) == 0, "%s", strerror(errno));
+	r = import_in_worker(&tok, NULL, 0);
+	cr_expect(r.err == 0, "import: %s", strerror(r.err));
+	cr_expect(r.len == len && r.sum == checksum(p, len));
+	r = import_in_worker(&tok, NULL, 1);
+	cr_expect(r.err == 0, "same-address import: %s", strerror(r.err));
+	cr_expect(r.len == len && r.sum == checksum(p, len));
+	cr_assert(forkshim_thaw(h) == 0);
+}
+
+Test(shared, copy_freeze_exports_and_imports_here)
+{
+	size_t len = 3 * MIB + 17;
+	unsigned char *buf = malloc(len + 64), *p = buf + 13;
+	struct forkshim_token tok;
+	const void *a, *b;
+	size_t got = 0;
+	forkshim_handle h;
+	struct imported r;
+
+	cr_assert(buf != NULL);
+	fill(p, len, 9);
+	h = forkshim_freeze(p, len, "copy", FORKSHIM_SHARED);
+	cr_assert(h != 0, "%s", strerror(errno));
+	cr_assert(forkshim_deref(h, NULL) == p,
+	          "the freezer keeps its address");
+	cr_assert(forkshim_export(h, &tok) == 0);
+	a = forkshim_import(&tok, 0, &got);
+	cr_assert(a != NULL, "%s", strerror(errno));
+	cr_expect(got == len && checksum(a, got) == checksum(p, len));
+	b = forkshim_import(&tok, 0, NULL);
+	cr_expect(a == b, "the same token twice: the same address");
+	cr_expect(forkshim_release(a) == 0 && forkshim_release(b) == 0);
+	cr_expect(forkshim_release(a) == -1 && errno == EINVAL);
+	r = import_in_worker(&tok, NULL, 0);
+	cr_expect(r.err == 0 && r.sum == checksum(p, len));
+	cr_assert(forkshim_thaw(h) == 0);
+	free(buf);
+}
+
+/* ---- tokens that must map nothing ---- */
+
+/* The token's check, as shim/shared.c computes it: a test of the secret
+ * itself needs a token whose only fault is its secret. */
+static uint64_t t_mix(uint64_t x)
+{
+	x ^= x >> 33;
+	x *= 0xff51afd7ed558ccdull;
+	x ^= x >> 33;
+	x *= 0xc4ceb9fe1a85ec53ull;
+	x ^= x >> 33;
+	return x;
+}
+
+static void recheck(struct forkshim_token *t)
+{
+	uint64_t h = 0x6a09e667f3bcc908ull, w;
+	uint32_t c;
+
+	for (size_t i = 0; i < 60; i += 4) {
+		uint32_t v;
+
+		memcpy(&v, t->bytes + i, 4);
+		w = v;
+		h = t_mix(h ^ w ^ (uint64_t)i << 40);
+	}
+	c = (uint32_t)(h >> 32) ^ (uint32_t)h;
+	memcpy(t->bytes + 60, &c, 4);
+}
+
+static forkshim_handle frozen_token(size_t len, struct forkshim_token *tok,
+                                    unsigned char **out)
+{
+	unsigned char *p = forkshim_alloc(len, "errs");
+	forkshim_handle h;
+
+	cr_assert(p != NULL);
+	fill(p, len, 11);
+	h = forkshim_freeze(p, len, "errs", FORKSHIM_SHARED);
+	cr_assert(h != 0);
+	cr_assert(forkshim_export(h, tok) == 0);
+	if (out != NULL)
+		*out = p;
+	return h;
+}
+
+Test(shared, flipped_secret_is_ebadf)
+{
+	struct forkshim_token tok, bad;
+	forkshim_handle h = frozen_token(MIB, &tok, NULL);
+	struct imported r;
+
+	for (int byte = 40; byte < 56; byte += 5) { /* the secret */
+		bad = tok;
+		bad.bytes[byte] ^= 0x10;
+		r = import_in_worker(&bad, NULL, 0);
+		cr_expect(r.err == EBADF && r.maps_added == 0,
+		          "raw flip: %s, %d maps", strerror(r.err),
+		          r.maps_added);
+		recheck(&bad);
+		r = import_in_worker(&bad, NULL, 0);
+		cr_expect(r.err == EBADF && r.maps_added == 0,
+		          "flip with a valid check: %s, %d maps",
+		          strerror(r.err), r.maps_added);
+		cr_expect(forkshim_import(&bad, 0, NULL) == NULL &&
+		          errno == EBADF);
+	}
+	r = import_in_worker(&tok, NULL, 0);
+	cr_expect(r.err == 0, "the real token: %s", strerror(r.err));
+	cr_assert(forkshim_thaw(h) == 0);
+}
+
+Test(shared, thawed_is_estale)
+{
+	struct forkshim_token tok;
+	forkshim_handle h = frozen_token(MIB, &tok, NULL);
+	struct imported r;
+
+	cr_assert(forkshim_thaw(h) == 0);
+	r = import_in_worker(&tok, NULL, 0);
+	cr_expect(r.err == ESTALE && r.maps_added == 0, "%s, %d maps",
+	          strerror(r.err), r.maps_added);
+	cr_expect(forkshim_import(&tok, 0, NULL) == NULL && errno == ESTALE);
+}
+
+/* An owner of its own (exec'd: a line of its own), that ends on a line
+ * of input. */
+struct owner {
+	pid_t pid;
+	int in;
+	struct forkshim_token tok;
+	unsigned long long sum;
+};
+
+static struct owner start_owner(const char *mib, int as_nobody, int nodump)
+{
+	int in[2], out[2];
+	struct owner o;
+	char line[256], hex[2 * FORKSHIM_TOKEN_SIZE + 1];
+	ssize_t n, got = 0;
+
+	cr_assert(pipe(in) == 0 && pipe(out) == 0);
+	o.pid = fork();
+	cr_assert(o.pid >= 0);
+	if (o.pid == 0) {
+		const char *argv[10];
+		int i = 0;
+
+		dup2(in[0], 0);
+		dup2(out[1], 1);
+		close(in[1]);
+		close(out[0]);
+		if (as_nobody) {
+			argv[i++] = "/usr/bin/setpriv";
+			argv[i++] = "--reuid=65534";
+			argv[i++] = "--regid=65534";
+			argv[i++] = "--clear-groups";
+		}
+		argv[i++] = SHARED_WORKER;
+		argv[i++] = "owner";
+		argv[i++] = mib;
+		if (nodump)
+			argv[i++] = "nodump";
+		argv[i] = NULL;
+		execv(argv[0], (char *const *)argv);
+		_exit(127);
+	}
+	close(in[0]);
+	close(out[1]);
+	while (got < (ssize_t)sizeof(line) - 1 &&
+	       (n = read(out[0], line + got, 1)) == 1 && line[got] != '\n')
+		got++;
+	line[got] = '\0';
+	close(out[0]);
+	cr_assert(sscanf(line, "%128s %llu", hex, &o.sum) == 2,
+	          "owner said: %s", line);
+	cr_assert(token_from_hex(hex, &o.tok) == 0);
+	o.in = in[1];
+	return o;
+}
+
+static void stop_owner(struct owner *o)
+{
+	int st;
+
+	write_all(o->in, "q\n", 2);
+	close(o->in);
+	cr_assert(waitpid(o->pid, &st, 0) == o->pid);
+}
+
+Test(shared, dead_owner_line_is_enoent)
+{
+	struct owner o = start_owner("2", 0, 0);
+	struct imported r = import_in_worker(&o.tok, NULL, 0);
+
+	cr_expect(r.err == 0 && r.sum == o.sum, "while it lives: %s",
+	          strerror(r.err));
+	stop_owner(&o);
+	r = import_in_worker(&o.tok, NULL, 0);
+	cr_expect(r.err == ENOENT && r.maps_added == 0, "%s, %d maps",
+	          strerror(r.err), r.maps_added);
+}
+
+Test(shared, another_user_is_eacces)
+{
+	struct forkshim_token tok;
+	forkshim_handle h = frozen_token(MIB, &tok, NULL);
+	struct imported r;
+
+	cr_assert(getuid() == 0 || getuid() == 65534,
+	          "this test switches users: run it as root");
+	r = import_in_worker(&tok, "nobody", 0);
+	cr_expect(r.err == EACCES && r.maps_added == 0, "%s, %d maps",
+	          strerror(r.err), r.maps_added);
+	cr_assert(forkshim_thaw(h) == 0);
+}
+
+Test(shared, non_dumpable_owner_is_eacces)
+{
+	struct owner o;
+	struct imported r;
+
+	cr_assert(getuid() == 0, "this test switches users: run it as root");
+	/* The same user on both sides; root would pass the ptrace check. */
+	o = start_owner("1", 1, 0);
+	r = import_in_worker(&o.tok, "nobody", 0);
+	cr_expect(r.err == 0 && r.sum == o.sum, "dumpable owner: %s",
+	          strerror(r.err));
+	stop_owner(&o);
+	o = start_owner("1", 1, 1);
+	r = import_in_worker(&o.tok, "nobody", 0);
+	cr_expect(r.err == EACCES && r.maps_added == 0, "%s, %d maps",
+	          strerror(r.err), r.maps_added);
+	stop_owner(&o);
+}
+
+Test(shared, same_address_taken_is_eaddrinuse)
+{
+	struct forkshim_token tok;
+	forkshim_handle h = frozen_token(MIB, &tok, NULL);
+	const void *q;
+
+	/* Here the freezer's address is taken (by the region itself). */
+	q = forkshim_import(&tok, FORKSHIM_SAME_ADDRESS, NULL);
+	cr_expect(q == NULL && errno == EADDRINUSE, "%p %s", q,
+	          strerror(errno));
+	cr_expect(forkshim_import(&tok, 0x80, NULL) == NULL && errno == EINVAL);
+	cr_assert(forkshim_thaw(h) == 0);
+}
+
+Test(shared, export_of_private_is_einval)
+{
+	unsigned char *p = mmap(NULL, MIB, PROT_READ | PROT_WRITE,
+	                        MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	struct forkshim_token tok;
+	forkshim_handle h = forkshim_freeze(p, MIB, NULL, 0);
+
+	cr_assert(h != 0);
+	cr_expect(forkshim_export(h, &tok) == -1 && errno == EINVAL);
+	cr_expect(forkshim_export(h, NULL) == -1 && errno == EINVAL);
+	cr_expect(forkshim_export(0, &tok) == -1 && errno == EBADF);
+	cr_assert(forkshim_thaw(h) == 0);
+	munmap(p, MIB);
+}
+
+/* ---- results back, from a child that exited ---- */
+
+Test(shared, result_from_exited_child_to_parent_and_sibling)
+{
+	size_t len = 8 * MIB;
+	int tok_pipe[2], sib_in[2], sib_out[2], st;
+	struct forkshim_token tok;
+	pid_t sibling, child;
+	uint64_t want;
+
+	forkshim_api(1);
+	cr_assert(pipe(tok_pipe) == 0 && pipe(sib_in) == 0 &&
+	          pipe(sib_out) == 0);
+	/* The sibling exists before the result does. */
+	sibling = fork();
+	cr_assert(sibling >= 0);
+	if (sibling == 0) {
+		struct forkshim_token t;
+		size_t n = 0;
+		const void *q;
+		uint64_t a[2] = {0, 0};
+
+		if (read_all(sib_in[0], &t, sizeof(t)) < 0)
+			_exit(91);
+		q = forkshim_import(&t, 0, &n);
+		a[0] = q == NULL ? (uint64_t)errno : 0;
+		a[1] = q == NULL ? 0 : checksum(q, n);
+		write_all(sib_out[1], a, sizeof(a));
+		_exit(0);
+	}
+	child = fork();
+	cr_assert(child >= 0);
+	if (child == 0) {
+		unsigned char *p = forkshim_alloc(len, "result");
+		forkshim_handle h;
+		struct forkshim_token t;
+
+		if (p == NULL)
+			_exit(92);
+		fill(p, len, 21);
+		h = forkshim_freeze(p, len, "result", FORKSHIM_SHARED);
+		if (h == 0 || forkshim_export(h, &t) != 0)
+			_exit(93);
+		write_all(tok_pipe[1], &t, sizeof(t));
+		_exit(0);
+	}
+	cr_assert(read_all(tok_pipe[0], &tok, sizeof(tok)) == 0);
+	cr_assert(waitpid(child, &st, 0) == child);
+	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	{
+		unsigned char *ref = malloc(len);
+
+		fill(ref, len, 21);
+		want = checksum(ref, len);
+		free(ref);
+	}
+	size_t n = 0;
+	const void *q = forkshim_import(&tok, 0, &n);
+
+	cr_assert(q != NULL, "parent import after the child was reaped: %s",
+	          strerror(errno));
+	cr_expect(n == len && checksum(q, n) == want);
+	write_all(sib_in[1], &tok, sizeof(tok));
+	uint64_t a[2];
+
+	cr_assert(read_all(sib_out[0], a, sizeof(a)) == 0);
+	cr_assert(waitpid(sibling, &st, 0) == sibling);
+	cr_expect(a[0] == 0, "sibling import: %s", strerror((int)a[0]));
+	cr_expect(a[1] == want);
+	/* An exec'd process too. */
+	struct imported r = import_in_worker(&tok, NULL, 0);
+
+	cr_expect(r.err == 0 && r.sum == want, "exec'd: %s", strerror(r.err));
+	cr_expect(forkshim_release(q) == 0);
+}
+
+/* ---- immutability ---- */
+
+Test(shared, every_write_path_fails_in_owner_and_importer)
+{
+	struct forkshim_token tok;
+	unsigned char *p;
+	forkshim_handle h = frozen_token(2 * MIB, &tok, &p);
+	char hex[2 * FORKSHIM_TOKEN_SIZE + 1], out[64];
+	const char *argv[4] = {SHARED_WORKER, "write", hex, NULL};
+	int wrote, st;
+
+	wrote = write_paths(p, 2 * MIB);
+	cr_expect(wrote == 0, "the owner wrote through paths %#x", wrote);
+	token_to_hex(&tok, hex);
+	st = run_worker(argv, out, sizeof(out));
+	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "%#x %s", st, out);
+	cr_expect(atoi(out) == 0, "the importer wrote through paths %#x",
+	          atoi(out));
+	cr_assert(forkshim_thaw(h) == 0);
+}
+
+Test(shared, alloc_release_and_busy_freeze)
+{
+	unsigned char *p = forkshim_alloc(MIB, "busy");
+	int fds[2], st;
+	pid_t pid;
+	char c;
+
+	cr_assert(p != NULL);
+	cr_expect(forkshim_alloc(0, NULL) == NULL && errno == EINVAL);
+	cr_assert(pipe(fds) == 0);
+	pid = fork();
+	if (pid == 0) { /* keeps a writable mapping until told */
+		read(fds[0], &c, 1);
+		_exit(0);
+	}
+	cr_expect(forkshim_freeze(p, MIB, NULL, FORKSHIM_SHARED) == 0 &&
+	          errno == EBUSY);
+	p[0] = 1; /* still ours, still writable */
+	write_all(fds[1], "x", 1);
+	cr_assert(waitpid(pid, &st, 0) == pid);
+	cr_expect(forkshim_release(p) == 0);
+	cr_expect(forkshim_release(p) == -1 && errno == EINVAL);
+}
+
+/* ---- no leaks after kill -9 ---- */
+
+static long shmem_kib(void)
+{
+	FILE *f = fopen("/proc/meminfo", "r");
+	char line[128];
+	long v = -1;
+
+	while (f != NULL && fgets(line, sizeof(line), f) != NULL)
+		if (sscanf(line, "Shmem: %ld kB", &v) == 1)
+			break;
+	if (f != NULL)
+		fclose(f);
+	return v;
+}
+
+Test(shared, kill_9_of_family_frees_shmem, .timeout = 120)
+{
+	/* 256 MiB, not the issue's 1 GiB: first-touch faults of shmem cost
+	 * seconds per GiB on this loaded 2-core machine. */
+	size_t len = 256 * MIB;
+	int ready[2], st;
+	pid_t root;
+	long base, held, after = -1;
+	char c;
+
+	cr_assert(pipe(ready) == 0);
+	base = shmem_kib();
+	root = fork();
+	cr_assert(root >= 0);
+	if (root == 0) {
+		/* A family of its own: a root, a child freezing a result,
+		 * a grandchild importing it. */
+		unsigned char *p;
+		forkshim_handle h;
+		struct forkshim_token t;
+		pid_t kid;
+
+		setpgid(0, 0);
+		p = forkshim_alloc(len, "leak");
+		if (p == NULL)
+			_exit(91);
+		fill(p, len, 1);
+		h = forkshim_freeze(p, len, "leak", FORKSHIM_SHARED);
+		if (h == 0 || forkshim_export(h, &t) != 0)
+			_exit(92);
+		kid = fork();
+		if (kid == 0) {
+			const void *q = forkshim_import(&t, 0, NULL);
+
+			if (q == NULL)
+				_exit(93);
+			write_all(ready[1], "k", 1);
+			for (;;)
+				pause();
+		}
+		write_all(ready[1], "r", 1);
+		for (;;)
+			pause();
+	}
+	cr_assert(read(ready[0], &c, 1) == 1 && read(ready[0], &c, 1) == 1);
+	held = shmem_kib();
+	cr_expect(held - base >= (long)(len / 1024) * 9 / 10,
+	          "Shmem rose by %ld kB only", held - base);
+	cr_assert(kill(-root, SIGKILL) == 0);
+	cr_assert(waitpid(root, &st, 0) == root);
+	/* The grandchild is reparented; it dies with its group. */
+	/* The kernel frees a killed family's memory after waitpid returns
+	 * (the reparented grandchild, the last fput): seconds, here. */
+	for (int i = 0; i < 600; i++) {
+		after = shmem_kib();
+		if (held - after >= (long)(len / 1024) * 9 / 10)
+			break;
+		usleep(50000);
+	}
+	cr_expect(held - after >= (long)(len / 1024) * 9 / 10,
+	          "Shmem %ld kB before, %ld kB holding, %ld kB after kill -9",
+	          base, held, after);
+}

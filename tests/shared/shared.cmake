@@ -1,0 +1,13 @@
+# Shared frozen regions (SHARED.md): Criterion tests in real processes,
+# with a worker program of their own that they exec with a token.
+add_executable(shared_worker ${CMAKE_CURRENT_LIST_DIR}/worker.c)
+target_compile_definitions(shared_worker PRIVATE _GNU_SOURCE)
+target_include_directories(shared_worker PRIVATE
+  ${PROJECT_SOURCE_DIR}/shim/include ${CMAKE_CURRENT_LIST_DIR})
+target_link_libraries(shared_worker PRIVATE forkshim)
+
+forkshim_add_test(shared_regions ${CMAKE_CURRENT_LIST_DIR}/shared.c
+  TIMEOUT 300)
+target_compile_definitions(shared_regions PRIVATE
+  SHARED_WORKER="$<TARGET_FILE:shared_worker>")
+add_dependencies(shared_regions shared_worker)

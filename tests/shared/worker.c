@@ -1,0 +1,104 @@
+/* shared_worker: a program of its own (not forked from the tests), started
+ * by exec with a token in argv.  Linked against libforkshim.
+ *
+ *   shared_worker import HEX [same]   imports the token, checksums the
+ *       bytes, releases; prints "errno len sum memfd_maps_added"
+ *   shared_worker owner MiB [nodump]  allocates MiB, fills it with the
+ *       test pattern, freezes it shared, prints "HEX sum", then waits for
+ *       a line on stdin and exits (so its line ends)
+ *   shared_worker write HEX           imports and tries every write path;
+ *       prints one word per path: "denied" or "WROTE" */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "forkshim.h"
+#include "shared_common.h"
+
+static int do_import(const char *hex, int same)
+{
+	struct forkshim_token tok;
+	int before = memfd_maps(), err = 0;
+	size_t len = 0;
+	uint64_t sum = 0;
+	const void *p;
+
+	if (token_from_hex(hex, &tok) < 0) {
+		printf("%d 0 0 0\n", EINVAL);
+		return 0;
+	}
+	p = forkshim_import(&tok, same ? FORKSHIM_SAME_ADDRESS : 0, &len);
+	if (p == NULL) {
+		err = errno;
+		printf("%d 0 0 %d\n", err, memfd_maps() - before);
+		return 0;
+	}
+	sum = checksum(p, len);
+	if (forkshim_release(p) != 0)
+		err = -errno;
+	printf("%d %zu %llu %d\n", err, len, (unsigned long long)sum,
+	       memfd_maps() - before);
+	return 0;
+}
+
+static int do_owner(size_t mib, int nodump)
+{
+	size_t len = mib << 20;
+	struct forkshim_token tok;
+	unsigned char *p;
+	char hex[2 * FORKSHIM_TOKEN_SIZE + 1], line[16];
+	forkshim_handle h;
+
+	if (nodump)
+		prctl(PR_SET_DUMPABLE, 0);
+	p = forkshim_alloc(len, "owner");
+	if (p == NULL)
+		return 2;
+	fill(p, len, 7);
+	h = forkshim_freeze(p, len, "owner", FORKSHIM_SHARED);
+	if (h == 0 || forkshim_export(h, &tok) != 0)
+		return 3;
+	token_to_hex(&tok, hex);
+	printf("%s %llu\n", hex, (unsigned long long)checksum(p, len));
+	fflush(stdout);
+	if (fgets(line, sizeof(line), stdin) == NULL)
+		return 0;
+	return 0;
+}
+
+static int do_write(const char *hex)
+{
+	struct forkshim_token tok;
+	size_t len = 0;
+	const void *p;
+
+	if (token_from_hex(hex, &tok) < 0)
+		return 2;
+	p = forkshim_import(&tok, 0, &len);
+	if (p == NULL)
+		return 3;
+	printf("%d\n", write_paths(p, len));
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	if (argc >= 3 && strcmp(argv[1], "import") == 0)
+		return do_import(argv[2], argc > 3 && !strcmp(argv[3], "same"));
+	if (argc >= 3 && strcmp(argv[1], "owner") == 0)
+		return do_owner(strtoul(argv[2], NULL, 10),
+		                argc > 3 && !strcmp(argv[3], "nodump"));
+	if (argc >= 3 && strcmp(argv[1], "write") == 0)
+		return do_write(argv[2]);
+	fprintf(stderr, "usage: shared_worker import|owner|write ARG\n");
+	return 2;
+}
