@@ -16,7 +16,7 @@ import unittest
 from support import REPO, SHIM, ModeTest  # noqa: F401
 
 SOURCE = os.path.join(REPO, "inject", "python")
-MODULE = os.path.join(SOURCE, "forkshim.py")
+PACKAGE = os.path.join(SOURCE, "forkshim")
 
 # Shares a dict with a fork Pool, unpickles it, then a forged handle: by
 # handle under the shim, by value without it.
@@ -79,19 +79,24 @@ class Install(unittest.TestCase):
                  "import sys; sys.path.insert(0, sys.argv[1]); "
                  "import forkshim; print(forkshim.__file__); "
                  "print(forkshim.available(), forkshim.__version__)", target],
+                env=dict(os.environ, FORKSHIM_QUIET="1"),
                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=tmp,
                 timeout=60)
             lines = probe.stdout.decode().splitlines()
             self.assertEqual(probe.returncode, 0, lines)
-            self.assertEqual(lines[0], os.path.join(target, "forkshim.py"))
+            self.assertEqual(lines[0], os.path.join(target, "forkshim",
+                                                    "__init__.py"))
             self.assertEqual(lines[1], "%s 0.1.0" % SHIM)
 
 
 
 class Compatibility(unittest.TestCase):
     def test_module_parses_with_the_python_3_8_grammar(self):
-        with open(MODULE) as f:
-            ast.parse(f.read(), MODULE, feature_version=(3, 8))
+        for name in sorted(os.listdir(PACKAGE)):
+            if name.endswith(".py"):
+                path = os.path.join(PACKAGE, name)
+                with open(path) as f:
+                    ast.parse(f.read(), path, feature_version=(3, 8))
 
     def test_python_3_8_runs_the_module(self):
         exe = python38()

@@ -14,11 +14,13 @@ def data_address(obj):
 
 
 def describe(arg):
-    """What a task received: (pid, id, data address, type, its i-th item)."""
+    """What a task received: (pid, id, data address, type, its i-th item,
+    whether it is writeable)."""
     obj, i = arg
     obj = forkshim.unwrap(obj)
+    flags = getattr(obj, "flags", None)
     return (os.getpid(), id(obj), data_address(obj), type(obj).__name__,
-            float(obj[i]))
+            float(obj[i]), flags.writeable if flags is not None else None)
 
 
 def sixteenth_sum(arg):
