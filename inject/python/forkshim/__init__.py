@@ -38,6 +38,7 @@ import os
 import pickle
 import sys
 import threading
+import time
 import warnings
 import weakref
 
@@ -891,6 +892,15 @@ def _rebuild_strided(buf, dtype, shape, strides, offset):
     return a
 
 
+class _Top(object):
+    """The shared object when it is bytes-like: the pickler never asks
+    reducer_override about bytes (nor, in C, about bytearray)."""
+    __slots__ = ("obj",)
+
+    def __init__(self, obj):
+        self.obj = obj
+
+
 class _SharedPickler(pickle.Pickler):
     """Protocol 5; big buffers go out of band.  The top-level object, when
     a bytes-like buffer, becomes a read-only memoryview; non-contiguous
@@ -904,7 +914,9 @@ class _SharedPickler(pickle.Pickler):
 
     def reducer_override(self, obj):
         t = type(obj)
-        if obj is self._top and t in _BYTES_LIKE:
+        if t is _Top:
+            obj = obj.obj
+            t = type(obj)
             v = memoryview(obj)
             if not v.c_contiguous:
                 self._notes.append("a non-contiguous memoryview is copied "
@@ -949,7 +961,8 @@ def _pack(obj, label):
     import io
     buffers, notes = [], []
     f = io.BytesIO()
-    _SharedPickler(f, obj, buffers.append, notes).dump(obj)
+    _SharedPickler(f, obj, buffers.append, notes).dump(
+        _Top(obj) if isinstance(obj, _BYTES_LIKE) else obj)
     inband = f.getbuffer()
     tokens, spans, handles, where = [], [], [], {}
 
@@ -1190,6 +1203,86 @@ def _unusable_reason(handle):
     return "%s: %s" % (_errname(err), _MEANING.get(err, os.strerror(err)))
 
 
+# Results a worker sent by token: [handles, object, memfd inodes].  The
+# shim's table names a shared freeze of ordinary memory by the freezer's
+# address: were that memory freed and reused for the next result, a freeze
+# of the same range would be taken for this one's; and thawing a result
+# before the parent maps it would make it ESTALE there.  So a result stays
+# frozen, with what it was copied from, until the parent maps it (seen in
+# /proc/PARENT/maps); then it is thawed (the parent's mapping keeps the
+# pages).  A worker about to exit waits for that (up to 5 s): a spawn or
+# forkserver worker is its own family's root, and its results die with it.
+_sent = []
+_RESULT_WAIT = 5.0
+
+
+def _inodes_of(regions):
+    """memfd inodes of the regions the tokens name, by mapping them here a
+    moment (import, /proc/self/maps, release)."""
+    out = set()
+    views = []
+    for tok in regions:
+        try:
+            views.append(_import(tok))
+        except HandleError:
+            pass
+    addrs = [_address(v) for v in views if v.nbytes]
+    with open("/proc/self/maps") as f:
+        for line in f:
+            fields = line.split(None, 5)
+            lo, hi = (int(x, 16) for x in fields[0].split("-"))
+            if any(lo <= a < hi for a in addrs) and len(fields) > 5:
+                out.add(int(fields[4]))
+    for v in views:
+        v.release()
+    return out
+
+
+def _parent_maps():
+    mp = sys.modules.get("multiprocessing")
+    parent = mp.parent_process() if mp is not None else None
+    if parent is None:
+        return None
+    inodes = set()
+    try:
+        with open("/proc/%d/maps" % parent.pid) as f:
+            for line in f:
+                if "/memfd:" in line:
+                    inodes.add(int(line.split(None, 5)[4]))
+    except OSError:
+        return None
+    return inodes
+
+
+def _sweep():
+    """Thaws the results the parent maps now.  True when none is left."""
+    if not _sent:
+        return True
+    mapped = _parent_maps()
+    if mapped is None:
+        return False
+    for rec in list(_sent):
+        if rec[2] and rec[2] <= mapped:
+            _sent.remove(rec)
+            for h in rec[0]:
+                _api.thaw(h)
+    return not _sent
+
+
+def _wait_results():
+    deadline = time.monotonic() + _RESULT_WAIT
+    while not _sweep() and time.monotonic() < deadline:
+        time.sleep(0.002)
+
+
+def _sent_result(obj, handles, tokens):
+    if not _sent:
+        util = __import__("multiprocessing.util").util
+        util.Finalize(None, _wait_results, exitpriority=100)
+    _sweep()
+    _sent.append([handles, obj, _inodes_of(tokens)])
+
+
 _locked = {}  # id(array) -> number of live SharedRefs that made it read-only
 _pack_lock = threading.Lock()
 _HERE = os.path.dirname(os.path.abspath(__file__))
@@ -1321,6 +1414,8 @@ class SharedRef(object):
                 tokens, spans, inline, handles, notes = _pack(
                     self.obj, _label(self.obj, None))
                 self._holds.extend(handles)
+                if self._result:
+                    _sent_result(self.obj, handles, tokens)
                 self._pkg = (1, tokens, spans, inline,
                              type(self.obj).__name__)
                 for note in notes:
