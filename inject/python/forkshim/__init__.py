@@ -1283,6 +1283,7 @@ def _sent_result(obj, handles, tokens):
     _sent.append([handles, obj, _inodes_of(tokens)])
 
 
+_not_loaded_registry = {}  # warnings' once-per-line registry
 _locked = {}  # id(array) -> number of live SharedRefs that made it read-only
 _pack_lock = threading.Lock()
 _HERE = os.path.dirname(os.path.abspath(__file__))
@@ -1371,9 +1372,11 @@ class SharedRef(object):
             _locked[id(obj)] = _locked.get(id(obj), 0) + 1
             self._locked.append(obj)
         if _api is None:
+            # Once per line of code (the same advice for every object).
             self._warn("forkshim is not loaded in this process, so every "
                        "pickle of it carries its value; to load it, run "
-                       "the program with python3 -m forkshim SCRIPT")
+                       "the program with python3 -m forkshim SCRIPT",
+                       _not_loaded_registry)
         elif not self._result:
             try:
                 self.handle = freeze(obj)
@@ -1398,7 +1401,7 @@ class SharedRef(object):
     def __exit__(self, *exc):
         self.release()
 
-    def _warn(self, reason):
+    def _warn(self, reason, registry=None):
         if reason in self._warned:
             return
         self._warned.add(reason)
@@ -1406,7 +1409,7 @@ class SharedRef(object):
         warnings.warn_explicit(
             "forkshim: share() sends %s by value: %s"
             % (_describe(self.obj), reason), FallbackWarning, filename,
-            lineno, module)
+            lineno, module, registry)
 
     def _package(self):
         with _pack_lock:
