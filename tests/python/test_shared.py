@@ -120,6 +120,47 @@ class PoolMadeBeforeTheData(unittest.TestCase):
         self.assertEqual({g[2] for g in got}, {a.ctypes.data})
 
 
+try:
+    import pandas
+except ImportError:  # scripts/setup installs python3-pandas
+    pandas = None
+
+
+@needs_shim
+@unittest.skipIf(pandas is None, "no pandas (Debian: python3-pandas)")
+class DataFrames(unittest.TestCase):
+    """share(df, readonly=True) used to fail ("memoryview: a bytes-like
+    object is required"); now the frame is pickled once into shared memory
+    and its numpy columns arrive as read-only views of the shared pages."""
+
+    def frame(self):
+        n = 1 << 16
+        return pandas.DataFrame({"x": numpy.arange(n, dtype=numpy.float64),
+                                 "y": numpy.ones(n, dtype=numpy.int64)})
+
+    def test_readonly_frame_reaches_every_start_method(self):
+        df = self.frame()
+        for method in METHODS:
+            with self.subTest(method=method):
+                with ctx(method).Pool(2) as pool:
+                    ref = forkshim.share(df, readonly=True)
+                    got = pool.map(workers.frame_info, [ref] * 4)
+                for kind, cols in got:
+                    self.assertEqual(kind, "DataFrame")
+                    for name, total, writeable, where in cols:
+                        self.assertEqual(total, float(df[name].sum()))
+                        self.assertFalse(writeable)
+                        self.assertTrue(is_memfd(where), where)
+
+    def test_frame_shared_after_a_fork_pool_is_itself(self):
+        df = self.frame()
+        ref = forkshim.share(df)
+        with ctx("fork").Pool(1) as pool:
+            got = pool.apply(workers.frame_info, (ref,))
+        self.assertEqual([c[1] for c in got[1]],
+                         [float(df[c].sum()) for c in df.columns])
+
+
 @needs_shim
 class ParentArray(unittest.TestCase):
     def test_parent_write_raises_while_shared_and_works_after(self):

@@ -138,3 +138,15 @@ def token_of(arg):
     import numpy
     ref = forkshim.share(numpy.full(4096, 7.0))
     return pickle.dumps(ref)
+
+
+def frame_info(arg):
+    """A shared DataFrame in the worker: its columns' sums, whether each
+    column's numpy array is read-only and lies in shared memory."""
+    df = forkshim.unwrap(arg)
+    out = []
+    for name in df.columns:
+        a = df[name].to_numpy()
+        out.append((name, float(a.sum()), a.flags.writeable,
+                    mapping_of(a.ctypes.data)))
+    return type(df).__name__, out
