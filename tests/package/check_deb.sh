@@ -37,6 +37,7 @@ for d in usr etc var; do
 done
 # What a machine that never saw the build would not have.
 for d in "$(dirname "$deb")" "$source"; do
+  case "$layers/" in "${d%/}"/*) continue ;; esac  # would hide the layers
   mount -t tmpfs -o mode=0755 empty "$d"
 done
 work=$layers/tmp
@@ -51,9 +52,10 @@ name=$(dpkg-deb -f "$pkg" Package)
 dpkg-query -W -f='${Status}' "$name" 2>/dev/null | grep -q 'install ok installed' &&
   fail "$name is already installed on this machine: remove it first"
 
-echo "== apt-get install $(basename "$pkg")"
-run apt-get install -y -q --no-install-recommends "$pkg" >"$layers/install.log" 2>&1 ||
-  { cat "$layers/install.log" >&2; fail "apt-get install"; }
+# README's lines as printed, but for -y (no one to answer here).
+echo "== apt install -y ./$(basename "$pkg")"
+(cd "$layers" && "${clean_env[@]}" apt install -y ./forkshim_*.deb) \
+  >"$layers/install.log" 2>&1 || { cat "$layers/install.log" >&2; fail "apt install"; }
 grep -E '^(Get|Need to get)' "$layers/install.log" || true
 files=$(dpkg -L "$name")
 
@@ -114,16 +116,17 @@ int main(void)
 C
 flags=$(run pkg-config --cflags --libs forkshim)
 echo "pkg-config: $flags"
-run cc -Wall -Werror -o "$work/prog" "$work/prog.c" $flags || fail "cc"
+(cd "$work" && "${clean_env[@]}" bash -ec \
+  'cc -o prog prog.c $(pkg-config --cflags --libs forkshim)') || fail "cc"
 run "$work/prog" || fail "the C program exited $?"
 lib=$(run ldd "$work/prog" | awk '/libforkshim/ { print $3 }')
 echo "libforkshim: $lib -> $(readlink -f "$lib")"
 [ "$(readlink -f "$lib")" = "$(readlink -f "$(dpkg -L "$name" |
   grep '/libforkshim\.so\.[0-9.]*$' | head -1)")" ] || fail "not the package's library"
 
-echo "== apt-get remove $name"
-run apt-get remove -y -q "$name" >"$layers/remove.log" 2>&1 ||
-  { cat "$layers/remove.log" >&2; fail "apt-get remove"; }
+echo "== apt remove -y $name"
+run apt remove -y "$name" >"$layers/remove.log" 2>&1 ||
+  { cat "$layers/remove.log" >&2; fail "apt remove"; }
 # A package with a postrm (CPack's, running ldconfig) stays known to dpkg
 # as "config-files" after a remove, until a purge, even with no conffiles.
 status=$(dpkg-query -W -f='${Status} ${Conffiles}' "$name" 2>/dev/null || true)

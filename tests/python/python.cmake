@@ -8,14 +8,24 @@ set(FORKSHIM_PYTHON /usr/bin/python3 CACHE FILEPATH
   "Python interpreter for the Python binding tests")
 set(PY_TEST_DIR ${CMAKE_CURRENT_SOURCE_DIR}/python)
 
+# FORKSHIM_TEST_LIB: the library, for the tests of python3 -m forkshim
+# (not in sanitizer builds, whose library needs the sanitizer's runtime
+# loaded first).
+if(FORKSHIM_SANITIZER_RUNTIME)
+  set(py_test_lib "")
+else()
+  set(py_test_lib "$<TARGET_FILE:forkshim>")
+endif()
+
 function(forkshim_add_python_test module)
   set(run ${FORKSHIM_PYTHON} -B -I -m unittest discover
     -s ${PY_TEST_DIR} -t ${PY_TEST_DIR} -p ${module}.py -v)
   add_test(NAME python_${module}_shim COMMAND ${CMAKE_COMMAND} -E env
     FORKSHIM_TEST_MODE=shim LD_PRELOAD=${FORKSHIM_TEST_PRELOAD}
-    ${FORKSHIM_SANITIZER_OPTIONS} ${run})
+    FORKSHIM_TEST_LIB=${py_test_lib} ${FORKSHIM_SANITIZER_OPTIONS} ${run})
   add_test(NAME python_${module}_plain COMMAND ${CMAKE_COMMAND} -E env
-    --unset=LD_PRELOAD FORKSHIM_TEST_MODE=plain ${run})
+    --unset=LD_PRELOAD FORKSHIM_TEST_MODE=plain
+    FORKSHIM_TEST_LIB=${py_test_lib} ${run})
   set_tests_properties(python_${module}_shim python_${module}_plain
     PROPERTIES TIMEOUT 120)
 endfunction()

@@ -1,6 +1,6 @@
-"""`pip install inject/python` installs an importable forkshim module; the
-module is CPython 3.8 code (and runs on a 3.8 interpreter where one is
-installed); the README's five-line example runs as printed."""
+"""`pip install inject/python` installs an importable forkshim package
+offline (pip's isolated build, no index); the package is CPython 3.8 code (and runs on a 3.8 interpreter where one is
+installed); the README's examples run as printed."""
 
 import ast
 import glob
@@ -16,7 +16,10 @@ import unittest
 from support import REPO, SHIM, ModeTest  # noqa: F401
 
 SOURCE = os.path.join(REPO, "inject", "python")
-PACKAGE = os.path.join(SOURCE, "forkshim")
+MODULE = os.path.join(SOURCE, "forkshim", "__init__.py")
+# Every file of the package and its build backend: CPython 3.8 code.
+SOURCES = [MODULE, os.path.join(SOURCE, "forkshim", "__main__.py"),
+           os.path.join(SOURCE, "forkshim_build.py")]
 
 # Shares a dict with a fork Pool, unpickles it, then a forged handle: by
 # handle under the shim, by value without it.
@@ -66,11 +69,12 @@ class Install(unittest.TestCase):
             shutil.copytree(SOURCE, src, ignore=shutil.ignore_patterns(
                 "build", "*.egg-info", "__pycache__"))
             target = os.path.join(tmp, "site")
-            # No network here: build with the installed setuptools.
+            # pip's default isolated build with no index to download from:
+            # the package's own backend needs nothing.
             run = subprocess.run(
                 [sys.executable, "-m", "pip", "install", "--quiet",
                  "--disable-pip-version-check", "--no-index", "--no-deps",
-                 "--no-build-isolation", "--target", target, src],
+                 "--target", target, src],
                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=tmp,
                 timeout=120)
             self.assertEqual(run.returncode, 0, run.stdout.decode())
@@ -79,11 +83,15 @@ class Install(unittest.TestCase):
                  "import sys; sys.path.insert(0, sys.argv[1]); "
                  "import forkshim; print(forkshim.__file__); "
                  "print(forkshim.available(), forkshim.__version__)", target],
-                env=dict(os.environ, FORKSHIM_QUIET="1"),
-                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=tmp,
+                stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=tmp,
                 timeout=60)
             lines = probe.stdout.decode().splitlines()
-            self.assertEqual(probe.returncode, 0, lines)
+            err = probe.stderr.decode()
+            self.assertEqual(probe.returncode, 0, err)
+            # Without the shim, one line says how to load it.
+            self.assertEqual(err.count("\n"), 0 if SHIM else 1, err)
+            if not SHIM:
+                self.assertIn("to load it: python3 -m forkshim ", err)
             self.assertEqual(lines[0], os.path.join(target, "forkshim",
                                                     "__init__.py"))
             self.assertEqual(lines[1], "%s 0.1.0" % SHIM)
@@ -92,11 +100,9 @@ class Install(unittest.TestCase):
 
 class Compatibility(unittest.TestCase):
     def test_module_parses_with_the_python_3_8_grammar(self):
-        for name in sorted(os.listdir(PACKAGE)):
-            if name.endswith(".py"):
-                path = os.path.join(PACKAGE, name)
-                with open(path) as f:
-                    ast.parse(f.read(), path, feature_version=(3, 8))
+        for path in SOURCES:
+            with open(path) as f:
+                ast.parse(f.read(), path, feature_version=(3, 8))
 
     def test_python_3_8_runs_the_module(self):
         exe = python38()
@@ -110,6 +116,61 @@ class Compatibility(unittest.TestCase):
         self.assertEqual(out[0], "[1000, 1001, 1002]")
         self.assertEqual(out[1], str(SHIM))  # the object itself
         self.assertEqual(out[2], "Unresolved" if SHIM else "dict")
+
+
+@unittest.skipUnless(os.environ.get("FORKSHIM_TEST_LIB"),
+                     "FORKSHIM_TEST_LIB not set (a sanitizer build)")
+class MainModule(unittest.TestCase):
+    """python3 -m forkshim ARGS runs python3 ARGS with the library preloaded,
+    the one beside the module first; its arguments, output and exit status
+    are the program's."""
+
+    def setUp(self):
+        self.tmp = tempfile.mkdtemp()
+        self.addCleanup(shutil.rmtree, self.tmp)
+        self.pkg = os.path.join(self.tmp, "forkshim")
+        shutil.copytree(os.path.join(SOURCE, "forkshim"), self.pkg,
+                        ignore=shutil.ignore_patterns("__pycache__"))
+        self.env = dict(os.environ, PYTHONPATH=self.tmp)
+        self.env.pop("LD_PRELOAD", None)
+        self.env.pop("FORKSHIM_QUIET", None)
+
+    def run_main(self, *args):
+        return subprocess.run(
+            [sys.executable, "-m", "forkshim"] + list(args),
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=self.env,
+            cwd=self.tmp, timeout=60)
+
+    def test_runs_the_program_with_the_library_beside_the_module(self):
+        lib = os.path.join(self.pkg, "libforkshim.so.1")
+        shutil.copy(os.environ["FORKSHIM_TEST_LIB"], lib)
+        run = self.run_main("--library")
+        self.assertEqual(run.stdout.decode(), lib + "\n", run.stderr)
+        run = self.run_main(
+            "-c", "import forkshim, os, sys; print(forkshim.available(), "
+            "sys.argv[1:], os.environ['LD_PRELOAD']); sys.exit(3)", "a b", "c")
+        self.assertEqual(run.returncode, 3, run.stderr)
+        self.assertEqual(run.stdout.decode(),
+                         "True ['a b', 'c'] %s\n" % lib)
+        self.assertEqual(run.stderr, b"")  # no not-loaded hint
+
+    def test_no_library_says_where_it_looked(self):
+        import forkshim.__main__ as main
+        if main.library() is not None and not main.library().startswith(
+                REPO):
+            self.skipTest("forkshim is installed on this machine: "
+                          + main.library())
+        run = self.run_main("prog.py")
+        self.assertEqual(run.returncode, 1)
+        err = run.stderr.decode()
+        self.assertEqual(err.count("\n"), 1, err)
+        self.assertIn("libforkshim.so.1 not found; looked in: %s" %
+                      os.path.join(self.pkg, "libforkshim.so.1"), err)
+
+    def test_without_arguments_prints_usage(self):
+        run = self.run_main()
+        self.assertEqual(run.returncode, 2)
+        self.assertIn(b"usage: python3 -m forkshim SCRIPT", run.stdout)
 
 
 class ReadmeExample(unittest.TestCase):

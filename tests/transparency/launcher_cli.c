@@ -530,7 +530,7 @@ Test(launcher, installed_launcher_finds_the_installed_library)
 	    asprintf(&lib, "%s/%s/%s", real, TP_INSTALL_LIBDIR, TP_LIB_NAME),
 	    0);
 	cr_assert_geq(
-	    asprintf(&man, "%s/%s/man1/forkshim.1", real, TP_INSTALL_MANDIR),
+	    asprintf(&man, "%s/%s/man1/forkshim.1.gz", real, TP_INSTALL_MANDIR),
 	    0);
 	cr_expect_eq(access(bin, X_OK), 0, "%s not installed", bin);
 	cr_expect_eq(access(lib, R_OK), 0, "%s not installed", lib);

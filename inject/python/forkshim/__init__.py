@@ -165,12 +165,19 @@ def _hint():
     mp = sys.modules.get("multiprocessing.process")
     if mp is not None and mp.current_process().name != "MainProcess":
         return
-    script = sys.argv[0] if sys.argv and sys.argv[0] not in (
-        "", "-c", "-m") else "SCRIPT"
+    # This command line, to put after python3 -m forkshim (which hands its
+    # arguments to the interpreter), when it is short enough to show.
+    args = list(getattr(sys, "orig_argv", [None])[1:])  # Python >= 3.10
+    if not args and sys.argv and os.path.isfile(sys.argv[0]):
+        args = sys.argv[:1]
+    import shlex
+    cmd = shlex.join(args)
+    if not args or len(cmd) > 60:
+        cmd = "SCRIPT [ARGS...]"
     sys.stderr.write(
         "forkshim: the shim is not loaded, objects go to workers by value; "
         "to load it: python3 -m forkshim %s (FORKSHIM_QUIET=1 hides this)\n"
-        % script)
+        % cmd)
 
 
 _hint()
