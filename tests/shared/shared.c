@@ -528,18 +528,43 @@ Test(shared, non_dumpable_owner_is_eacces)
 	stop_owner(&o);
 }
 
-Test(shared, same_address_taken_is_eaddrinuse)
+Test(shared, same_address_import)
 {
 	struct forkshim_token tok;
-	forkshim_handle h = frozen_token(MIB, &tok, NULL);
-	const void *q;
+	unsigned char *p;
+	forkshim_handle h = frozen_token(MIB, &tok, &p);
+	size_t len = 4 * MIB;
+	unsigned char *q = mmap(NULL, len, PROT_READ | PROT_WRITE,
+	                        MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	const void *a;
+	struct imported r;
 
-	/* Here the freezer's address is taken (by the region itself). */
-	q = forkshim_import(&tok, FORKSHIM_SAME_ADDRESS, NULL);
-	cr_expect(q == NULL && errno == EADDRINUSE, "%p %s", q,
+	/* In the freezer, whose forkshim_alloc mapping is there: that one,
+	 * and releasing the import leaves it mapped. */
+	uint64_t sum = checksum(p, MIB);
+
+	a = forkshim_import(&tok, FORKSHIM_SAME_ADDRESS, NULL);
+	cr_expect(a == p, "%p, want %p: %s", a, p, strerror(errno));
+	cr_expect(forkshim_release(a) == 0);
+	cr_expect(checksum(p, MIB) == sum);
+	/* An exec'd worker: at the freezer's address. */
+	r = import_in_worker(&tok, NULL, 1);
+	cr_expect(r.err == 0, "%s", strerror(r.err));
+	/* A copy-frozen region whose freezer's address holds its private
+	 * bytes: that range is taken here. */
+	fill(q, len, 4);
+	forkshim_handle hq = forkshim_freeze(q, len, NULL, FORKSHIM_SHARED);
+	cr_assert(hq != 0);
+	cr_assert(forkshim_export(hq, &tok) == 0);
+	a = forkshim_import(&tok, FORKSHIM_SAME_ADDRESS, NULL);
+	cr_expect(a == NULL && errno == EADDRINUSE, "%p %s", a,
 	          strerror(errno));
 	cr_expect(forkshim_import(&tok, 0x80, NULL) == NULL && errno == EINVAL);
+	r = import_in_worker(&tok, NULL, 1);
+	cr_expect(r.err == 0 && r.len == len, "%s", strerror(r.err));
+	cr_assert(forkshim_thaw(hq) == 0);
 	cr_assert(forkshim_thaw(h) == 0);
+	munmap(q, len);
 }
 
 Test(shared, export_of_private_is_einval)
