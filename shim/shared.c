@@ -154,7 +154,8 @@ struct import {
 	uint32_t refs;     /* imports not released */
 	uint32_t pinned;   /* mapped by a late deref: never unmapped */
 	uint32_t borrowed; /* the freezer's own mapping: never ours to unmap */
-	uint32_t pad;
+	int32_t owner;     /* the freezer, from the header */
+	char name[FORKSHIM_NAME_MAX];
 	uint8_t secret[SECRET_BYTES];
 };
 
@@ -800,6 +801,8 @@ static uintptr_t import_put(const struct import *n, int ref)
 		e->len = n->len;
 		e->handle = n->handle;
 		e->borrowed = n->borrowed;
+		e->owner = n->owner;
+		memcpy(e->name, n->name, sizeof(e->name));
 		memcpy(e->secret, n->secret, SECRET_BYTES);
 		STORE(&e->refs, ref ? 1u : 0u);
 		STORE(&e->pinned, ref ? 0u : 1u);
@@ -931,6 +934,9 @@ const void *shared_deref_late(forkshim_handle h, size_t *len)
 	n.ino = c.ino;
 	n.base = n.data - (size_t)(rh.addr % page_size());
 	n.len = (size_t)rh.len;
+	n.owner = rh.freezer;
+	memcpy(n.name, rh.name, sizeof(n.name));
+	n.name[FORKSHIM_NAME_MAX - 1] = '\0';
 	n.handle = h;
 	memcpy(n.secret, rh.secret, SECRET_BYTES);
 	got = import_put(&n, 0);
@@ -965,6 +971,27 @@ int shared_info_late(forkshim_handle h, struct forkshim_info *out)
 	info.flags = FORKSHIM_SHARED;
 	info.freezes = 1;
 	*out = info;
+	return 0;
+}
+
+int shared_mapped_at(uintptr_t addr, struct forkshim_info *out)
+{
+	struct import *im = LOAD_ACQ(&imports);
+
+	for (unsigned i = 0; im != NULL && i < IMPORTS_MAX; i++) {
+		struct import *e = &im[i];
+
+		if (LOAD_ACQ(&e->state) != 2 || addr < e->base ||
+		    addr - e->base >= e->maplen)
+			continue;
+		memset(out, 0, sizeof(*out));
+		out->addr = (const void *)e->data;
+		out->len = e->len;
+		out->owner = e->owner;
+		out->flags = FORKSHIM_SHARED;
+		memcpy(out->name, e->name, sizeof(out->name));
+		return 1;
+	}
 	return 0;
 }
 
@@ -1517,6 +1544,9 @@ const void *shared_import(const struct forkshim_token *tok, unsigned flags,
 	n.ino = st.st_ino;
 	n.base = n.data - (size_t)(rh.addr % page_size());
 	n.len = (size_t)rh.len;
+	n.owner = rh.freezer;
+	memcpy(n.name, rh.name, sizeof(n.name));
+	n.name[FORKSHIM_NAME_MAX - 1] = '\0';
 	memcpy(n.secret, rh.secret, SECRET_BYTES);
 	got = import_put(&n, 1);
 	if (got != 0 && len != NULL)

@@ -679,6 +679,44 @@ Test(shared, every_write_path_fails_in_owner_and_importer)
 	cr_assert(forkshim_thaw(h) == 0);
 }
 
+/* With the guard on, an importer's write is stopped and reported. */
+Test(shared, guard_reports_a_write_in_an_importer)
+{
+	struct forkshim_token tok;
+	forkshim_handle h;
+	char hex[2 * FORKSHIM_TOKEN_SIZE + 1], err[8192];
+	int fds[2], st;
+	ssize_t n, got = 0;
+	pid_t pid;
+	unsigned char *p = forkshim_alloc(MIB, "scribbled");
+
+	cr_assert(p != NULL);
+	fill(p, MIB, 2);
+	h = forkshim_freeze(p, MIB, "scribbled", FORKSHIM_SHARED);
+	cr_assert(h != 0 && forkshim_export(h, &tok) == 0);
+	token_to_hex(&tok, hex);
+	cr_assert(pipe(fds) == 0);
+	pid = fork();
+	if (pid == 0) {
+		dup2(fds[1], 2);
+		setenv("FORKSHIM_GUARD", "protect", 1);
+		execl(SHARED_WORKER, SHARED_WORKER, "scribble", hex,
+		      (char *)NULL);
+		_exit(127);
+	}
+	close(fds[1]);
+	while ((n = read(fds[0], err + got, sizeof(err) - 1 - (size_t)got)) > 0)
+		got += n;
+	err[got] = '\0';
+	close(fds[0]);
+	cr_assert(waitpid(pid, &st, 0) == pid);
+	cr_expect(WIFSIGNALED(st) && WTERMSIG(st) == SIGSEGV, "status %#x", st);
+	cr_expect(strstr(err, "write to shared frozen region \"scribbled\"") !=
+	              NULL,
+	          "stderr: %s", err);
+	cr_assert(forkshim_thaw(h) == 0);
+}
+
 Test(shared, alloc_release_and_busy_freeze)
 {
 	unsigned char *p = forkshim_alloc(MIB, "busy");
