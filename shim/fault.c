@@ -13,6 +13,7 @@
 #include "guardrec.h"
 #include "handle.h"
 #include "log.h"
+#include "shared.h"
 #include "signals.h"
 #include "table.h"
 #include "trace.h"
@@ -181,15 +182,53 @@ static int claim_audit(struct rec *r, forkshim_handle h, siginfo_t *si,
 	return 1;
 }
 
+/* A write to a shared frozen region this process imported (not in its
+ * table: sealed, read-only, nothing to protect): one report, then the
+ * fault goes on where it would have gone. */
+static int claim_shared(int sig, siginfo_t *si, void *uc)
+{
+	uint64_t addr = (uint64_t)(uintptr_t)si->si_addr;
+	struct forkshim_info info;
+
+	if (!shared_mapped_at((uintptr_t)addr, &info))
+		return 0;
+	if (tls_reported != addr) {
+		uint64_t ips[TRACE_FRAMES];
+		int idle = 0;
+		size_t n;
+
+		while (!CAS(&gp->reporting, &idle, 1)) {
+			idle = 0;
+			sched_yield();
+		}
+		log_error("write to shared frozen region \"%s\" at 0x%llx "
+		          "(offset %llu of %zu bytes, imported, frozen by pid "
+		          "%d): stopped with SIGSEGV",
+		          info.name, (unsigned long long)addr,
+		          (unsigned long long)(addr - (uintptr_t)info.addr),
+		          info.len, (int)info.owner);
+		n = trace_from_signal(uc, ips, TRACE_FRAMES);
+		print_frames("written by", ips, n, 0);
+		tls_reported = addr;
+		STORE_REL(&gp->reporting, 0);
+	}
+	signals_chain(sig, si, uc);
+	return 1;
+}
+
 static int claim(int sig, siginfo_t *si, void *uc)
 {
 	uint64_t addr = (uint64_t)(uintptr_t)si->si_addr, pg;
 	forkshim_handle h;
 	struct rec *r;
 
-	if (si->si_code != SEGV_ACCERR || recs == NULL)
+	if (si->si_code != SEGV_ACCERR)
 		return 0;
 	h = table_find(si->si_addr, 1);
+	if (h == 0)
+		return claim_shared(sig, si, uc);
+	if (recs == NULL)
+		return 0;
 	if (h == 0 || handle_slot(h) >= recs_cap)
 		return 0;
 	r = &recs[handle_slot(h)];

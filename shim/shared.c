@@ -83,7 +83,7 @@ struct dir_head {
 	int32_t rx, tx; /* the socketpair: root receives on rx */
 	uint64_t rx_ino, tx_ino;
 	uint32_t slots;
-	uint32_t pad;
+	uint32_t used; /* slots [0, used) have been claimed at some time */
 	char fill[16];
 };
 
@@ -150,9 +150,12 @@ struct import {
 	size_t maplen;
 	uintptr_t data; /* what import returned */
 	size_t len;
-	uint64_t handle; /* set when a late deref mapped it */
-	uint32_t refs;   /* imports not released */
-	uint32_t pinned; /* mapped by a late deref: never unmapped */
+	uint64_t handle;   /* set when a late deref mapped it */
+	uint32_t refs;     /* imports not released */
+	uint32_t pinned;   /* mapped by a late deref: never unmapped */
+	uint32_t borrowed; /* the freezer's own mapping: never ours to unmap */
+	int32_t owner;     /* the freezer, from the header */
+	char name[FORKSHIM_NAME_MAX];
 	uint8_t secret[SECRET_BYTES];
 };
 
@@ -549,7 +552,7 @@ static void dir_drain(void)
 		}
 		close(fd);
 	}
-	for (unsigned i = 0; i < DIR_SLOTS; i++) {
+	for (unsigned i = 0; i < LOAD_ACQ(&d->h.used) && i < DIR_SLOTS; i++) {
 		struct dir_slot *s = &d->s[i];
 		uint64_t st = LOAD_ACQ(&s->state);
 		int32_t rfd;
@@ -582,6 +585,9 @@ static void dir_publish(struct owned *o)
 		    !CAS(&s->state, &st, st | SLOT_BUSY))
 			continue;
 		st |= SLOT_BUSY;
+		for (uint32_t u = LOAD(&d->h.used); u < i + 1;)
+			if (CAS(&d->h.used, &u, i + 1))
+				break;
 		STORE(&s->handle, o->handle);
 		STORE(&s->dev, o->dev);
 		STORE(&s->ino, o->ino);
@@ -650,7 +656,7 @@ static int dir_find(const struct directory *d, forkshim_handle h, uint64_t ino,
                     struct dir_slot *out, int *dead)
 {
 	*dead = 0;
-	for (unsigned i = 0; i < DIR_SLOTS; i++) {
+	for (unsigned i = 0; i < LOAD_ACQ(&d->h.used) && i < DIR_SLOTS; i++) {
 		const struct dir_slot *s = &d->s[i];
 		uint64_t st = LOAD_ACQ(&s->state);
 		struct dir_slot c;
@@ -794,6 +800,9 @@ static uintptr_t import_put(const struct import *n, int ref)
 		e->data = n->data;
 		e->len = n->len;
 		e->handle = n->handle;
+		e->borrowed = n->borrowed;
+		e->owner = n->owner;
+		memcpy(e->name, n->name, sizeof(e->name));
 		memcpy(e->secret, n->secret, SECRET_BYTES);
 		STORE(&e->refs, ref ? 1u : 0u);
 		STORE(&e->pinned, ref ? 0u : 1u);
@@ -801,7 +810,8 @@ static uintptr_t import_put(const struct import *n, int ref)
 		other = import_get(n->dev, n->ino, n->base, NULL, ref, NULL, i);
 		if (other != 0) {
 			STORE(&e->state, 3);
-			munmap((void *)n->base, n->maplen);
+			if (!n->borrowed)
+				munmap((void *)n->base, n->maplen);
 			STORE_REL(&e->state, 0);
 			return other;
 		}
@@ -924,6 +934,9 @@ const void *shared_deref_late(forkshim_handle h, size_t *len)
 	n.ino = c.ino;
 	n.base = n.data - (size_t)(rh.addr % page_size());
 	n.len = (size_t)rh.len;
+	n.owner = rh.freezer;
+	memcpy(n.name, rh.name, sizeof(n.name));
+	n.name[FORKSHIM_NAME_MAX - 1] = '\0';
 	n.handle = h;
 	memcpy(n.secret, rh.secret, SECRET_BYTES);
 	got = import_put(&n, 0);
@@ -958,6 +971,27 @@ int shared_info_late(forkshim_handle h, struct forkshim_info *out)
 	info.flags = FORKSHIM_SHARED;
 	info.freezes = 1;
 	*out = info;
+	return 0;
+}
+
+int shared_mapped_at(uintptr_t addr, struct forkshim_info *out)
+{
+	struct import *im = LOAD_ACQ(&imports);
+
+	for (unsigned i = 0; im != NULL && i < IMPORTS_MAX; i++) {
+		struct import *e = &im[i];
+
+		if (LOAD_ACQ(&e->state) != 2 || addr < e->base ||
+		    addr - e->base >= e->maplen)
+			continue;
+		memset(out, 0, sizeof(*out));
+		out->addr = (const void *)e->data;
+		out->len = e->len;
+		out->owner = e->owner;
+		out->flags = FORKSHIM_SHARED;
+		memcpy(out->name, e->name, sizeof(out->name));
+		return 1;
+	}
 	return 0;
 }
 
@@ -1051,6 +1085,18 @@ void *shared_alloc(size_t len, const char *name)
 		errno = ENOMEM;
 		return NULL;
 	}
+#ifdef MADV_POPULATE_WRITE
+	/* The caller fills it all: pages allocated in one call cost much
+	 * less than a first-touch fault each (see README), and a shortage
+	 * shows here as ENOMEM instead of a SIGBUS in the fill.  EINVAL: a
+	 * kernel before 5.14, which then faults them in. */
+	if (madvise(p, maplen, MADV_POPULATE_WRITE) != 0 && errno != EINVAL) {
+		munmap(p, maplen);
+		close(fd);
+		errno = ENOMEM;
+		return NULL;
+	}
+#endif
 	if (owned_ready() < 0 || (o = owned_claim()) == NULL) {
 		munmap(p, maplen);
 		close(fd);
@@ -1472,8 +1518,25 @@ const void *shared_import(const struct forkshim_token *tok, unsigned flags,
 		return (const void *)got;
 	}
 	memset(&n, 0, sizeof(n));
-	n.data = map_region(fd, rh.addr, rh.len,
-	                    (flags & FORKSHIM_SAME_ADDRESS) != 0, 0, &n.maplen);
+	if (flags & FORKSHIM_SAME_ADDRESS) {
+		/* The freezer (or a child that inherited it) maps it there
+		 * already: that mapping is the answer. */
+		struct owned *o = LOAD_ACQ(&owned);
+
+		for (unsigned i = 0; o != NULL && i < OWNED_MAX; i++)
+			if (LOAD_ACQ(&o[i].state) == OWN_FROZEN && o[i].alloc &&
+			    o[i].ino == (uint64_t)st.st_ino &&
+			    o[i].map == want) {
+				n.data = (uintptr_t)rh.addr;
+				n.maplen = o[i].maplen;
+				n.borrowed = 1;
+				break;
+			}
+	}
+	if (n.data == 0)
+		n.data = map_region(fd, rh.addr, rh.len,
+		                    (flags & FORKSHIM_SAME_ADDRESS) != 0, 0,
+		                    &n.maplen);
 	close(fd);
 	if (n.data == 0)
 		return NULL;
@@ -1481,6 +1544,9 @@ const void *shared_import(const struct forkshim_token *tok, unsigned flags,
 	n.ino = st.st_ino;
 	n.base = n.data - (size_t)(rh.addr % page_size());
 	n.len = (size_t)rh.len;
+	n.owner = rh.freezer;
+	memcpy(n.name, rh.name, sizeof(n.name));
+	n.name[FORKSHIM_NAME_MAX - 1] = '\0';
 	memcpy(n.secret, rh.secret, SECRET_BYTES);
 	got = import_put(&n, 1);
 	if (got != 0 && len != NULL)
@@ -1514,7 +1580,8 @@ int shared_release(const void *addr)
 			uint64_t st = 2;
 
 			if (CAS(&e->state, &st, 3)) {
-				munmap((void *)e->base, e->maplen);
+				if (!e->borrowed)
+					munmap((void *)e->base, e->maplen);
 				STORE_REL(&e->state, 0);
 			}
 		}

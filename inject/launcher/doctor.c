@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/mman.h>
 #include <sys/statvfs.h>
 #include <sys/xattr.h>
 #include <unistd.h>
@@ -199,6 +200,51 @@ static void check_secure(struct doctor *d, const char *path,
 	} else {
 		detail(d, "capabilities", "none");
 	}
+}
+
+/* Shared frozen regions (FORKSHIM_SHARED) live in sealed memfds that other
+ * processes reopen read-only through /proc/PID/fd: both must work here.
+ * A detail only: the shim loads either way, and only shared freezes,
+ * imports and late children's derefs fail without them. */
+static void check_shared(struct doctor *d)
+{
+	int fd = memfd_create("forkshim-doctor",
+	                      MFD_CLOEXEC | MFD_ALLOW_SEALING),
+	    ro;
+	char path[64];
+
+	if (fd < 0) {
+		detail(d, "shared",
+		       "not available: memfd_create: %s (FORKSHIM_SHARED "
+		       "freezes fail)",
+		       strerror(errno));
+		return;
+	}
+	if (ftruncate(fd, 4096) != 0 ||
+	    fcntl(fd, F_ADD_SEALS,
+	          F_SEAL_WRITE | F_SEAL_SHRINK | F_SEAL_GROW) != 0) {
+		detail(d, "shared",
+		       "not available: memfd seals: %s (FORKSHIM_SHARED "
+		       "freezes fail)",
+		       strerror(errno));
+		close(fd);
+		return;
+	}
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+	ro = open(path, O_RDONLY | O_CLOEXEC);
+	if (ro < 0)
+		detail(d, "shared",
+		       "not available: %s: %s (is /proc mounted?): late "
+		       "children and exec'd workers cannot map shared regions",
+		       path, strerror(errno));
+	else
+		detail(d, "shared",
+		       "available (sealed memfds, reopened through "
+		       "/proc/PID/fd); not from a program that makes itself "
+		       "non-dumpable (imports: EACCES)");
+	if (ro >= 0)
+		close(ro);
+	close(fd);
 }
 
 /* The verdict for a program the shim can be preloaded into, from what it
@@ -558,6 +604,7 @@ int doctor_main(int argc, char **argv)
 	else
 		examine(&d, path, path, 0);
 
+	check_shared(&d);
 	if (lib != NULL)
 		detail(&d, "shim", "%s (what forkshim preloads)", lib);
 	else

@@ -68,12 +68,15 @@ endfunction()
 add_test(NAME fuzz_corpus_dirs COMMAND ${CMAKE_COMMAND} -E make_directory
   ${CMAKE_CURRENT_BINARY_DIR}/fuzz-corpus/fuzz_handles
   ${CMAKE_CURRENT_BINARY_DIR}/fuzz-corpus/fuzz_model
-  ${CMAKE_CURRENT_BINARY_DIR}/fuzz-corpus/fuzz_config)
+  ${CMAKE_CURRENT_BINARY_DIR}/fuzz-corpus/fuzz_config
+  ${CMAKE_CURRENT_BINARY_DIR}/fuzz-corpus/fuzz_tokens)
 set_tests_properties(fuzz_corpus_dirs PROPERTIES FIXTURES_SETUP fuzz_corpus)
 
 fuzz_target(fuzz_handles)
 target_link_libraries(fuzz_handles PRIVATE forkshim)
 fuzz_target(fuzz_model)
 target_link_libraries(fuzz_model PRIVATE forkshim)
+fuzz_target(fuzz_tokens)
+target_link_libraries(fuzz_tokens PRIVATE forkshim)
 fuzz_target(fuzz_config ${PROJECT_SOURCE_DIR}/shim/config.c
   ${PROJECT_SOURCE_DIR}/shim/log.c)

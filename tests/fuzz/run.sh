@@ -30,6 +30,6 @@ CC=clang cmake -S . -B "$build" -DFORKSHIM_FUZZ=ON -DFORKSHIM_WERROR=ON \
   -DFORKSHIM_LONG_TESTS=$long -DFUZZ_RUNS="${FUZZ_RUNS:-20000}" \
   -DFUZZ_SECONDS="${FUZZ_SECONDS:-120}" >/dev/null
 cmake --build "$build" -j"${JOBS:-$(nproc)}" \
-  --target fuzz_handles fuzz_model fuzz_config
+  --target fuzz_handles fuzz_model fuzz_config fuzz_tokens
 echo "== fuzz"
 ctest --test-dir "$build" -R '^fuzz_' --output-on-failure

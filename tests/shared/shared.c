@@ -528,18 +528,43 @@ Test(shared, non_dumpable_owner_is_eacces)
 	stop_owner(&o);
 }
 
-Test(shared, same_address_taken_is_eaddrinuse)
+Test(shared, same_address_import)
 {
 	struct forkshim_token tok;
-	forkshim_handle h = frozen_token(MIB, &tok, NULL);
-	const void *q;
+	unsigned char *p;
+	forkshim_handle h = frozen_token(MIB, &tok, &p);
+	size_t len = 4 * MIB;
+	unsigned char *q = mmap(NULL, len, PROT_READ | PROT_WRITE,
+	                        MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	const void *a;
+	struct imported r;
 
-	/* Here the freezer's address is taken (by the region itself). */
-	q = forkshim_import(&tok, FORKSHIM_SAME_ADDRESS, NULL);
-	cr_expect(q == NULL && errno == EADDRINUSE, "%p %s", q,
+	/* In the freezer, whose forkshim_alloc mapping is there: that one,
+	 * and releasing the import leaves it mapped. */
+	uint64_t sum = checksum(p, MIB);
+
+	a = forkshim_import(&tok, FORKSHIM_SAME_ADDRESS, NULL);
+	cr_expect(a == p, "%p, want %p: %s", a, p, strerror(errno));
+	cr_expect(forkshim_release(a) == 0);
+	cr_expect(checksum(p, MIB) == sum);
+	/* An exec'd worker: at the freezer's address. */
+	r = import_in_worker(&tok, NULL, 1);
+	cr_expect(r.err == 0, "%s", strerror(r.err));
+	/* A copy-frozen region whose freezer's address holds its private
+	 * bytes: that range is taken here. */
+	fill(q, len, 4);
+	forkshim_handle hq = forkshim_freeze(q, len, NULL, FORKSHIM_SHARED);
+	cr_assert(hq != 0);
+	cr_assert(forkshim_export(hq, &tok) == 0);
+	a = forkshim_import(&tok, FORKSHIM_SAME_ADDRESS, NULL);
+	cr_expect(a == NULL && errno == EADDRINUSE, "%p %s", a,
 	          strerror(errno));
 	cr_expect(forkshim_import(&tok, 0x80, NULL) == NULL && errno == EINVAL);
+	r = import_in_worker(&tok, NULL, 1);
+	cr_expect(r.err == 0 && r.len == len, "%s", strerror(r.err));
+	cr_assert(forkshim_thaw(hq) == 0);
 	cr_assert(forkshim_thaw(h) == 0);
+	munmap(q, len);
 }
 
 Test(shared, export_of_private_is_einval)
@@ -651,6 +676,44 @@ Test(shared, every_write_path_fails_in_owner_and_importer)
 	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "%#x %s", st, out);
 	cr_expect(atoi(out) == 0, "the importer wrote through paths %#x",
 	          atoi(out));
+	cr_assert(forkshim_thaw(h) == 0);
+}
+
+/* With the guard on, an importer's write is stopped and reported. */
+Test(shared, guard_reports_a_write_in_an_importer)
+{
+	struct forkshim_token tok;
+	forkshim_handle h;
+	char hex[2 * FORKSHIM_TOKEN_SIZE + 1], err[8192];
+	int fds[2], st;
+	ssize_t n, got = 0;
+	pid_t pid;
+	unsigned char *p = forkshim_alloc(MIB, "scribbled");
+
+	cr_assert(p != NULL);
+	fill(p, MIB, 2);
+	h = forkshim_freeze(p, MIB, "scribbled", FORKSHIM_SHARED);
+	cr_assert(h != 0 && forkshim_export(h, &tok) == 0);
+	token_to_hex(&tok, hex);
+	cr_assert(pipe(fds) == 0);
+	pid = fork();
+	if (pid == 0) {
+		dup2(fds[1], 2);
+		setenv("FORKSHIM_GUARD", "protect", 1);
+		execl(SHARED_WORKER, SHARED_WORKER, "scribble", hex,
+		      (char *)NULL);
+		_exit(127);
+	}
+	close(fds[1]);
+	while ((n = read(fds[0], err + got, sizeof(err) - 1 - (size_t)got)) > 0)
+		got += n;
+	err[got] = '\0';
+	close(fds[0]);
+	cr_assert(waitpid(pid, &st, 0) == pid);
+	cr_expect(WIFSIGNALED(st) && WTERMSIG(st) == SIGSEGV, "status %#x", st);
+	cr_expect(strstr(err, "write to shared frozen region \"scribbled\"") !=
+	              NULL,
+	          "stderr: %s", err);
 	cr_assert(forkshim_thaw(h) == 0);
 }
 

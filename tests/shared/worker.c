@@ -7,7 +7,8 @@
  *       test pattern, freezes it shared, prints "HEX sum", then waits for
  *       a line on stdin and exits (so its line ends)
  *   shared_worker write HEX           imports and tries every write path;
- *       prints one word per path: "denied" or "WROTE" */
+ *       prints the WROTE_* bits of those that wrote (0: none)
+ *   shared_worker scribble HEX        imports and stores one byte */
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -89,6 +90,23 @@ static int do_write(const char *hex)
 	return 0;
 }
 
+/* Imports and writes one byte: it must die of SIGSEGV (with the guard on,
+ * after its report). */
+static int do_scribble(const char *hex)
+{
+	struct forkshim_token tok;
+	size_t len = 0;
+	unsigned char *p;
+
+	if (token_from_hex(hex, &tok) < 0)
+		return 2;
+	p = (unsigned char *)forkshim_import(&tok, 0, &len);
+	if (p == NULL)
+		return 3;
+	p[len / 2] = 1;
+	return 4;
+}
+
 int main(int argc, char **argv)
 {
 	setvbuf(stdout, NULL, _IOLBF, 0);
@@ -99,6 +117,8 @@ int main(int argc, char **argv)
 		                argc > 3 && !strcmp(argv[3], "nodump"));
 	if (argc >= 3 && strcmp(argv[1], "write") == 0)
 		return do_write(argv[2]);
+	if (argc >= 3 && strcmp(argv[1], "scribble") == 0)
+		return do_scribble(argv[2]);
 	fprintf(stderr, "usage: shared_worker import|owner|write ARG\n");
 	return 2;
 }

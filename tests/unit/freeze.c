@@ -84,9 +84,11 @@ Test(freeze, wrapping_range_fails_with_einval)
 Test(freeze, unknown_flag_fails_with_einval)
 {
 	unsigned char *p = map_pages(1);
-	static const unsigned bad[] = {0x2u,        0x4u,
-	                               0x80000000u, FORKSHIM_GUARD | 0x2u,
-	                               ~0u,         ~FORKSHIM_GUARD};
+	/* 0x2 is FORKSHIM_SHARED (SHARED.md). */
+	static const unsigned bad[] = {
+	    0x4u,        0x8u,
+	    0x80000000u, FORKSHIM_GUARD | 0x4u,
+	    ~0u,         ~(FORKSHIM_GUARD | FORKSHIM_SHARED)};
 
 	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
 		char what[40];
