@@ -336,6 +336,15 @@ class Tokens(unittest.TestCase):
         self.assertIn("keep a reference", str(e))
         self.assertNotIn("before starting the pool", str(e))
 
+    def test_handle_from_a_worker_gives_advice_for_results(self):
+        with ctx("fork").Pool(1) as pool:
+            fields = pool.apply(workers.raw_handle, (0,))
+        got = forkshim._restore(*fields)
+        with self.assertRaises(forkshim.HandleError) as cm:
+            forkshim.unwrap(got)
+        self.assertEqual(cm.exception.errno, errno.ENOENT)
+        self.assertIn("return forkshim.share(result)", str(cm.exception))
+
     def test_stale_token_in_a_worker_fails_the_task_not_the_pool(self):
         with ctx("spawn").Pool(1) as pool:
             ref = forkshim.share(numpy.arange(1000.0))

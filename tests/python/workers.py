@@ -150,3 +150,15 @@ def frame_info(arg):
         out.append((name, float(a.sum()), a.flags.writeable,
                     mapping_of(a.ctypes.data)))
     return type(df).__name__, out
+
+
+_KEEP = []
+
+
+def raw_handle(_):
+    """A handle frozen here, in a worker (as a result wrongly sent up)."""
+    obj = [1, 2, 3]
+    _KEEP.append(obj)
+    h = forkshim.freeze(obj)
+    i = forkshim.info(h)
+    return (h, "list", i.addr, i.len, False)

@@ -199,9 +199,11 @@ def _errname(err):
 
 
 _MEANING = {
-    errno.ENOENT: "it was frozen after this process was forked, so this "
-                  "process's memory may not hold it (share() the object "
-                  "before starting the pool)",
+    errno.ENOENT: "it was frozen after this process was forked, or by a "
+                  "process this one was not forked from, so this process's "
+                  "memory may not hold it (a parent's object: share() it "
+                  "before starting the pool, or let share() send a token; "
+                  "a worker's result: return forkshim.share(result))",
     errno.ESTALE: "it was thawed, here or in the parent before this process "
                   "was forked (a share() is thawed when its SharedRef is "
                   "released or garbage collected: keep a reference while "
