@@ -501,7 +501,8 @@ static void bench_read(void)
 			size_t len;
 			const void *x = api->deref(hq, &len);
 
-			res[2] = (double)checksum(x, len); /* used: not elided */
+			res[2] =
+			    (double)checksum(x, len); /* used: not elided */
 			res[0] = now_ns() - t;
 			res[1] = (double)(minflt() - f0);
 			if (write(fds[1], res, sizeof(res)) != sizeof(res))
