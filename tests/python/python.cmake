@@ -34,3 +34,8 @@ forkshim_add_python_test(test_freeze)
 forkshim_add_python_test(test_share)
 forkshim_add_python_test(test_pools)
 forkshim_add_python_test(test_install)
+# Real pools of every start method, results, lifetimes (a few minutes on a
+# loaded 2-core machine).
+forkshim_add_python_test(test_shared)
+set_tests_properties(python_test_shared_shim python_test_shared_plain
+  PROPERTIES TIMEOUT 600)

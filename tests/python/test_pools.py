@@ -104,15 +104,15 @@ class Pools(unittest.TestCase):
         p.start()
         got = q.get(timeout=30)
         p.join()
-        self.assertEqual(got[1:], (id(self.a), self.addr, "ndarray", 5.0))
+        self.assertEqual(got[1:5], (id(self.a), self.addr, "ndarray", 5.0))
 
     @needs_shim
-    def test_object_shared_after_the_pool_started_goes_by_value(self):
+    def test_object_shared_after_the_pool_started_goes_by_token(self):
         with ctx("fork").Pool(2) as pool:
-            ref = forkshim.share(self.a)
             with Recorder() as rec:
+                ref = forkshim.share(self.a)
                 got = pool.map(workers.describe, tasks(ref), chunksize=1)
-        self.assert_by_value(got, rec, "forked before the object was frozen")
+        self.assert_by_token(got, rec)
         # A pool started after share() gets it by handle.
         got = self.run_pool("fork", workers.describe, tasks(ref))
         self.assertEqual({g[1] for g in got}, {id(self.a)})
@@ -144,54 +144,67 @@ class Pools(unittest.TestCase):
         self.assertEqual(p1, p2)
         self.assertEqual(p2, p3)
 
-    # --- spawn and forkserver workers: the value, with one warning
+    # --- spawn and forkserver workers: by token with the shim (a
+    # read-only array over the shared pages), else the value with one
+    # warning at share()
 
-    def reason_for(self, method):
-        return ("live %s workers" % method if forkshim.available()
-                else "not loaded")
+    def assert_by_token(self, got, rec):
+        self.assert_values(got)
+        self.assertTrue(all(g[1] != id(self.a) for g in got))
+        self.assertTrue(all(g[2] != self.addr for g in got))
+        self.assertEqual({g[3] for g in got}, {"ndarray"})
+        self.assertEqual({g[5] for g in got}, {False})  # read-only
+        self.assertEqual(rec.fallbacks, [])
 
-    def test_spawn_pool_tasks_receive_the_value_with_one_warning(self):
-        ref = forkshim.share(self.a)
+    def assert_shared(self, got, rec):
+        if forkshim.available():
+            self.assert_by_token(got, rec)
+        else:
+            self.assert_by_value(got, rec, "not loaded")
+
+    def test_spawn_pool_tasks_receive_the_array(self):
         with Recorder() as rec:
+            ref = forkshim.share(self.a)
             got = self.run_pool("spawn", workers.describe, tasks(ref))
-        self.assert_by_value(got, rec, self.reason_for("spawn"))
+        self.assert_shared(got, rec)
 
-    def test_forkserver_pool_tasks_receive_the_value_with_one_warning(self):
-        ref = forkshim.share(self.a)
+    def test_forkserver_pool_tasks_receive_the_array(self):
         with Recorder() as rec:
+            ref = forkshim.share(self.a)
             got = self.run_pool("forkserver", workers.describe, tasks(ref))
-        self.assert_by_value(got, rec, self.reason_for("forkserver"))
+        self.assert_shared(got, rec)
 
-    def test_spawn_process_receives_the_value_with_one_warning(self):
-        ref = forkshim.share(self.a)
-        q = ctx("spawn").Queue()
-        p = ctx("spawn").Process(target=workers.process_main,
-                                 args=((ref, 7), q))
+    def test_spawn_process_receives_the_array(self):
         with Recorder() as rec:
+            ref = forkshim.share(self.a)
+            q = ctx("spawn").Queue()
+            p = ctx("spawn").Process(target=workers.process_main,
+                                     args=((ref, 7), q))
             p.start()
         got = q.get(timeout=60)
         p.join()
-        self.assertEqual(got[3:], ("ndarray", 7.0))
-        self.assertEqual(len(rec.fallbacks), 1)
-        expect = ("start a spawn process" if forkshim.available()
-                  else "not loaded")
-        self.assertIn(expect, str(rec.fallbacks[0].message))
+        self.assertEqual(got[3:5], ("ndarray", 7.0))
+        if forkshim.available():
+            self.assertEqual(rec.fallbacks, [])
+            self.assertNotEqual(got[2], self.addr)
+        else:
+            self.assertEqual(len(rec.fallbacks), 1)
+            self.assertIn("not loaded", str(rec.fallbacks[0].message))
 
-    def test_spawn_executor_tasks_receive_the_value(self):
-        ref = forkshim.share(self.a)
+    def test_spawn_executor_tasks_receive_the_array(self):
         with Recorder() as rec:
+            ref = forkshim.share(self.a)
             with concurrent.futures.ProcessPoolExecutor(
                     2, mp_context=ctx("spawn")) as ex:
                 got = list(ex.map(workers.describe, tasks(ref)))
-        self.assert_values(got)
-        self.assertEqual(len(rec.fallbacks), 1)
+        self.assert_shared(got, rec)
 
     # --- without the shim, fork pools work by value too
 
     @needs_plain
     def test_fork_pool_without_the_shim_gets_values_with_one_warning(self):
-        ref = forkshim.share(self.a)
         with Recorder() as rec:
+            ref = forkshim.share(self.a)
             got = self.run_pool("fork", workers.describe, tasks(ref))
         self.assert_by_value(got, rec, "not loaded")
         sums = self.run_pool("fork", workers.sixteenth_sum, tasks(ref))
@@ -200,8 +213,8 @@ class Pools(unittest.TestCase):
     @needs_plain
     def test_nested_proxies_without_the_shim_arrive_as_values(self):
         m = [1, 2, 3]
-        ra, rm = forkshim.share(self.a), forkshim.share(m)
         with Recorder() as rec:
+            ra, rm = forkshim.share(self.a), forkshim.share(m)
             got = self.run_pool("fork", workers.nested,
                                 [{"a": ra, "m": rm, "pair": [ra, rm]}] * 2)
         self.assertEqual(len(rec.fallbacks), 2)  # one per object

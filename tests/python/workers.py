@@ -14,11 +14,13 @@ def data_address(obj):
 
 
 def describe(arg):
-    """What a task received: (pid, id, data address, type, its i-th item)."""
+    """What a task received: (pid, id, data address, type, its i-th item,
+    whether it is writeable)."""
     obj, i = arg
     obj = forkshim.unwrap(obj)
+    flags = getattr(obj, "flags", None)
     return (os.getpid(), id(obj), data_address(obj), type(obj).__name__,
-            float(obj[i]))
+            float(obj[i]), flags.writeable if flags is not None else None)
 
 
 def sixteenth_sum(arg):
@@ -68,3 +70,95 @@ def process_sum(arg, queue):
         queue.put(sixteenth_sum(arg))
     except forkshim.HandleError as e:
         queue.put((e.errno, str(e)))
+
+
+def mapping_of(addr):
+    """The /proc/self/maps path of the mapping holding addr ("" for
+    anonymous memory, None when unmapped)."""
+    with open("/proc/self/maps") as f:
+        for line in f:
+            fields = line.split(None, 5)
+            lo, hi = (int(x, 16) for x in fields[0].split("-"))
+            if lo <= addr < hi:
+                return fields[5].strip() if len(fields) > 5 else ""
+    return None
+
+
+def buffer_address(obj):
+    import numpy
+    iface = getattr(obj, "__array_interface__", None)
+    if iface is not None:
+        return iface["data"][0]
+    return numpy.frombuffer(obj, dtype=numpy.uint8).ctypes.data
+
+
+def received(arg):
+    """What a task received: (type, where its bytes are mapped, writeable,
+    a checksum of its contents)."""
+    import numpy
+    obj = forkshim.unwrap(arg)
+    if isinstance(obj, dict):
+        arr = obj["a"]
+        return ("dict", mapping_of(buffer_address(arr)),
+                arr.flags.writeable, float(arr.sum()), obj["k"])
+    if isinstance(obj, numpy.ndarray):
+        return ("ndarray", mapping_of(buffer_address(obj)),
+                obj.flags.writeable, float(obj.sum()), obj.shape)
+    v = memoryview(obj)
+    return (type(obj).__name__, mapping_of(buffer_address(obj)),
+            not v.readonly, float(sum(v.cast("B"))), v.format)
+
+
+def make_result(i, n=1 << 18):
+    """A result in shared memory, returned by share()."""
+    a = forkshim.empty(n)
+    a[:] = i
+    return forkshim.share(a)
+
+
+def make_plain_result(i, n=1 << 18):
+    """An ordinary numpy array, returned by share() (one copy)."""
+    import numpy
+    return forkshim.share(numpy.full(n, float(i)))
+
+
+@forkshim.returns_shared
+def decorated_result(i):
+    import numpy
+    return numpy.full(1 << 16, float(i))
+
+
+def die(_):
+    import signal
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def token_of(arg):
+    """The worker's result, its raw token bytes (by pickling a share())."""
+    import numpy
+    ref = forkshim.share(numpy.full(4096, 7.0))
+    return pickle.dumps(ref)
+
+
+def frame_info(arg):
+    """A shared DataFrame in the worker: its columns' sums, whether each
+    column's numpy array is read-only and lies in shared memory."""
+    df = forkshim.unwrap(arg)
+    out = []
+    for name in df.columns:
+        a = df[name].to_numpy()
+        out.append((name, float(a.sum()), a.flags.writeable,
+                    mapping_of(a.ctypes.data)))
+    return type(df).__name__, out
+
+
+_KEEP = []
+
+
+def raw_handle(_):
+    """A handle frozen here, in a worker (as a result wrongly sent up)."""
+    obj = [1, 2, 3]
+    _KEEP.append(obj)
+    h = forkshim.freeze(obj)
+    i = forkshim.info(h)
+    return (h, "list", i.addr, i.len, False)

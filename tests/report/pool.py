@@ -36,7 +36,7 @@ def main():
     arr = np.frombuffer(buf, dtype=np.float64)
     arr[:] = 1.0
     forkshim.freeze(arr, name="matrix")
-    ref = forkshim.share(arr)
+    ref = forkshim.share(arr, readonly=False)  # the workers write to it
     with mp.get_context("fork").Pool(WORKERS) as pool:
         written = pool.map(dirty, [(ref, t) for t in range(TASKS)],
                            chunksize=1)

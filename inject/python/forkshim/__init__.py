@@ -35,8 +35,10 @@ import errno
 import gc
 import operator
 import os
+import pickle
 import sys
 import threading
+import time
 import warnings
 import weakref
 
@@ -45,6 +47,7 @@ __all__ = [
     "available", "version", "freeze", "thaw", "frozen", "share", "SharedRef",
     "unwrap", "resolve", "visible", "info", "sharing", "prepare_fork",
     "HandleError", "FallbackWarning", "Unresolved", "Info", "Sharing",
+    "empty", "zeros", "returns_shared", "SharedWarning", "TOKEN_SIZE",
 ]
 
 
@@ -101,9 +104,31 @@ class _Api(ctypes.Structure):
     ]
 
 
+class _Token(ctypes.Structure):
+    """struct forkshim_token (SHARED.md): 64 plain bytes."""
+    _fields_ = [("bytes", ctypes.c_char * 64)]
+
+
+class _ApiShared(ctypes.Structure):
+    """struct forkshim_api with the shared frozen regions appended."""
+    _fields_ = _Api._fields_ + [
+        ("alloc", _fn(ctypes.c_void_p, ctypes.c_size_t, ctypes.c_char_p)),
+        ("export_token", _fn(ctypes.c_int, _handle_t,
+                             ctypes.POINTER(_Token))),
+        ("import_token", _fn(ctypes.c_void_p, ctypes.POINTER(_Token),
+                             ctypes.c_uint, ctypes.POINTER(ctypes.c_size_t))),
+        ("release", _fn(ctypes.c_int, ctypes.c_void_p)),
+    ]
+
+
+_FORKSHIM_SHARED = 0x2  # freeze flag
+TOKEN_SIZE = 64
+
+
 def _load():
     """The shim's function table when libforkshim is in the process's global
-    scope (preloaded), else None."""
+    scope (preloaded), else None; an _ApiShared when the shim has shared
+    frozen regions."""
     try:
         lib = ctypes.CDLL(None)
         lib.forkshim_version  # noqa: B018  (raises AttributeError if absent)
@@ -118,10 +143,14 @@ def _load():
     api = table.contents
     if api.abi_version != 1 or api.size < ctypes.sizeof(_Api):
         return None
+    if api.size >= ctypes.sizeof(_ApiShared):
+        return ctypes.cast(table, ctypes.POINTER(_ApiShared)).contents
     return api
 
 
 _api = _load()
+# The shim has shared frozen regions (forkshim_alloc, _export, _import).
+_sapi = _api if isinstance(_api, _ApiShared) else None
 
 
 def _hint():
@@ -170,9 +199,11 @@ def _errname(err):
 
 
 _MEANING = {
-    errno.ENOENT: "it was frozen after this process was forked, so this "
-                  "process's memory may not hold it (share() the object "
-                  "before starting the pool)",
+    errno.ENOENT: "it was frozen after this process was forked, or by a "
+                  "process this one was not forked from, so this process's "
+                  "memory may not hold it (a parent's object: share() it "
+                  "before starting the pool, or let share() send a token; "
+                  "a worker's result: return forkshim.share(result))",
     errno.ESTALE: "it was thawed, here or in the parent before this process "
                   "was forked (a share() is thawed when its SharedRef is "
                   "released or garbage collected: keep a reference while "
@@ -353,6 +384,14 @@ def _hold_data(data, label):
     if data is None:
         return 0
     addr, n = data
+    alloc = _alloc_of(addr, n)
+    if alloc is not None:  # forkshim.empty(): sealed in place, shared
+        try:
+            alloc.seal(label + b".data")
+        except HandleError:
+            return 0
+        return _api.freeze(alloc.addr, alloc.len, label + b".data",
+                           _FORKSHIM_SHARED)
     container = _api.find(addr, n)
     if container:
         ci = _CInfo()
@@ -566,6 +605,465 @@ def _resolve(handle, typename, addr, length):
     return e.obj
 
 
+# ---------------------------------------------------- shared frozen regions
+#
+# A shared region (SHARED.md) lives in a sealed memfd that every process of
+# the family can map read-only, whenever and however it was started; a
+# 64-byte token names it.  share() uses one when a handle would not
+# resolve where its pickle goes: spawn and forkserver workers, a pool
+# forked before share(), a worker's result going back to its parent.
+
+
+def _errtext(err):
+    return "%s: %s" % (_errname(err), os.strerror(err))
+
+
+# What an import's errno means, said from the importer's side.
+_TOKEN_MEANING = {
+    errno.EBADF: "the token is malformed or not of this process family "
+                 "(forged, corrupted, or from another program)",
+    errno.ESTALE: "it was thawed: the SharedRef that shared it was released "
+                  "or garbage collected in the process that made it (keep "
+                  "a reference while other processes may still receive it)",
+    errno.ENOENT: "the process that shared it and the family's root "
+                  "process have both exited",
+    errno.EACCES: "the sharing process's memory cannot be opened from here "
+                  "(another user, or a non-dumpable process)",
+    errno.ENOSYS: "forkshim is not loaded in this process (start it with "
+                  "python3 -m forkshim SCRIPT)",
+}
+
+
+def _token_error(err, what):
+    meaning = _TOKEN_MEANING.get(err, os.strerror(err))
+    return HandleError(err, "forkshim token%s does not resolve in process "
+                            "%d: %s: %s" % (what, os.getpid(),
+                                            _errname(err), meaning))
+
+
+def _memory_del(self):
+    free = self.__dict__.pop("_free", None)
+    if free is not None:
+        free()
+
+
+_memory_classes = {}
+
+
+def _memory(addr, n, free):
+    """A writable ctypes char array over [addr, addr+n) that calls free()
+    once it is collected (every memoryview and array over it gone)."""
+    cls = _memory_classes.get(n)
+    if cls is None:
+        cls = type("_Memory", (ctypes.c_char * n,), {"__del__": _memory_del})
+        if len(_memory_classes) < 64:
+            _memory_classes[n] = cls
+    m = cls.from_address(addr)
+    m._free = free
+    return m
+
+
+class _Alloc(object):
+    """forkshim_alloc memory: writable until its first shared freeze, then
+    read-only for good; unmapped when its last array is collected."""
+    __slots__ = ("addr", "len", "hold", "arrays", "__weakref__")
+
+    def __init__(self, addr, n):
+        self.addr = addr
+        self.len = n
+        self.hold = 0  # the shared freeze the memory itself keeps
+        self.arrays = []  # weak references to arrays made over it
+
+    def free(self):
+        _allocs.pop(self.addr, None)
+        if self.hold:
+            _api.thaw(self.hold)
+            self.hold = 0
+        else:
+            _sapi.release(self.addr)
+
+    def seal(self, label):
+        """Freezes the whole allocation shared (no copy); the arrays made
+        over it become non-writeable first (the pages turn read-only)."""
+        if self.hold:
+            return self.hold
+        for ref in self.arrays:
+            a = ref()
+            if a is not None:
+                a.flags.writeable = False
+        ctypes.set_errno(0)
+        h = _api.freeze(self.addr, self.len, label, _FORKSHIM_SHARED)
+        if not h:
+            err = ctypes.get_errno()
+            for ref in self.arrays:
+                a = ref()
+                if a is not None:
+                    a.flags.writeable = True
+            why = (" (a child forked after forkshim.empty() maps it "
+                   "writable: share() it before forking)"
+                   if err == errno.EBUSY else "")
+            raise HandleError(err, "forkshim cannot freeze shared memory at "
+                              "%#x: %s%s" % (self.addr, _errtext(err), why))
+        self.hold = h
+        return h
+
+
+_allocs = {}  # address -> _Alloc
+
+
+def _alloc_of(addr, n):
+    """The _Alloc holding [addr, addr+n), or None."""
+    for a in list(_allocs.values()):
+        if a.addr <= addr and addr + n <= a.addr + a.len:
+            return a
+    return None
+
+
+def _shared_api():
+    if _sapi is None:
+        raise HandleError(errno.ENOSYS, "forkshim: ENOSYS: %s" % (
+            _MEANING[errno.ENOSYS] if _api is None else
+            "this libforkshim has no shared frozen regions (ABI table of "
+            "%d bytes): use a newer build" % _api.size))
+    return _sapi
+
+
+def _raw_alloc(n, label):
+    api = _shared_api()
+    ctypes.set_errno(0)
+    p = api.alloc(max(n, 1), label)
+    if not p:
+        err = ctypes.get_errno()
+        raise MemoryError("forkshim_alloc(%d) failed: %s" % (n, _errtext(err)))
+    a = _Alloc(p, max(n, 1))
+    _allocs[p] = a
+    return a, _memory(p, max(n, 1), a.free)
+
+
+def empty(shape, dtype=float, order="C", name=None):
+    """A writable numpy array in shared memory (forkshim_alloc): fill it,
+    then share() it: no copy, every worker maps these very pages.  At its
+    first share() it becomes read-only for good (writes raise ValueError;
+    a view made earlier that is still writeable crashes on a write: make
+    views after share()).  Its memory is freed with its last array.
+    Without shared regions in the shim: numpy.empty."""
+    import numpy
+    dt = numpy.dtype(dtype)
+    if _sapi is None:
+        return numpy.empty(shape, dt, order)
+    count = 1
+    for d in (shape if isinstance(shape, (tuple, list)) else (shape,)):
+        count *= operator.index(d)
+    n = count * dt.itemsize
+    a, mem = _raw_alloc(n, _label(None, name or "forkshim.empty"))
+    view = memoryview(mem).cast("B")[:n]
+    arr = numpy.ndarray(shape, dt, buffer=view, order=order)
+    a.arrays.append(weakref.ref(arr))
+    return arr
+
+
+def zeros(shape, dtype=float, order="C", name=None):
+    """empty(), zero-filled (fresh shared memory is zeros: no writes)."""
+    return empty(shape, dtype, order, name)
+
+
+def _export(h):
+    tok = _Token()
+    ctypes.set_errno(0)
+    if _sapi.export_token(h, ctypes.byref(tok)) != 0:
+        err = ctypes.get_errno()
+        raise _handle_error(err, h)
+    return ctypes.string_at(ctypes.addressof(tok), TOKEN_SIZE)
+
+
+def _import(raw, what=""):
+    """A read-only memoryview ('B') of the region a token names; the
+    mapping is released when the last view over it is collected."""
+    api = _shared_api()
+    if type(raw) is not bytes or len(raw) != TOKEN_SIZE:
+        raise HandleError(errno.EBADF, "forkshim: malformed token %r"
+                          % (raw[:16] if isinstance(raw, bytes) else raw,))
+    tok = _Token.from_buffer_copy(raw)
+    n = ctypes.c_size_t(0)
+    ctypes.set_errno(0)
+    p = api.import_token(ctypes.byref(tok), 0, ctypes.byref(n))
+    if not p:
+        raise _token_error(ctypes.get_errno(), what)
+    if n.value == 0:
+        api.release(p)
+        return memoryview(b"")
+    mem = _memory(p, n.value, lambda: api.release(p))
+    return memoryview(mem).cast("B").toreadonly()
+
+
+def _shared_hold(addr, n, label):
+    """One shared freeze of a region holding [addr, addr+n): (handle, the
+    region's address).  Memory of forkshim.empty is sealed in place;
+    memory frozen privately by share() is moved to a shared freeze (one
+    copy, pwrite); other memory is copied once.  Caller holds _lock."""
+    a = _alloc_of(addr, n)
+    if a is not None:
+        a.seal(label)
+        h = _api.freeze(a.addr, a.len, label, _FORKSHIM_SHARED)
+        if not h:
+            err = ctypes.get_errno()
+            raise HandleError(err, "forkshim cannot freeze shared memory: %s"
+                              % _errtext(err))
+        return h, a.addr
+    c = _api.find(addr, n)
+    if c:
+        ci = _CInfo()
+        if _api.info(c, ctypes.byref(ci)) == 0:
+            if ci.flags & _FORKSHIM_SHARED:
+                h = _api.freeze(ci.addr, ci.len, label, _FORKSHIM_SHARED)
+                if h:
+                    return h, ci.addr
+            else:
+                h = _move_to_shared(c, ci)
+                if h:
+                    return h, ci.addr
+    else:
+        ctypes.set_errno(0)
+        h = _api.freeze(addr, n, label, _FORKSHIM_SHARED)
+        if h:
+            return h, addr
+    # Frozen in part, or by other code: one copy into new shared memory.
+    fresh, mem = _raw_alloc(n, label)
+    ctypes.memmove(fresh.addr, addr, n)
+    fresh.seal(label)
+    h = _api.freeze(fresh.addr, fresh.len, label, _FORKSHIM_SHARED)
+    del mem  # its own freeze goes with it; the caller's h keeps the region
+    return h, fresh.addr
+
+
+def _move_to_shared(c, ci):
+    """A data region frozen privately only by freeze()'s holds: thawed and
+    frozen again shared, as many times; returns one more shared freeze, or
+    0 when other code holds it too."""
+    entries = [e for e in _frozen.values() if c in e.holds]
+    if sum(e.holds.count(c) for e in entries) != ci.freezes:
+        return 0
+    for _ in range(ci.freezes):
+        _api.thaw(c)
+    h = _api.freeze(ci.addr, ci.len, ci.name, _FORKSHIM_SHARED)
+    if not h:  # put the private freezes back
+        for _ in range(ci.freezes):
+            c2 = _api.freeze(ci.addr, ci.len, ci.name, 0)
+        for e in entries:
+            e.holds[:] = [c2 if x == c else x for x in e.holds]
+        return 0
+    for _ in range(ci.freezes):
+        _api.freeze(ci.addr, ci.len, ci.name, _FORKSHIM_SHARED)
+    for e in entries:
+        e.holds[:] = [h if x == c else x for x in e.holds]
+    return h
+
+
+def _address(buf):
+    """Address of a contiguous buffer (PyObject_GetBuffer), or None."""
+    r = _buffer_region(buf)
+    return r[0] if r is not None else None
+
+
+def _extent(a):
+    """(low, high) byte offsets of every element of ndarray a from its data
+    pointer (strides may be negative)."""
+    lo = hi = 0
+    for d, s in zip(a.shape, a.strides):
+        if d == 0:
+            return 0, 0
+        if s < 0:
+            lo += s * (d - 1)
+        else:
+            hi += s * (d - 1)
+    return lo, hi + a.itemsize
+
+
+def _rebuild_buffer(buf, fmt, shape):
+    """A shared top-level bytes, bytearray, memoryview or array.array: a
+    read-only memoryview with the original's format and shape."""
+    v = memoryview(buf)
+    if v.format != "B":
+        v = v.cast("B")
+    try:
+        v = v.cast(fmt, shape)
+    except (TypeError, ValueError):
+        pass
+    return v.toreadonly()
+
+
+def _rebuild_strided(buf, dtype, shape, strides, offset):
+    """A non-contiguous ndarray over the bytes its elements span."""
+    import numpy
+    a = numpy.ndarray(shape, dtype, buffer=buf, offset=offset,
+                      strides=strides)
+    a.flags.writeable = False
+    return a
+
+
+class _Top(object):
+    """The shared object when it is bytes-like: the pickler never asks
+    reducer_override about bytes (nor, in C, about bytearray)."""
+    __slots__ = ("obj",)
+
+    def __init__(self, obj):
+        self.obj = obj
+
+
+class _SharedPickler(pickle.Pickler):
+    """Protocol 5; big buffers go out of band.  The top-level object, when
+    a bytes-like buffer, becomes a read-only memoryview; non-contiguous
+    numpy views go as a view over the bytes they span."""
+
+    def __init__(self, f, top, callback, notes):
+        pickle.Pickler.__init__(self, f, protocol=5,
+                                buffer_callback=callback)
+        self._top = top
+        self._notes = notes
+
+    def reducer_override(self, obj):
+        t = type(obj)
+        if t is _Top:
+            obj = obj.obj
+            t = type(obj)
+            v = memoryview(obj)
+            if not v.c_contiguous:
+                self._notes.append("a non-contiguous memoryview is copied "
+                                   "(%s)" % _size_text(v.nbytes))
+                v = memoryview(v.tobytes())
+            fmt = obj.typecode if t.__name__ == "array" else v.format
+            return (_rebuild_buffer,
+                    (pickle.PickleBuffer(v.cast("B") if v.format != "B"
+                                         else v), fmt, v.shape))
+        np = sys.modules.get("numpy")
+        if (np is not None and t is np.ndarray and not obj.dtype.hasobject
+                and obj.size > 0 and not obj.flags.c_contiguous
+                and not obj.flags.f_contiguous):
+            lo, hi = _extent(obj)
+            span = hi - lo
+            if span > 2 * obj.nbytes + (1 << 16):
+                self._notes.append(
+                    "a non-contiguous view of %s spans %s: its elements "
+                    "are copied into contiguous shared memory"
+                    % (_size_text(obj.nbytes), _size_text(span)))
+                return NotImplemented if obj is not self._top else (
+                    _rebuild_strided, (np.ascontiguousarray(obj), obj.dtype,
+                                       obj.shape, None, 0))
+            base = obj.__array_interface__["data"][0] + lo
+            raw = (ctypes.c_char * span).from_address(base)
+            raw._owner = obj  # keeps the memory alive while pickling
+            return (_rebuild_strided,
+                    (pickle.PickleBuffer(memoryview(raw).cast("B")),
+                     obj.dtype, obj.shape, obj.strides, -lo))
+        return NotImplemented
+
+
+_BYTES_LIKE = (bytes, bytearray, memoryview, __import__("array").array)
+_INLINE = 4096  # in-band pickles up to this size travel in the task
+
+
+def _pack(obj, label):
+    """Pickles obj once into shared memory: (tokens, spans, inline,
+    handles, notes) where spans[i] = (token index, offset, length) of the
+    i-th out-of-band buffer, spans[-1] the in-band pickle's when it does not
+    travel inline, and handles the shared freezes to thaw later."""
+    import io
+    buffers, notes = [], []
+    f = io.BytesIO()
+    _SharedPickler(f, obj, buffers.append, notes).dump(
+        _Top(obj) if isinstance(obj, _BYTES_LIKE) else obj)
+    inband = f.getbuffer()
+    tokens, spans, handles, where = [], [], [], {}
+
+    def place(addr, n):
+        h, base = _shared_hold(addr, n, label)
+        handles.append(h)
+        if h not in where:
+            where[h] = len(tokens)
+            tokens.append(_export(h))
+        return (where[h], addr - base, n)
+
+    try:
+        with _lock:
+            _drain_pending()
+            for pb in buffers:
+                raw = pb.raw()
+                if raw.nbytes == 0:
+                    spans.append(None)
+                    continue
+                spans.append(place(_address(raw), raw.nbytes))
+            inline = None
+            if len(inband) <= _INLINE:
+                inline = bytes(inband)
+            else:
+                a, mem = _raw_alloc(len(inband), label + b".pickle")
+                ctypes.memmove(a.addr, _address(inband), len(inband))
+                spans.append(place(a.addr, len(inband)))
+                del mem  # the region lives until the handles are thawed
+    except BaseException:
+        for h in handles:
+            _api.thaw(h)
+        raise
+    finally:
+        inband.release()
+    return tuple(tokens), tuple(spans), inline, handles, notes
+
+
+_cache = collections.OrderedDict()  # per worker: package -> object
+_CACHE_MAX = 32
+
+
+def _load_shared(version, tokens, spans, inline, typename):
+    """Unpickles a share() proxy sent by token: the object rebuilt from
+    shared memory, its buffers zero-copy and read-only; or an Unresolved
+    whose first use raises the HandleError.  Never raises (see Unresolved).
+    A worker keeps the last few objects it rebuilt, so tasks carrying the
+    same share() unpickle it once per worker."""
+    what = " (a %s)" % typename if isinstance(typename, str) else ""
+    try:
+        if version != 1:
+            raise HandleError(errno.EBADF, "forkshim: share() pickle of "
+                              "version %r (this module reads 1)" % (version,))
+        key = (tokens, spans, inline)
+        hit = _cache.get(key)
+        if hit is not None:
+            _cache.move_to_end(key)
+            return hit
+        views = [_import(t, what) for t in tokens]
+        bufs = [(views[s[0]][s[1]:s[1] + s[2]] if s is not None else b"")
+                for s in (spans if inline is not None else spans[:-1])]
+        if inline is None:
+            i, off, n = spans[-1]
+            inband = views[i][off:off + n]
+        else:
+            inband = inline
+        obj = pickle.loads(inband, buffers=bufs)
+        mp = sys.modules.get("multiprocessing")
+        if mp is not None and mp.parent_process() is not None:
+            _cache[key] = obj
+            while len(_cache) > _CACHE_MAX:
+                _cache.popitem(last=False)
+        return obj
+    except HandleError as e:
+        return Unresolved(e)
+    except Exception as e:  # a forged stream's fields
+        return Unresolved(HandleError(
+            errno.EBADF, "forkshim: malformed share() pickle (%s: %s)"
+            % (type(e).__name__, e)))
+
+
+def returns_shared(fn):
+    """Decorator for a worker function: its result goes back by
+    forkshim.share(result) (zero-copy numpy arrays in the parent).  The
+    function stays picklable by name for spawn and forkserver workers."""
+    import functools
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        return share(fn(*args, **kwargs))
+    return wrapper
+
+
 # ------------------------------------------------------------------- share
 
 def _readonly_view(obj):
@@ -578,6 +1076,12 @@ def _readonly_view(obj):
     return memoryview(obj).toreadonly()
 
 
+def _is_readonly(obj):
+    flags = getattr(obj, "flags", None)
+    return type(obj) is bytes or (
+        flags is not None and getattr(flags, "writeable", None) is False)
+
+
 def _restore(handle, typename, addr, length, readonly=False):
     """Unpickles a share() proxy sent by handle: the original object (or a
     read-only view of it), or an Unresolved stand-in that raises the
@@ -586,7 +1090,9 @@ def _restore(handle, typename, addr, length, readonly=False):
     its queue for a closed pipe) and the task is lost."""
     try:
         obj = _resolve(handle, typename, addr, length)
-        return _readonly_view(obj) if readonly else obj
+        if not readonly or _is_readonly(obj):
+            return obj
+        return _readonly_view(obj)
     except HandleError as e:
         return Unresolved(e)
     except Exception as e:  # a forged stream's fields
@@ -673,6 +1179,11 @@ def _unusable_reason(handle):
         return "forkshim is not loaded in this process"
     if not handle:
         return "the object could not be frozen"
+    mp = sys.modules.get("multiprocessing")
+    if mp is not None and mp.parent_process() is not None:
+        return ("it is pickled in a multiprocessing worker (a result going "
+                "to its parent), which does not resolve this process's "
+                "handles")
     ctx = sys.modules.get("multiprocessing.context")
     if ctx is not None:
         popen = ctx.get_spawning_popen()
@@ -701,42 +1212,197 @@ def _unusable_reason(handle):
     return "%s: %s" % (_errname(err), _MEANING.get(err, os.strerror(err)))
 
 
+# Results a worker sent by token: [handles, object, memfd inodes].  The
+# shim's table names a shared freeze of ordinary memory by the freezer's
+# address: were that memory freed and reused for the next result, a freeze
+# of the same range would be taken for this one's; and thawing a result
+# before the parent maps it would make it ESTALE there.  So a result stays
+# frozen, with what it was copied from, until the parent maps it (seen in
+# /proc/PARENT/maps); then it is thawed (the parent's mapping keeps the
+# pages).  A worker about to exit waits for that (up to 5 s): a spawn or
+# forkserver worker is its own family's root, and its results die with it.
+_sent = []
+_RESULT_WAIT = 5.0
+
+
+def _inodes_of(regions):
+    """memfd inodes of the regions the tokens name, by mapping them here a
+    moment (import, /proc/self/maps, release)."""
+    out = set()
+    views = []
+    for tok in regions:
+        try:
+            views.append(_import(tok))
+        except HandleError:
+            pass
+    addrs = [_address(v) for v in views if v.nbytes]
+    with open("/proc/self/maps") as f:
+        for line in f:
+            fields = line.split(None, 5)
+            lo, hi = (int(x, 16) for x in fields[0].split("-"))
+            if any(lo <= a < hi for a in addrs) and len(fields) > 5:
+                out.add(int(fields[4]))
+    for v in views:
+        v.release()
+    return out
+
+
+def _parent_maps():
+    mp = sys.modules.get("multiprocessing")
+    parent = mp.parent_process() if mp is not None else None
+    if parent is None:
+        return None
+    inodes = set()
+    try:
+        with open("/proc/%d/maps" % parent.pid) as f:
+            for line in f:
+                if "/memfd:" in line:
+                    inodes.add(int(line.split(None, 5)[4]))
+    except OSError:
+        return None
+    return inodes
+
+
+def _sweep():
+    """Thaws the results the parent maps now.  True when none is left."""
+    if not _sent:
+        return True
+    mapped = _parent_maps()
+    if mapped is None:
+        return False
+    for rec in list(_sent):
+        if rec[2] and rec[2] <= mapped:
+            _sent.remove(rec)
+            for h in rec[0]:
+                _api.thaw(h)
+    return not _sent
+
+
+def _wait_results():
+    deadline = time.monotonic() + _RESULT_WAIT
+    while not _sweep() and time.monotonic() < deadline:
+        time.sleep(0.002)
+
+
+def _sent_result(obj, handles, tokens):
+    if not _sent:
+        util = __import__("multiprocessing.util").util
+        util.Finalize(None, _wait_results, exitpriority=100)
+    _sweep()
+    _sent.append([handles, obj, _inodes_of(tokens)])
+
+
+_not_loaded_registry = {}  # warnings' once-per-line registry
+_locked = {}  # id(array) -> number of live SharedRefs that made it read-only
+_pack_lock = threading.Lock()
+_HERE = os.path.dirname(os.path.abspath(__file__))
+_NOT_USER = (_HERE, os.path.dirname(os.__file__))  # this package, stdlib
+
+
+def _user_site(depth=2):
+    """(filename, lineno, module, globals) of the innermost frame outside
+    forkshim and the standard library (the user's call of share())."""
+    f = sys._getframe(depth)
+    first = f
+    while f is not None:
+        name = os.path.abspath(f.f_code.co_filename)
+        if not name.startswith(_NOT_USER) or "site-packages" in name \
+                or "dist-packages" in name:
+            break
+        f = f.f_back
+    f = f or first
+    return (f.f_code.co_filename, f.f_lineno,
+            f.f_globals.get("__name__", "?"), f.f_globals)
+
+
+def _release_ref(handle, holds, locked):
+    """SharedRef's finalizer: thaws share()'s freezes and makes the parent's
+    array writeable again when no other SharedRef holds it read-only."""
+    if handle:
+        _thaw_finalizer(handle)
+    while holds:
+        _api.thaw(holds.pop())
+    for a in locked:
+        n = _locked.get(id(a), 1) - 1
+        if n > 0:
+            _locked[id(a)] = n
+            continue
+        _locked.pop(id(a), None)
+        data = a.__array_interface__["data"][0]
+        alloc = _alloc_of(data, max(a.nbytes, 1)) if a.nbytes else None
+        if alloc is None or not alloc.hold:  # sealed memory stays read-only
+            try:
+                a.flags.writeable = True
+            except ValueError:
+                pass
+    del locked[:]
+
+
 class SharedRef(object):
-    """What share() returns: pickles as a handle or as the object's value.
+    """What share() returns: pickles as a handle, a token, or the value.
 
     ``ref.obj`` is the object.  Where a SharedRef arrives without being
     pickled (the arguments of a fork-started Process, an os.fork child) it
     stands in for the object: attributes, len(), [], iteration, ``in`` and
     numpy.asarray() pass through; ``forkshim.unwrap(x)`` gives the object.
-    The freeze share() made is undone by ``release()``, at the end of a
+    The freezes share() made are undone by ``release()``, at the end of a
     ``with`` block, or when the SharedRef is garbage collected; workers
-    already forked keep their snapshot."""
+    already forked keep their snapshot, and processes that imported a
+    token keep their mapping.  A SharedRef made in a multiprocessing worker
+    (a result) keeps its shared memory until the worker exits, and the
+    family's root keeps it after that (see README: the parent may unpickle
+    the result after the worker is gone)."""
 
     __slots__ = ("obj", "readonly", "handle", "_finalizer", "_warned",
+                 "_site", "_pkg", "_holds", "_locked", "_result",
                  "__weakref__")
 
-    def __init__(self, obj, readonly=False):
-        if readonly:
-            _readonly_view(obj)  # TypeError now, not in the worker
+    def __init__(self, obj, readonly=None, _site=None):
+        np = sys.modules.get("numpy")
+        is_array = np is not None and isinstance(obj, np.ndarray)
+        if readonly is None:
+            readonly = is_array
         self.obj = obj
         self.readonly = bool(readonly)
-        self._warned = False
+        self._site = _site or _user_site()
+        self._warned = set()
+        self._pkg = None
+        self._holds = []
+        self._locked = []
         self._finalizer = None
         self.handle = 0
-        if _api is not None:
+        mp = sys.modules.get("multiprocessing")
+        self._result = mp is not None and mp.parent_process() is not None
+        if is_array and self.readonly and obj.flags.writeable:
+            # A parent's later write would not reach the workers (they
+            # hold a snapshot or a sealed copy): make it raise instead.
+            obj.flags.writeable = False
+        if is_array and self.readonly:
+            _locked[id(obj)] = _locked.get(id(obj), 0) + 1
+            self._locked.append(obj)
+        if _api is None:
+            # Once per line of code (the same advice for every object).
+            self._warn("forkshim is not loaded in this process, so every "
+                       "pickle of it carries its value; to load it, run "
+                       "the program with python3 -m forkshim SCRIPT",
+                       _not_loaded_registry)
+        elif not self._result:
             try:
                 self.handle = freeze(obj)
-            except HandleError as e:  # EEXIST, ENOMEM: send it by value
+            except HandleError as e:  # EEXIST, ENOMEM: token or value
                 self._warn("it could not be frozen: %s" % e.strerror)
-        if self.handle:
-            self._finalizer = weakref.finalize(self, _thaw_finalizer,
-                                               self.handle)
-            self._finalizer.atexit = False
+        self._finalizer = weakref.finalize(
+            self, _release_ref, self.handle,
+            [] if self._result else self._holds, self._locked)
+        self._finalizer.atexit = False
 
     def release(self):
-        """Undoes share()'s freeze now (later pickles go by value)."""
+        """Undoes share()'s freezes now (later pickles go by value); the
+        parent's array is writeable again (unless it lives in memory of
+        forkshim.empty(), which stays read-only)."""
         if self._finalizer is not None:
             self._finalizer()
+        self._pkg = None
 
     def __enter__(self):
         return self
@@ -744,30 +1410,68 @@ class SharedRef(object):
     def __exit__(self, *exc):
         self.release()
 
-    def _warn(self, reason):
-        e = _frozen.get(self.handle) if self.handle else None
-        if self._warned or (e is not None and e.warned):
+    def _warn(self, reason, registry=None):
+        if reason in self._warned:
             return
-        self._warned = True
-        if e is not None:
-            e.warned = True
-        warnings.warn("forkshim: sending %s by value: %s"
-                      % (_describe(self.obj), reason), FallbackWarning,
-                      stacklevel=3)
+        self._warned.add(reason)
+        filename, lineno, module, _ = self._site
+        warnings.warn_explicit(
+            "forkshim: share() sends %s by value: %s"
+            % (_describe(self.obj), reason), FallbackWarning, filename,
+            lineno, module, registry)
+
+    def _package(self):
+        with _pack_lock:
+            if self._pkg is None:
+                tokens, spans, inline, handles, notes = _pack(
+                    self.obj, _label(self.obj, None))
+                self._holds.extend(handles)
+                if self._result:
+                    _sent_result(self.obj, handles, tokens)
+                self._pkg = (1, tokens, spans, inline,
+                             type(self.obj).__name__)
+                for note in notes:
+                    filename, lineno, module, _ = self._site
+                    warnings.warn_explicit(
+                        "forkshim: share() of %s: %s" % (
+                            _describe(self.obj), note), SharedWarning,
+                        filename, lineno, module)
+            return self._pkg
 
     def __reduce__(self):
-        if self._finalizer is not None and not self._finalizer.alive:
+        released = (self._finalizer is not None
+                    and not self._finalizer.alive)
+        if released:
             reason = "it was released"
+        elif _api is None:  # said at share()
+            if self.readonly and _is_buffer(self.obj):
+                return (_readonly_copy, (self.obj,))
+            return (operator.getitem, ([self.obj], 0))
+        elif self._result:
+            reason = "result"
+        elif self.readonly and not _is_buffer(self.obj):
+            reason = "read-only"  # rebuilt from shared memory, read-only
         else:
             reason = _unusable_reason(self.handle)
-        if reason is None:
-            e = _frozen.get(self.handle)
-            if e is not None and e.obj is self.obj:
-                return (_restore, (self.handle, type(self.obj).__name__,
-                                   e.addr, e.size, self.readonly))
-            reason = "it was thawed"
+            if reason is None:
+                e = _frozen.get(self.handle)
+                if e is not None and e.obj is self.obj:
+                    return (_restore, (self.handle, type(self.obj).__name__,
+                                       e.addr, e.size, self.readonly))
+                reason = "it was thawed"
+        if not released and _api is not None:
+            if _sapi is None:
+                reason += ("; and this libforkshim has no shared frozen "
+                           "regions (rebuild it)")
+            else:
+                try:
+                    return (_load_shared, self._package())
+                except (HandleError, MemoryError, pickle.PicklingError,
+                        TypeError) as e:
+                    reason += "; and it cannot be put in shared memory: %s" \
+                        % (e,)
         self._warn(reason)
-        if self.readonly:
+        if self.readonly and _is_buffer(self.obj):
             return (_readonly_copy, (self.obj,))
         # getitem is importable everywhere: the receiver needs no forkshim.
         return (operator.getitem, ([self.obj], 0))
@@ -779,9 +1483,10 @@ class SharedRef(object):
         return self
 
     def __repr__(self):
-        return "<forkshim.SharedRef %s handle=%#x%s>" % (
+        return "<forkshim.SharedRef %s handle=%#x%s%s>" % (
             _describe(self.obj), self.handle,
-            " readonly" if self.readonly else "")
+            " readonly" if self.readonly else "",
+            " tokens=%d" % len(self._pkg[1]) if self._pkg else "")
 
     # Standing in for the object where no pickling happens.
     def __getattr__(self, name):
@@ -803,18 +1508,43 @@ class SharedRef(object):
         return item in self.obj
 
     def __array__(self, dtype=None, copy=None):
-        obj = _readonly_view(self.obj) if self.readonly else self.obj
+        obj = _readonly_view(self.obj) if (
+            self.readonly and not _is_readonly(self.obj)) else self.obj
         np = sys.modules["numpy"]
         return np.asarray(obj, dtype=dtype)
 
 
-def share(obj, readonly=False):
-    """A SharedRef: pickles as a handle that forked workers turn back into
-    obj itself (numpy arrays zero-copy; a read-only view with
-    readonly=True), or as obj's value when a handle would not resolve
-    there (with one FallbackWarning per object).  Call it before starting
-    the pool: workers forked earlier cannot see the object."""
-    return SharedRef(obj, readonly)
+class SharedWarning(UserWarning):
+    """share() had to copy part of an object it shares (a non-contiguous
+    view spanning much more than its elements)."""
+
+
+def _is_buffer(obj):
+    np = sys.modules.get("numpy")
+    return isinstance(obj, _BYTES_LIKE) or (
+        np is not None and isinstance(obj, np.ndarray)
+        and not obj.dtype.hasobject)
+
+
+def share(obj, readonly=None):
+    """A SharedRef: pickles so that each worker gets obj without a copy
+    per task.
+
+    - fork-started workers forked after share(): a handle, resolved to
+      obj itself (same object, same address);
+    - any other process of the family (spawn and forkserver workers, a
+      pool forked before share(), the parent of a worker that returns
+      share(result)): a token; obj was pickled once into sealed shared
+      memory, its buffers (numpy data, bytes-like contents) out of band,
+      and the receiver rebuilds it with read-only, zero-copy arrays;
+    - without the shim: obj's value, with a FallbackWarning at share().
+
+    readonly (default: True for numpy arrays, False otherwise): workers
+    get read-only arrays, and the parent's array is made non-writeable
+    until release() (a write raises ValueError instead of going unseen by
+    the workers).  readonly=True for other objects makes every worker
+    rebuild them from shared memory (read-only arrays inside)."""
+    return SharedRef(obj, readonly, _user_site())
 
 
 def unwrap(x):

@@ -1,0 +1,499 @@
+"""share() by token (shared frozen regions, SHARED.md): real pools of every
+start method made before the data, ProcessPoolExecutor, results coming
+back from workers, forkshim.empty(), forged and stale tokens, a worker
+killed mid-task, and what is left after the program ends or is killed.
+
+"Zero-copy" is checked where the bytes are: the worker's (or parent's)
+array must lie in a mapping of a memfd (/proc/self/maps says
+"/memfd:..."), not in its private memory."""
+
+import array
+import concurrent.futures
+import errno
+import multiprocessing
+import os
+import pickle
+import random
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+import unittest
+import warnings
+
+import numpy
+
+import workers
+# ModeTest: imported to run here too (checks the shim's presence).
+from support import (HERE, REPO, SHIM, ModeTest, Recorder, forkshim,
+                     needs_plain, needs_shim)
+
+METHODS = ("fork", "forkserver", "spawn")
+WAIT = 120
+
+
+def ctx(method):
+    return multiprocessing.get_context(method)
+
+
+def is_memfd(path):
+    return path is not None and path.startswith("/memfd:")
+
+
+def objects():
+    """Every kind of buffer object share() takes, and a dict."""
+    a = numpy.arange(1 << 16, dtype=numpy.float64)
+    m = numpy.arange(64 * 64, dtype=numpy.int32).reshape(64, 64)
+    return {
+        "ndarray": a,
+        "non-contiguous view": m[::2, ::-3],
+        "fortran": numpy.asfortranarray(m),
+        "bytes": bytes(range(256)) * 64,
+        "bytearray": bytearray(range(256)) * 64,
+        "memoryview": memoryview(bytearray(b"xyz" * 5000)),
+        "array.array": array.array("d", range(5000)),
+        "dict": {"k": [1, 2, 3], "a": numpy.ones(50000)},
+    }
+
+
+def checksum(obj):
+    if isinstance(obj, dict):
+        return float(obj["a"].sum())
+    if isinstance(obj, numpy.ndarray):
+        return float(obj.sum())
+    return float(sum(memoryview(obj).cast("B")))
+
+
+@needs_shim
+class PoolMadeBeforeTheData(unittest.TestCase):
+    """A pool of each start method exists before the objects are made and
+    shared: every task gets them zero-copy, read-only, by token."""
+
+    def check_method(self, method):
+        with ctx(method).Pool(2) as pool:
+            pool.map(workers.pid, range(2))  # the workers are running
+            for name, obj in objects().items():
+                with self.subTest(method=method, kind=name):
+                    with Recorder() as rec:
+                        ref = forkshim.share(obj)
+                        got = pool.map(workers.received, [ref] * 4,
+                                       chunksize=1)
+                    self.assertEqual(rec.fallbacks, [])
+                    self.assertLess(len(pickle.dumps(ref)), 1000)
+                    for kind, where, writeable, total, extra in got:
+                        self.assertTrue(is_memfd(where), (name, where))
+                        self.assertFalse(writeable, name)
+                        self.assertEqual(total, checksum(obj), name)
+                    if name == "non-contiguous view":
+                        self.assertEqual(got[0][4], obj.shape)
+                    ref.release()
+
+    def test_fork_pool(self):
+        self.check_method("fork")
+
+    def test_forkserver_pool(self):
+        self.check_method("forkserver")
+
+    def test_spawn_pool(self):
+        self.check_method("spawn")
+
+    def test_forkserver_executor(self):
+        a = numpy.arange(1 << 18, dtype=numpy.float64)
+        with concurrent.futures.ProcessPoolExecutor(
+                2, mp_context=ctx("forkserver")) as ex:
+            ex.submit(workers.pid, 0).result(WAIT)
+            ref = forkshim.share(a)
+            got = list(ex.map(workers.received, [ref] * 8))
+            one = ex.submit(workers.received, ref).result(WAIT)
+        for kind, where, writeable, total, _ in got + [one]:
+            self.assertTrue(is_memfd(where), where)
+            self.assertFalse(writeable)
+            self.assertEqual(total, float(a.sum()))
+
+    def test_fork_pool_made_after_share_gets_the_object_itself(self):
+        a = numpy.arange(1 << 16, dtype=numpy.float64)
+        ref = forkshim.share(a)
+        with ctx("fork").Pool(2) as pool:
+            got = pool.map(workers.describe, [(ref, i) for i in range(4)])
+        self.assertEqual({g[1] for g in got}, {id(a)})
+        self.assertEqual({g[2] for g in got}, {a.ctypes.data})
+
+
+try:
+    import pandas
+except ImportError:  # scripts/setup installs python3-pandas
+    pandas = None
+
+
+@needs_shim
+@unittest.skipIf(pandas is None, "no pandas (Debian: python3-pandas)")
+class DataFrames(unittest.TestCase):
+    """share(df, readonly=True) used to fail ("memoryview: a bytes-like
+    object is required"); now the frame is pickled once into shared memory
+    and its numpy columns arrive as read-only views of the shared pages."""
+
+    def frame(self):
+        n = 1 << 16
+        return pandas.DataFrame({"x": numpy.arange(n, dtype=numpy.float64),
+                                 "y": numpy.ones(n, dtype=numpy.int64)})
+
+    def test_readonly_frame_reaches_every_start_method(self):
+        df = self.frame()
+        for method in METHODS:
+            with self.subTest(method=method):
+                with ctx(method).Pool(2) as pool:
+                    ref = forkshim.share(df, readonly=True)
+                    got = pool.map(workers.frame_info, [ref] * 4)
+                for kind, cols in got:
+                    self.assertEqual(kind, "DataFrame")
+                    for name, total, writeable, where in cols:
+                        self.assertEqual(total, float(df[name].sum()))
+                        self.assertFalse(writeable)
+                        self.assertTrue(is_memfd(where), where)
+
+    def test_frame_shared_after_a_fork_pool_is_itself(self):
+        df = self.frame()
+        ref = forkshim.share(df)
+        with ctx("fork").Pool(1) as pool:
+            got = pool.apply(workers.frame_info, (ref,))
+        self.assertEqual([c[1] for c in got[1]],
+                         [float(df[c].sum()) for c in df.columns])
+
+
+@needs_shim
+class ParentArray(unittest.TestCase):
+    def test_parent_write_raises_while_shared_and_works_after(self):
+        a = numpy.zeros(100)
+        ref = forkshim.share(a)
+        with self.assertRaises(ValueError):
+            a[0] = 1
+        ref2 = forkshim.share(a)
+        ref.release()
+        with self.assertRaises(ValueError):  # ref2 still shares it
+            a[0] = 1
+        ref2.release()
+        a[0] = 1
+        self.assertEqual(a[0], 1)
+
+    def test_workers_never_see_a_stale_copy(self):
+        # The parent cannot change the bytes after share(): what a worker
+        # of any start method reads is what was shared.
+        a = numpy.zeros(1 << 16)
+        ref = forkshim.share(a)
+        with ctx("forkserver").Pool(1) as pool:
+            with self.assertRaises(ValueError):
+                a[:] = 5
+            got = pool.apply(workers.received, (ref,))
+        self.assertEqual(got[3], 0.0)
+
+
+@needs_shim
+class Empty(unittest.TestCase):
+    def test_empty_is_writable_shared_memory_sealed_by_share(self):
+        a = forkshim.empty((256, 1024), dtype=numpy.float32)
+        self.assertTrue(a.flags.writeable)
+        self.assertTrue(is_memfd(workers.mapping_of(a.ctypes.data)))
+        a[:] = 3
+        addr = a.ctypes.data
+        ref = forkshim.share(a)
+        self.assertFalse(a.flags.writeable)
+        self.assertEqual(a.ctypes.data, addr)  # sealed in place, no copy
+        with ctx("spawn").Pool(1) as pool:
+            kind, where, writeable, total, shape = pool.apply(
+                workers.received, (ref,))
+        self.assertTrue(is_memfd(where))
+        self.assertEqual((total, shape), (3.0 * a.size, (256, 1024)))
+        ref.release()
+        with self.assertRaises(ValueError):  # sealed for good
+            a[0, 0] = 1
+        self.assertEqual(float(a[0, 0]), 3.0)
+
+    def test_zeros_are_zero(self):
+        z = forkshim.zeros(1000, dtype=numpy.int64)
+        self.assertEqual(int(z.sum()), 0)
+        self.assertEqual(z.dtype, numpy.int64)
+
+
+@needs_shim
+class ResultsBack(unittest.TestCase):
+    """A worker returns share(result): the parent gets a read-only array
+    over the worker's shared memory, also after the worker exited."""
+
+    def check(self, results, n=8, values=None):
+        values = list(range(n)) if values is None else values
+        self.assertEqual(sorted(float(r[0]) for r in results),
+                         [float(v) for v in values])
+        for r in results:
+            self.assertIsInstance(r, numpy.ndarray)
+            self.assertFalse(r.flags.writeable)
+            self.assertTrue(is_memfd(workers.mapping_of(r.ctypes.data)))
+            self.assertEqual(float(r[-1]), float(r[0]))
+
+    def test_pool_map_imap_unordered_apply_async_every_method(self):
+        for method in METHODS:
+            with self.subTest(method=method):
+                with ctx(method).Pool(2) as pool:
+                    self.check(pool.map(workers.make_result, range(8)))
+                    self.check(list(pool.imap_unordered(
+                        workers.make_result, range(8))))
+                    jobs = [pool.apply_async(workers.make_plain_result, (i,))
+                            for i in range(4)]
+                    self.check([j.get(WAIT) for j in jobs], 4)
+                    self.check(pool.map(workers.decorated_result, range(3)),
+                               3)
+
+    def test_executor_submit_and_map(self):
+        with concurrent.futures.ProcessPoolExecutor(
+                2, mp_context=ctx("forkserver")) as ex:
+            futs = [ex.submit(workers.make_result, i) for i in range(4)]
+            self.check([f.result(WAIT) for f in futs], 4)
+            self.check(list(ex.map(workers.make_plain_result, range(4))), 4)
+
+    def test_worker_that_exits_right_after_its_result(self):
+        # maxtasksperchild=1: each worker exits as soon as its result is
+        # sent; the parent maps it afterwards.
+        for method in ("fork", "spawn"):
+            with self.subTest(method=method):
+                with ctx(method).Pool(2, maxtasksperchild=1) as pool:
+                    results = pool.map(workers.make_result, range(6),
+                                       chunksize=1)
+                    time.sleep(0.5)  # the workers are gone
+                    self.check(results, 6)
+
+    def test_result_pickled_now_and_loaded_after_the_worker_exited(self):
+        with ctx("forkserver").Pool(1, maxtasksperchild=1) as pool:
+            blob = pool.apply(workers.token_of, (0,))
+            time.sleep(0.5)
+            got = pickle.loads(blob)
+        self.assertIsInstance(got, numpy.ndarray)
+        self.assertEqual(float(got.sum()), 7.0 * 4096)
+
+
+@needs_shim
+class Tokens(unittest.TestCase):
+    """Forged and stale tokens: an Unresolved whose first use raises a
+    HandleError naming the errno; the advice fits the direction."""
+
+    def fields(self, ref):
+        fn, args = ref.__reduce__()
+        self.assertIs(fn, forkshim._load_shared)
+        return list(args)
+
+    def loads_error(self, args):
+        got = forkshim._load_shared(*args)
+        self.assertIs(type(got), forkshim.Unresolved)
+        with self.assertRaises(forkshim.HandleError) as cm:
+            forkshim.unwrap(got)
+        return cm.exception
+
+    def shared_for_spawn(self, obj):
+        # A token is what a pool forked before share() receives.
+        r, w = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            os.close(w)
+            os.read(r, 1)
+            os._exit(0)
+        self.addCleanup(lambda: (os.close(w), os.close(r),
+                                 os.waitpid(pid, 0)))
+        return forkshim.share(obj)
+
+    def test_random_and_corrupted_tokens_fail_with_ebadf(self):
+        ref = self.shared_for_spawn(numpy.arange(1000.0))
+        args = self.fields(ref)
+        rng = random.Random(16)
+        for _ in range(300):
+            forged = list(args)
+            forged[1] = (bytes(rng.getrandbits(8) for _ in range(64)),)
+            e = self.loads_error(forged)
+            self.assertEqual(e.errno, errno.EBADF, str(e))
+            self.assertIn("not of this process family", str(e))
+        tok = args[1][0]
+        for i in range(64):
+            bad = bytearray(tok)
+            bad[i] ^= 0x5A
+            forged = list(args)
+            forged[1] = (bytes(bad),)
+            e = self.loads_error(forged)
+            self.assertIn(e.errno, (errno.EBADF, errno.ENOENT, errno.ESTALE,
+                                    errno.EACCES), (i, str(e)))
+        for malformed in (b"short", "x" * 64, None, 64):
+            forged = list(args)
+            forged[1] = (malformed,)
+            self.assertEqual(self.loads_error(forged).errno, errno.EBADF)
+        # The true token still works.
+        got = forkshim._load_shared(*args)
+        self.assertEqual(float(got.sum()), float(numpy.arange(1000.0).sum()))
+
+    def test_released_share_gives_estale_and_says_keep_a_reference(self):
+        ref = self.shared_for_spawn(numpy.arange(1000.0))
+        args = self.fields(ref)
+        ref.release()
+        e = self.loads_error(args)
+        self.assertEqual(e.errno, errno.ESTALE)
+        self.assertIn("ESTALE", str(e))
+        self.assertIn("keep a reference", str(e))
+        self.assertNotIn("before starting the pool", str(e))
+
+    def test_handle_from_a_worker_gives_advice_for_results(self):
+        with ctx("fork").Pool(1) as pool:
+            fields = pool.apply(workers.raw_handle, (0,))
+        got = forkshim._restore(*fields)
+        with self.assertRaises(forkshim.HandleError) as cm:
+            forkshim.unwrap(got)
+        self.assertEqual(cm.exception.errno, errno.ENOENT)
+        self.assertIn("return forkshim.share(result)", str(cm.exception))
+
+    def test_stale_token_in_a_worker_fails_the_task_not_the_pool(self):
+        with ctx("spawn").Pool(1) as pool:
+            ref = forkshim.share(numpy.arange(1000.0))
+            args = self.fields(ref)
+            ref.release()
+            job = pool.apply_async(workers.received,
+                                   (forkshim._load_shared(*args),))
+            with self.assertRaises(forkshim.HandleError) as cm:
+                job.get(WAIT)
+            self.assertEqual(cm.exception.errno, errno.ESTALE)
+            self.assertEqual(pool.apply(workers.pid, (0,)) > 0, True)
+
+
+@needs_shim
+class KilledWorker(unittest.TestCase):
+    def test_worker_killed_mid_task_breaks_only_that_executor(self):
+        a = numpy.arange(1 << 16, dtype=numpy.float64)
+        with concurrent.futures.ProcessPoolExecutor(
+                2, mp_context=ctx("forkserver")) as ex:
+            ref = forkshim.share(a)
+            ok = ex.submit(workers.received, ref).result(WAIT)
+            bad = ex.submit(workers.die, 0)
+            with self.assertRaises(
+                    concurrent.futures.process.BrokenProcessPool):
+                bad.result(WAIT)
+        self.assertEqual(ok[3], float(a.sum()))
+        # The data stays shared: a new pool gets it from the same token.
+        with ctx("forkserver").Pool(1) as pool:
+            got = pool.apply(workers.received, (ref,))
+        self.assertTrue(is_memfd(got[1]))
+        self.assertEqual(got[3], float(a.sum()))
+
+
+LIFETIME = textwrap.dedent("""
+    import multiprocessing as mp, numpy as np, os, sys, time
+    sys.path.insert(0, %(here)r)
+    import forkshim, workers
+    mode = sys.argv[1]
+    if __name__ == "__main__":
+        a = forkshim.empty(%(n)d // 8)
+        a[:] = 1.0
+        with mp.get_context("forkserver").Pool(2) as pool:
+            ref = forkshim.share(a)
+            sums = pool.map(workers.received, [ref] * 4)
+            results = pool.map(workers.make_result, range(4))
+            print("ready", flush=True)  # the test reads Shmem now
+            sys.stdin.readline()
+            if mode == "raise":
+                pool.map(workers.make_result, ["not a number"])
+            if mode == "terminate":
+                pool.terminate()
+            if mode == "kill":
+                time.sleep(600)
+        print("done", sums[0][3], flush=True)
+""")
+
+
+@needs_shim
+class Lifetimes(unittest.TestCase):
+    """Nothing left after the program: no resource_tracker warnings, no
+    shared memory (Shmem in /proc/meminfo back where it was)."""
+
+    N = 128 << 20
+
+    def shmem(self):
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("Shmem:"):
+                    return int(line.split()[1]) << 10
+
+    def run_script(self, mode):
+        """Runs the program; Shmem must fall by at least half the shared
+        data between its peak (everything shared, results back) and the
+        end.  Judged by that fall, not against a baseline: the machine's
+        other processes (and parallel tests) move Shmem too."""
+        env = dict(os.environ, PYTHONPATH=os.path.join(REPO, "inject",
+                                                       "python"))
+        p = subprocess.Popen(
+            [sys.executable, "-c", LIFETIME % {"here": HERE, "n": self.N},
+             mode], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE, env=env, start_new_session=True)
+        line = p.stdout.readline()
+        self.assertEqual(line.strip(), b"ready")
+        peak = self.shmem()
+        if mode == "kill":
+            os.killpg(p.pid, signal.SIGKILL)
+        else:
+            p.stdin.write(b"go\n")
+            p.stdin.flush()
+        out, err = p.communicate(timeout=WAIT)
+        deadline = time.monotonic() + 30
+        while peak - self.shmem() < self.N // 2:
+            if time.monotonic() > deadline:
+                self.fail("Shmem fell by %d MiB after the program, not by "
+                          "half its %d MiB" % ((peak - self.shmem()) >> 20,
+                                               self.N >> 20))
+            time.sleep(0.2)
+        return p.returncode, line.decode() + out.decode(), err.decode()
+
+    def test_normal_exit(self):
+        rc, out, err = self.run_script("normal")
+        self.assertEqual(rc, 0, err)
+        self.assertIn("done %s" % float(self.N // 8), out)
+        self.assertNotIn("resource_tracker", err)
+        self.assertNotIn("leaked", err)
+
+    def test_exception_in_a_task(self):
+        rc, out, err = self.run_script("raise")
+        self.assertEqual(rc, 1)
+        self.assertIn("ValueError", err)
+        self.assertNotIn("resource_tracker", err)
+
+    def test_terminate(self):
+        rc, out, err = self.run_script("terminate")
+        self.assertEqual(rc, 0, err)
+        self.assertNotIn("resource_tracker", err)
+
+    def test_kill_9_of_the_whole_family(self):
+        rc, out, err = self.run_script("kill")
+        self.assertEqual(rc, -signal.SIGKILL)
+
+
+@needs_plain
+class WithoutTheShim(unittest.TestCase):
+    def test_share_warns_once_at_the_call_and_sends_values(self):
+        a = numpy.arange(1000.0)
+        with Recorder() as rec:
+            ref = forkshim.share(a)  # the warning points here
+            line = sys._getframe().f_lineno - 1
+            with ctx("forkserver").Pool(2) as pool:
+                got = pool.map(workers.received, [ref] * 4)
+        self.assertEqual(len(rec.fallbacks), 1)
+        w = rec.fallbacks[0]
+        self.assertEqual((w.filename, w.lineno), (__file__, line))
+        self.assertIn("python3 -m forkshim", str(w.message))
+        self.assertEqual({g[3] for g in got}, {float(a.sum())})
+
+    def test_empty_is_numpy_empty(self):
+        a = forkshim.empty((3, 4), dtype=numpy.int8)
+        self.assertEqual(a.shape, (3, 4))
+        self.assertTrue(a.flags.writeable)
+
+    def test_results_come_back_by_value(self):
+        with ctx("forkserver").Pool(1) as pool:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                got = pool.map(workers.make_plain_result, range(3))
+        self.assertEqual([float(r[0]) for r in got], [0.0, 1.0, 2.0])
+
+
+if __name__ == "__main__":
+    unittest.main()
