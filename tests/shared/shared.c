@@ -808,13 +808,16 @@ static int inode_in_use(unsigned long ino)
  * memfd any more, which is checked in every case (the kernel freed it). */
 static int kill_9_once(size_t len)
 {
-	int ready[2], st;
+	int ready[2], kready[2], st;
 	pid_t root;
 	long base, held, after = -1;
 	unsigned long ino = 0;
 	char c;
 
+	/* Two pipes: the root's inode and the child's "imported" come in
+	 * either order. */
 	cr_assert(pipe(ready) == 0);
+	cr_assert(pipe(kready) == 0);
 	base = shmem_kib();
 	root = fork();
 	cr_assert(root >= 0);
@@ -838,7 +841,7 @@ static int kill_9_once(size_t len)
 
 			if (q == NULL)
 				_exit(93);
-			write_all(ready[1], "k", 1);
+			write_all(kready[1], "k", 1);
 			for (;;)
 				pause();
 		}
@@ -859,11 +862,19 @@ static int kill_9_once(size_t len)
 		for (;;)
 			pause();
 	}
-	cr_assert(read(ready[0], &ino, sizeof(ino)) == sizeof(ino));
-	cr_assert(read(ready[0], &c, 1) == 1);
-	cr_assert(ino != 0);
+	if (read(ready[0], &ino, sizeof(ino)) != sizeof(ino) ||
+	    read(kready[0], &c, 1) != 1 || ino == 0) {
+		kill(-root, SIGKILL);
+		waitpid(root, &st, 0);
+		cr_assert_fail("the family did not start (status %#x)", st);
+	}
 	held = shmem_kib();
-	cr_assert(inode_in_use(ino), "the family's memfd is not found");
+	if (!inode_in_use(ino)) {
+		kill(-root, SIGKILL);
+		waitpid(root, &st, 0);
+		cr_assert_fail("the family's memfd (inode %lu) is not found",
+		               ino);
+	}
 	cr_assert(kill(-root, SIGKILL) == 0);
 	cr_assert(waitpid(root, &st, 0) == root);
 	/* The kernel frees a killed family's memory after waitpid returns
@@ -874,6 +885,8 @@ static int kill_9_once(size_t len)
 	after = shmem_kib();
 	close(ready[0]);
 	close(ready[1]);
+	close(kready[0]);
+	close(kready[1]);
 	cr_log_info("Shmem %ld kB before, %ld kB holding, %ld kB after", base,
 	            held, after);
 	/* Only the fall is judged, over the short window of the kill: the
