@@ -10,7 +10,7 @@
 /* MurmurHash3's finaliser: every input bit flips each output bit with
  * probability close to 1/2. Keys are secret random values; the handles only
  * have to resist accidents, not an attacker reading our memory. */
-static uint64_t mix(uint64_t x)
+uint64_t handle_mix(uint64_t x)
 {
 	x ^= x >> 33;
 	x *= 0xff51afd7ed558ccdull;
@@ -22,7 +22,8 @@ static uint64_t mix(uint64_t x)
 
 uint32_t handle_tag_for(uint64_t key, uint32_t slot, uint32_t gen)
 {
-	uint64_t x = mix(key ^ mix(((uint64_t)gen << 32 | slot) + key));
+	uint64_t x =
+	    handle_mix(key ^ handle_mix(((uint64_t)gen << 32 | slot) + key));
 	uint32_t tag = (uint32_t)(x >> (64 - HANDLE_TAG_BITS));
 
 	return tag != 0 ? tag : 1;
@@ -30,7 +31,7 @@ uint32_t handle_tag_for(uint64_t key, uint32_t slot, uint32_t gen)
 
 uint64_t handle_next_key(uint64_t key)
 {
-	return mix(key + 0x9e3779b97f4a7c15ull);
+	return handle_mix(key + 0x9e3779b97f4a7c15ull);
 }
 
 int handle_made_in_line(const struct lineage *line, forkshim_handle h)
@@ -64,7 +65,7 @@ uint64_t handle_new_key(void)
 	/* No entropy yet (early boot): clocks, pid and an address differ
 	 * between any two processes that could exchange handles. */
 	clock_gettime(CLOCK_MONOTONIC, &ts);
-	key = mix((uint64_t)ts.tv_nsec ^ (uint64_t)ts.tv_sec << 30);
-	key = mix(key ^ (uint64_t)getpid() ^ (uint64_t)(uintptr_t)&key);
+	key = handle_mix((uint64_t)ts.tv_nsec ^ (uint64_t)ts.tv_sec << 30);
+	key = handle_mix(key ^ (uint64_t)getpid() ^ (uint64_t)(uintptr_t)&key);
 	return key != 0 ? key : 1;
 }

@@ -71,6 +71,10 @@ uint64_t handle_next_key(uint64_t key);
 /* Whether the tag of h was made with one of the line's keys. */
 int handle_made_in_line(const struct lineage *line, forkshim_handle h);
 
+/* MurmurHash3's finaliser (every input bit flips each output bit with
+ * probability close to 1/2); pure, signal-safe. */
+uint64_t handle_mix(uint64_t x);
+
 /* A fresh random key (getrandom, or a mix of clocks and ids). */
 uint64_t handle_new_key(void);
 

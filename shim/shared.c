@@ -15,6 +15,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "handle.h"
 #include "log.h"
 #include "table.h"
 
@@ -277,16 +278,6 @@ static int alive(pid_t pid, uint64_t start, int short_start)
 	return short_start ? (uint32_t)s == (uint32_t)start : s == start;
 }
 
-static uint64_t mix(uint64_t x)
-{
-	x ^= x >> 33;
-	x *= 0xff51afd7ed558ccdull;
-	x ^= x >> 33;
-	x *= 0xc4ceb9fe1a85ec53ull;
-	x ^= x >> 33;
-	return x;
-}
-
 static uint32_t token_check(const struct token *t)
 {
 	const unsigned char *b = (const unsigned char *)t;
@@ -294,7 +285,7 @@ static uint32_t token_check(const struct token *t)
 
 	for (size_t i = 0; i < offsetof(struct token, check); i += 4) {
 		memcpy(&w, b + i, 4);
-		h = mix(h ^ (w & 0xffffffffu) ^ (uint64_t)i << 40);
+		h = handle_mix(h ^ (w & 0xffffffffu) ^ (uint64_t)i << 40);
 	}
 	return (uint32_t)(h >> 32) ^ (uint32_t)h;
 }
