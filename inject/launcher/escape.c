@@ -64,14 +64,60 @@ static int invisible(int32_t cp)
 	       (cp >= 0xfff9 && cp <= 0xfffb) || cp == 0xfffe || cp == 0xffff;
 }
 
-size_t escape_term(FILE *out, const char *str)
+enum mode { TERM, JSON, XML };
+
+/* What one character that is not plain ASCII becomes (s: its bytes, cp
+ * its code point or -1, len its length). */
+static long escape_one(FILE *out, const unsigned char *s, int32_t cp, int len,
+                       enum mode m)
 {
+	if (m == XML) {
+		switch (cp) {
+		case '&':
+			return put(out, "&amp;");
+		case '<':
+			return put(out, "&lt;");
+		case '>':
+			return put(out, "&gt;");
+		case '"':
+			return put(out, "&quot;");
+		case '\'':
+			return put(out, "&apos;");
+		case '\\':
+			return put(out, "\\\\");
+		}
+	} else if (cp == '\\' || cp == '"') {
+		return fprintf(out, "\\%c", (char)cp);
+	}
+	if (cp == '\n')
+		return put(out, "\\n");
+	if (cp == '\r')
+		return put(out, "\\r");
+	if (cp == '\t')
+		return put(out, "\\t");
+	if (m == JSON) {
+		if (cp < 0)
+			return put(out, "\\ufffd");
+		if (cp < 0x20 || cp == 0x7f || invisible(cp))
+			return fprintf(out, "\\u%04x", (unsigned)cp);
+	} else {
+		if (cp < 0x20 || cp == 0x7f) /* also not valid UTF-8 */
+			return fprintf(out, "\\x%02x", *s);
+		if (invisible(cp))
+			return fprintf(out, "\\u%04x", (unsigned)cp);
+	}
+	return (long)fwrite(s, 1, (size_t)len, out);
+}
+
+static size_t escape(FILE *out, const char *str, enum mode m)
+{
+	const char *special = m == XML ? "&<>\"'\\" : "\\\"";
 	const unsigned char *s = (const unsigned char *)str;
 	long n = 0;
 	int len;
 
 	while (*s) {
-		size_t run = plain_run(s, "\\\"");
+		size_t run = plain_run(s, special);
 
 		if (run > 0) {
 			n += (long)fwrite(s, 1, run, out);
@@ -80,101 +126,23 @@ size_t escape_term(FILE *out, const char *str)
 		}
 		int32_t cp = decode(s, &len);
 
-		if (cp == '\\' || cp == '"')
-			n += fprintf(out, "\\%c", (char)cp);
-		else if (cp == '\n')
-			n += put(out, "\\n");
-		else if (cp == '\r')
-			n += put(out, "\\r");
-		else if (cp == '\t')
-			n += put(out, "\\t");
-		else if (cp < 0 || cp < 0x20 || cp == 0x7f)
-			n += fprintf(out, "\\x%02x", *s);
-		else if (invisible(cp))
-			n += fprintf(out, "\\u%04x", (unsigned)cp);
-		else
-			n += (long)fwrite(s, 1, (size_t)len, out);
+		n += escape_one(out, s, cp, len, m);
 		s += len;
 	}
 	return n > 0 ? (size_t)n : 0;
 }
 
-size_t escape_json(FILE *out, const char *str)
+size_t escape_term(FILE *out, const char *s)
 {
-	const unsigned char *s = (const unsigned char *)str;
-	long n = 0;
-	int len;
-
-	while (*s) {
-		size_t run = plain_run(s, "\\\"");
-
-		if (run > 0) {
-			n += (long)fwrite(s, 1, run, out);
-			s += run;
-			continue;
-		}
-		int32_t cp = decode(s, &len);
-
-		if (cp == '\\' || cp == '"')
-			n += fprintf(out, "\\%c", (char)cp);
-		else if (cp == '\n')
-			n += put(out, "\\n");
-		else if (cp == '\r')
-			n += put(out, "\\r");
-		else if (cp == '\t')
-			n += put(out, "\\t");
-		else if (cp < 0)
-			n += put(out, "\\ufffd");
-		else if (cp < 0x20 || cp == 0x7f || invisible(cp))
-			n += fprintf(out, "\\u%04x", (unsigned)cp);
-		else
-			n += (long)fwrite(s, 1, (size_t)len, out);
-		s += len;
-	}
-	return n > 0 ? (size_t)n : 0;
+	return escape(out, s, TERM);
 }
 
-size_t escape_xml(FILE *out, const char *str)
+size_t escape_json(FILE *out, const char *s)
 {
-	const unsigned char *s = (const unsigned char *)str;
-	long n = 0;
-	int len;
+	return escape(out, s, JSON);
+}
 
-	while (*s) {
-		size_t run = plain_run(s, "&<>\"'\\");
-
-		if (run > 0) {
-			n += (long)fwrite(s, 1, run, out);
-			s += run;
-			continue;
-		}
-		int32_t cp = decode(s, &len);
-
-		if (cp == '&')
-			n += put(out, "&amp;");
-		else if (cp == '<')
-			n += put(out, "&lt;");
-		else if (cp == '>')
-			n += put(out, "&gt;");
-		else if (cp == '"')
-			n += put(out, "&quot;");
-		else if (cp == '\'')
-			n += put(out, "&apos;");
-		else if (cp == '\\')
-			n += put(out, "\\\\");
-		else if (cp == '\n')
-			n += put(out, "\\n");
-		else if (cp == '\r')
-			n += put(out, "\\r");
-		else if (cp == '\t')
-			n += put(out, "\\t");
-		else if (cp < 0 || cp < 0x20 || cp == 0x7f)
-			n += fprintf(out, "\\x%02x", *s);
-		else if (invisible(cp))
-			n += fprintf(out, "\\u%04x", (unsigned)cp);
-		else
-			n += (long)fwrite(s, 1, (size_t)len, out);
-		s += len;
-	}
-	return n > 0 ? (size_t)n : 0;
+size_t escape_xml(FILE *out, const char *s)
+{
+	return escape(out, s, XML);
 }
