@@ -70,6 +70,7 @@ void host_env_runtime(struct host_env *e);
 struct host_buf {
 	char *data; /* NUL-terminated */
 	size_t len;
+	size_t cap; /* bytes allocated at data (0: none yet) */
 };
 
 struct host_run {
