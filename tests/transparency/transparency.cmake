@@ -72,5 +72,9 @@ target_compile_definitions(transparency_fork PRIVATE
   TP_LAUNCHER="$<TARGET_FILE:forkshim_launcher>")
 add_dependencies(transparency_fork tp_fork_host forkshim)
 # Its flat-cost check compares parent CPU per fork early and late in one
-# run: alone, other tests' load does not move one end of the ratio.
+# run: a timing ratio, so only with FORKSHIM_LONG_TESTS (scripts/test
+# --long), and alone, so other tests' load does not move one end of it.
+if(FORKSHIM_LONG_TESTS)
+  target_compile_definitions(transparency_fork PRIVATE TP_LONG=1)
+endif()
 set_tests_properties(transparency_fork PROPERTIES RUN_SERIAL TRUE)

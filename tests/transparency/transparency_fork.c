@@ -70,6 +70,11 @@ Test(fork_transparency, fork_cost_stays_flat_with_sigchld_ignored,
 	const char *flat;
 
 	skip_under_sanitizer("parent CPU per fork");
+#ifndef TP_LONG
+	/* A ratio of CPU times: 0.92-0.97 alone, up to 1.17-1.40 with other
+	 * work on the machine, so not in the default suite. */
+	cr_skip_test("a timing ratio: scripts/test --long runs it");
+#endif
 	host(&r, 1, "sigign", "50000", 880);
 	flat = strstr(r.out.data, "flat ");
 	cr_assert_not_null(flat, "%s", r.out.data);
