@@ -773,6 +773,21 @@ static uintptr_t import_get(uint64_t dev, uint64_t ino, uintptr_t want,
 
 /* Records a new mapping; when another thread recorded the same one
  * first, ours is unmapped and theirs returned. */
+/* The rest of an import record once its mapping (n->data) is made: what
+ * the region's header says, and the object's identity. */
+static void import_fill(struct import *n, const struct region_head *rh,
+                        dev_t dev, ino_t ino)
+{
+	n->dev = dev;
+	n->ino = ino;
+	n->base = n->data - (size_t)(rh->addr % page_size());
+	n->len = (size_t)rh->len;
+	n->owner = rh->freezer;
+	memcpy(n->name, rh->name, sizeof(n->name));
+	n->name[FORKSHIM_NAME_MAX - 1] = '\0';
+	memcpy(n->secret, rh->secret, SECRET_BYTES);
+}
+
 static uintptr_t import_put(const struct import *n, int ref)
 {
 	struct import *im = LOAD_ACQ(&imports);
@@ -921,15 +936,8 @@ const void *shared_deref_late(forkshim_handle h, size_t *len)
 	close(fd);
 	if (n.data == 0)
 		goto none;
-	n.dev = c.dev;
-	n.ino = c.ino;
-	n.base = n.data - (size_t)(rh.addr % page_size());
-	n.len = (size_t)rh.len;
-	n.owner = rh.freezer;
-	memcpy(n.name, rh.name, sizeof(n.name));
-	n.name[FORKSHIM_NAME_MAX - 1] = '\0';
+	import_fill(&n, &rh, c.dev, c.ino);
 	n.handle = h;
-	memcpy(n.secret, rh.secret, SECRET_BYTES);
 	got = import_put(&n, 0);
 	if (got == 0)
 		goto none;
@@ -1531,14 +1539,7 @@ const void *shared_import(const struct forkshim_token *tok, unsigned flags,
 	close(fd);
 	if (n.data == 0)
 		return NULL;
-	n.dev = st.st_dev;
-	n.ino = st.st_ino;
-	n.base = n.data - (size_t)(rh.addr % page_size());
-	n.len = (size_t)rh.len;
-	n.owner = rh.freezer;
-	memcpy(n.name, rh.name, sizeof(n.name));
-	n.name[FORKSHIM_NAME_MAX - 1] = '\0';
-	memcpy(n.secret, rh.secret, SECRET_BYTES);
+	import_fill(&n, &rh, st.st_dev, st.st_ino);
 	got = import_put(&n, 1);
 	if (got != 0 && len != NULL)
 		*len = n.len;
