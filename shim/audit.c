@@ -77,6 +77,23 @@ static void put_frames(struct jb *b, const char *key, const uint64_t *ips,
 	put(b, "]");
 }
 
+static void put_py(struct jb *b, const struct pyframe *py, size_t n)
+{
+	if (n == 0)
+		return;
+	put(b, ",\"py\":[");
+	for (size_t i = 0; i < n; i++) {
+		put(b, i ? ",{\"file\":" : "{\"file\":");
+		put_str(b, py[i].file);
+		put(b, ",\"line\":");
+		put_u(b, py[i].line, 10);
+		put(b, ",\"function\":");
+		put_str(b, py[i].func);
+		put(b, "}");
+	}
+	put(b, "]");
+}
+
 /* ---- the file ---- */
 
 void audit_configure(const char *d)
@@ -218,6 +235,7 @@ void audit_first_write(const struct audit_write *w)
 	put_u(&b, w->page, 10);
 	put(&b, ",\"page_addr\":");
 	put_hex(&b, w->page_addr);
+	put_py(&b, w->py, w->npy);
 	put_frames(&b, "frames", w->frames, w->nframes, 0);
 	put_frames(&b, "frozen_at", w->frozen_at, w->nfrozen, 1);
 	b.end = line + sizeof(line);

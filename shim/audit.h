@@ -5,7 +5,7 @@
  *   {"type":"first_write","pid":P,"tid":T,"region":"NAME",
  *    "handle":"0x..","owner":O,"region_addr":"0x..","region_len":N,
  *    "addr":"0x..","offset":N,"page":K,"page_addr":"0x..",
- *    "frames":[FRAME...],"frozen_at":[FRAME...]}
+ *    "py":[PYFRAME...],"frames":[FRAME...],"frozen_at":[FRAME...]}
  *   {"type":"symbol","module":"PATH","offset":"0x..",
  *    "function":"NAME","function_offset":N}                     at exit
  *   {"type":"symbolized","by":PID,"symbols":N}                  last line
@@ -17,6 +17,13 @@
  * ("module" is "" when unknown).  A symbol line names the function of a
  * (module, offset) pair seen in the frames, looked up one byte back for
  * a return address.
+ *
+ * PYFRAME is {"file":"PATH","line":N,"function":"NAME"}, innermost first:
+ * the Python stack of the writing thread when the process is CPython
+ * (pyframes.h; line 0 when CPython could not tell).  "py" is absent from
+ * records of processes that are not, or of threads without a Python
+ * thread state; readers of older files find no "py" and show C frames
+ * only.
  *
  * audit_configure() copies FORKSHIM_REPORT when the guard is enabled.
  * audit_child() makes a new process forget its parent's file (atfork
@@ -48,6 +55,7 @@
 #include <stdint.h>
 
 #include "forkshim.h"
+#include "pyframes.h"
 
 struct audit_write {
 	forkshim_handle handle;
@@ -59,6 +67,8 @@ struct audit_write {
 	size_t nframes;
 	const uint64_t *frozen_at;
 	size_t nfrozen;
+	const struct pyframe *py; /* the writing thread's Python stack */
+	size_t npy;
 };
 
 void audit_configure(const char *dir);

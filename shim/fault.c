@@ -13,6 +13,7 @@
 #include "guardrec.h"
 #include "handle.h"
 #include "log.h"
+#include "pyframes.h"
 #include "shared.h"
 #include "signals.h"
 #include "table.h"
@@ -56,6 +57,20 @@ static void print_frames(const char *title, const uint64_t *ips, size_t n,
 	}
 }
 
+/* The Python stack of the writing thread, when the process is CPython. */
+static void print_python(void)
+{
+	struct pyframe py[PYFRAMES_MAX];
+	size_t n = pyframes_from_signal(py, PYFRAMES_MAX);
+
+	if (n == 0)
+		return;
+	log_error("  Python stack (most recent call first):");
+	for (size_t i = 0; i < n; i++)
+		log_error("    %s:%u in %s()", py[i].file, py[i].line,
+		          py[i].func);
+}
+
 static void report_violation(struct rec *r, forkshim_handle h, uint64_t addr,
                              void *uc)
 {
@@ -74,6 +89,7 @@ static void report_violation(struct rec *r, forkshim_handle h, uint64_t addr,
 	          (unsigned long long)(addr - (uintptr_t)info.addr), info.len,
 	          (unsigned long long)h, (int)info.owner);
 	n = trace_from_signal(uc, ips, TRACE_FRAMES);
+	print_python();
 	print_frames("written by", ips, n, 0);
 	print_frames("frozen at", r->frames, r->nframes, 1);
 }
@@ -112,6 +128,7 @@ static void record_write(struct rec *r, forkshim_handle h,
                          uint64_t pg, void *uc)
 {
 	uint64_t ips[TRACE_FRAMES];
+	struct pyframe py[PYFRAMES_MAX];
 	struct audit_write w;
 
 	w.handle = h;
@@ -123,6 +140,8 @@ static void record_write(struct rec *r, forkshim_handle h,
 	w.nframes = trace_from_signal(uc, ips, TRACE_FRAMES);
 	w.frozen_at = r->frames;
 	w.nfrozen = r->nframes < TRACE_FRAMES ? r->nframes : TRACE_FRAMES;
+	w.py = py;
+	w.npy = pyframes_from_signal(py, PYFRAMES_MAX);
 	audit_first_write(&w);
 }
 
@@ -208,6 +227,7 @@ static int claim_shared(int sig, siginfo_t *si, void *uc)
 		          (unsigned long long)(addr - (uintptr_t)info.addr),
 		          info.len, (int)info.owner);
 		n = trace_from_signal(uc, ips, TRACE_FRAMES);
+		print_python();
 		print_frames("written by", ips, n, 0);
 		tls_reported = addr;
 		STORE_REL(&gp->reporting, 0);

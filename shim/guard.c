@@ -19,6 +19,7 @@
 #include "handle.h"
 #include "log.h"
 #include "maps.h"
+#include "pyframes.h"
 #include "signals.h"
 #include "table.h"
 #include "trace.h"
@@ -177,6 +178,7 @@ static int enable(void)
 	if (trace_init(p + recs_len) < 0)
 		log_warn("guard: libunwind cannot unwind here: reports come "
 		         "without backtraces");
+	pyframes_init();
 	give_altstack(p + recs_len + map_len + page);
 	if (signals_take(SIGSEGV, fault_on_segv, &gp->chain_lock) != 0) {
 		log_error("guard: cannot install the SIGSEGV handler (errno "
