@@ -45,6 +45,9 @@ struct site {
 	size_t region;
 	char *name;
 	unsigned long long pages;
+	char *py_file, *py_func; /* its Python frame, or NULL */
+	unsigned long long py_line;
+	char *c_site; /* its C frame's words */
 };
 
 struct region {
@@ -744,7 +747,22 @@ struct pending {
 	unsigned long long owner;
 	char *module, *offset;
 	int frames;
+	char *py_file, *py_func; /* the innermost Python frame, or NULL */
+	unsigned long long py_line;
 };
+
+/* The writing thread's innermost Python frame ("py", innermost first),
+ * when the process was CPython. */
+static void pick_python(const json_t *rec, struct pending *w)
+{
+	const json_t *f = json_array_get(json_object_get(rec, "py"), 0);
+
+	if (jstr(f, "file") == NULL || jstr(f, "function") == NULL)
+		return;
+	w->py_file = xstrdup(jstr(f, "file"));
+	w->py_func = xstrdup(jstr(f, "function"));
+	w->py_line = ju0(f, "line");
+}
 
 /* The writer's call site: the first frame outside the C library, the
  * loader and the shim (a memcpy is not the news). */
@@ -797,21 +815,52 @@ static char *site_name(struct run *r, const struct pending *w,
 	return out;
 }
 
-static void add_site(struct run *r, size_t gi, const char *name)
+/* "worker.py:42 in score()": the file's last part (malloc). */
+static char *python_words(const struct pending *w)
 {
+	const char *base = strrchr(w->py_file, '/');
+	char *out;
+
+	base = base && base[1] ? base + 1 : w->py_file;
+	if (asprintf(&out, "%s:%llu in %s()", base, w->py_line, w->py_func) < 0)
+		oom();
+	return out;
+}
+
+/* A site is its Python line and its C frame: "worker.py:42 in score()
+ * via PyNumber_Add (python3.11)", or the C frame alone. */
+static void add_site(struct run *r, size_t gi, const struct pending *w,
+                     const char *c_site)
+{
+	char *py = w->py_file != NULL ? python_words(w) : NULL;
+	char *name = py;
 	size_t si;
 
+	if (py != NULL) {
+		if (asprintf(&name, "%s via %s", py, c_site) < 0)
+			oom();
+		free(py);
+	}
 	r->key.len = 0;
 	key_num(&r->key, gi);
-	key_add(&r->key, name);
+	key_add(&r->key, name != NULL ? name : c_site);
 	si = map_get(&r->by_site, r->key.buf, r->key.len);
 	if (si != NONE) {
 		r->sites[si].pages++;
+		free(name);
 		return;
 	}
 	map_put(&r->by_site, r->key.buf, r->key.len, r->nsites);
 	r->sites = more(r->sites, r->nsites, &r->csites, sizeof(*r->sites));
-	r->sites[r->nsites++] = (struct site){gi, xstrdup(name), 1};
+	r->sites[r->nsites++] = (struct site){
+	    .region = gi,
+	    .name = name != NULL ? name : xstrdup(c_site),
+	    .pages = 1,
+	    .py_file = w->py_file != NULL ? xstrdup(w->py_file) : NULL,
+	    .py_func = w->py_func != NULL ? xstrdup(w->py_func) : NULL,
+	    .py_line = w->py_line,
+	    .c_site = xstrdup(c_site),
+	};
 }
 
 static void read_audit(struct run *r, int dirfd, const char *name,
@@ -844,6 +893,7 @@ static void read_audit(struct run *r, int dirfd, const char *name,
 			w[nw].handle = xstrdup(jstr(v, "handle"));
 			w[nw].owner = ju0(v, "owner");
 			pick_frame(v, &w[nw]);
+			pick_python(v, &w[nw]);
 			nw++;
 		} else if (is_type(v, "symbol") &&
 		           (m = jstr(v, "module")) != NULL &&
@@ -883,12 +933,14 @@ static void read_audit(struct run *r, int dirfd, const char *name,
 			key_num(&r->key, w[i].owner);
 			gi = map_get(&r->by_group, r->key.buf, r->key.len);
 			for (; gi != NONE; gi = r->regions[gi].next_same)
-				add_site(r, gi, site);
+				add_site(r, gi, &w[i], site);
 			free(site);
 		}
 		free(w[i].handle);
 		free(w[i].module);
 		free(w[i].offset);
+		free(w[i].py_file);
+		free(w[i].py_func);
 	}
 	free(w);
 	for (size_t i = 0; i < nfn; i++)
@@ -988,8 +1040,12 @@ static void run_free(struct run *r)
 		free(r->regions[i].handle);
 		free(r->regions[i].addr);
 	}
-	for (size_t i = 0; i < r->nsites; i++)
+	for (size_t i = 0; i < r->nsites; i++) {
 		free(r->sites[i].name);
+		free(r->sites[i].py_file);
+		free(r->sites[i].py_func);
+		free(r->sites[i].c_site);
+	}
 	free(r->procs);
 	free(r->regions);
 	free(r->views);
@@ -1294,9 +1350,23 @@ static void print_json(const struct run *r, FILE *out)
 		}
 		fprintf(out, "],\"writers\":[");
 		for (size_t k = 0; k < g->nsites; k++) {
+			const struct site *t = &g->sites[k];
+
 			fprintf(out, "%s{\"site\":", k ? "," : "");
-			put_json_string(out, g->sites[k].name);
-			fprintf(out, ",\"pages\":%llu}", g->sites[k].pages);
+			put_json_string(out, t->name);
+			fprintf(out, ",\"pages\":%llu", t->pages);
+			/* A Python line: its frame, and the C frame apart. */
+			if (t->py_file != NULL) {
+				fprintf(out, ",\"c_site\":");
+				put_json_string(out, t->c_site);
+				fprintf(out, ",\"python\":{\"file\":");
+				put_json_string(out, t->py_file);
+				fprintf(out, ",\"line\":%llu,\"function\":",
+				        t->py_line);
+				put_json_string(out, t->py_func);
+				fprintf(out, "}");
+			}
+			fprintf(out, "}");
 		}
 		fprintf(out, "]}");
 	}
