@@ -266,7 +266,10 @@ static void protect_region(struct rec *r, const char *name, uint64_t a,
 static void frozen(forkshim_handle h, const void *addr, size_t len,
                    unsigned flags)
 {
-	int protect = (flags & FORKSHIM_GUARD) || config.guard == GUARD_PROTECT;
+	/* An observed region is write-protected only when flagged so. */
+	int protect =
+	    (flags & FORKSHIM_GUARD) ||
+	    (config.guard == GUARD_PROTECT && !(flags & FORKSHIM_OBSERVE));
 	uint32_t slot = handle_slot(h);
 	struct rec *r;
 	struct forkshim_info info;

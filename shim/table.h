@@ -30,7 +30,7 @@
 #include "forkshim.h"
 
 /* The flags a region may carry (forkshim_freeze's flags). */
-#define TABLE_FLAGS (FORKSHIM_GUARD | FORKSHIM_SHARED)
+#define TABLE_FLAGS (FORKSHIM_GUARD | FORKSHIM_SHARED | FORKSHIM_OBSERVE)
 
 /* A feature's hook into the table.  Every member may be NULL.
  *   frozen   after a new region entered the table (not after a repeated

@@ -33,6 +33,11 @@ typedef uint64_t forkshim_handle; /* opaque; 0 is never a valid handle */
 /* Shared frozen regions (SHARED.md), appended to ABI 1. */
 #define FORKSHIM_SHARED                                                        \
 	0x2u /* freeze flag: the region lives in sealed shared memory */
+/* freeze flag: a region for reports only (forkshim.observe() in Python: the
+ * pages of a whole object, named after it): FORKSHIM_GUARD=protect leaves
+ * it writable; audit records its first writes; sharing figures and
+ * reports count it like any region. */
+#define FORKSHIM_OBSERVE 0x4u
 #define FORKSHIM_SAME_ADDRESS                                                  \
 	0x1u /* import flag: map at the freezer's address or fail */
 #define FORKSHIM_TOKEN_SIZE 64

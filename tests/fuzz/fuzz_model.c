@@ -150,11 +150,12 @@ static void do_freeze(uint64_t v, const uint8_t *name_bytes, size_t avail)
 {
 	uintptr_t start = (uintptr_t)pool + (uintptr_t)(v % (POOL + 64));
 	size_t len = (size_t)(v >> 16) % 8192;
-	/* GUARD, and 0x4 as a flag no freeze knows (FORKSHIM_SHARED, 0x2,
-	 * is fuzzed by fuzz_tokens and tests/shared). */
+	/* GUARD, and 0x8 as a flag no freeze knows (FORKSHIM_SHARED, 0x2,
+	 * is fuzzed by fuzz_tokens and tests/shared; FORKSHIM_OBSERVE is
+	 * 0x4). */
 	unsigned pick = (v >> 40) % 8 == 0 ? (unsigned)(v >> 44) & 3 : 0;
 	unsigned flags =
-	    (pick & 1 ? FORKSHIM_GUARD : 0) | (pick & 2 ? 0x4u : 0);
+	    (pick & 1 ? FORKSHIM_GUARD : 0) | (pick & 2 ? 0x8u : 0);
 	char name[100] = "";
 	int overlap = -1, identical = -1, expect;
 	forkshim_handle h;
