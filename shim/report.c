@@ -115,6 +115,8 @@ static int write_regions(const struct owned *o)
 		put_key_u(&j, "shared", s.shared);
 		put_key_u(&j, "exclusive", s.exclusive);
 		put_key_u(&j, "swapped", s.swapped);
+		if (info.flags & FORKSHIM_OBSERVE)
+			put_key_u(&j, "flags", info.flags);
 		put(&j, "}\n");
 		r = write_all(o, line, (size_t)(j.p - line));
 		if (r != 0)

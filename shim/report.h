@@ -6,13 +6,16 @@
  *    "exe":"PATH","page_size":S}                                 first
  *   {"type":"region","name":"NAME","handle":"0x..","addr":"0x..",
  *    "size":BYTES,"owner":O,"pages":N,"resident":N,"shared":N,
- *    "exclusive":N,"swapped":N}               one per live frozen region
+ *    "exclusive":N,"swapped":N[,"flags":F]}   one per live frozen region
  *   {"type":"end","how":"exit|_exit|signal|killed","status":N,
  *    "signal":S}                                                  last
  *
  * B is the line's freeze count at the process's birth (0 for the process
  * that froze first, and for one born before any freeze).  The region
  * figures are forkshim_sharing's, in pages, taken as the process ends.
+ * "flags" (forkshim.h) is written for an observed region
+ * (FORKSHIM_OBSERVE): one piece of a whole object, which readers may add
+ * up with the other observed pieces of the same name and owner.
  * "how": exit (exit() or return from main: status is exit's argument),
  * _exit (_exit or _Exit), signal (a fatal signal whose disposition was the
  * default: the figures are taken in our handler, then the process dies of
