@@ -278,8 +278,15 @@ static int ref_cmp(const void *a, const void *b)
  * returns the position after the closing quote, or NULL. */
 static const char *read_string(const char *s, char **out)
 {
-	size_t cap = strlen(s) + 1, n = 0;
-	char *o = malloc(cap);
+	size_t cap = 1, n = 0;
+	char *o;
+
+	/* As long as the string, not the rest of the file (a strlen here
+	 * made symbolizing a file quadratic in its size). */
+	for (const char *e = s; *e && *e != '"'; e++, cap++)
+		if (*e == '\\' && e[1])
+			e++, cap++;
+	o = malloc(cap);
 
 	if (o == NULL)
 		return NULL;
