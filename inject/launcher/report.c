@@ -53,6 +53,7 @@ struct site {
 struct region {
 	char *name, *handle, *addr;
 	unsigned long long owner, size, pages, page_size;
+	size_t pieces;      /* an observed object's ranges; 1 otherwise */
 	struct view *views; /* into run.views, once loaded */
 	size_t nviews;
 	struct site *sites; /* into run.sites, once loaded */
@@ -459,8 +460,15 @@ static int check_head(const json_t *head, int need_format, char *why,
 struct staged {
 	char *name, *handle, *addr;
 	unsigned long long owner, size, pages, resident, shared, exclusive,
-	    swapped;
+	    swapped, flags;
+	/* An observed object (FORKSHIM_OBSERVE): its ranges of one name and
+	 * owner added up into the first; the others' handles. */
+	char **aliases;
+	size_t pieces, naliases, caliases;
+	int folded; /* added into another */
 };
+
+#define FLAG_OBSERVE 0x4ull /* forkshim.h's FORKSHIM_OBSERVE */
 
 static int stage_region(const json_t *v, struct staged *s)
 {
@@ -478,6 +486,8 @@ static int stage_region(const json_t *v, struct staged *s)
 	ok &= ju(v, "swapped", &s->swapped);
 	if (!ok)
 		return 0;
+	s->flags = ju0(v, "flags");
+	s->pieces = 1;
 	s->name = xstrdup(jstr(v, "name"));
 	s->handle = xstrdup(jstr(v, "handle"));
 	s->addr = xstrdup(jstr(v, "addr"));
@@ -489,6 +499,55 @@ static void staged_free(struct staged *s)
 	free(s->name);
 	free(s->handle);
 	free(s->addr);
+	for (size_t i = 0; i < s->naliases; i++)
+		free(s->aliases[i]);
+	free(s->aliases);
+}
+
+/* Adds each observed range into the first of its name and owner in the
+ * file: one object, one entry.  A sum that would overflow stays apart. */
+static void fold_observed(struct run *r, struct staged *st, size_t n)
+{
+	struct map first = {0};
+
+	for (size_t i = 0; i < n; i++) {
+		struct staged *s = &st[i], *f;
+		unsigned long long sum[6];
+		size_t fi;
+
+		if (!(s->flags & FLAG_OBSERVE))
+			continue;
+		r->key.len = 0;
+		key_add(&r->key, s->name);
+		key_num(&r->key, s->owner);
+		fi = map_get(&first, r->key.buf, r->key.len);
+		if (fi == NONE) {
+			map_put(&first, r->key.buf, r->key.len, i);
+			continue;
+		}
+		f = &st[fi];
+		if (__builtin_add_overflow(f->size, s->size, &sum[0]) ||
+		    __builtin_add_overflow(f->pages, s->pages, &sum[1]) ||
+		    __builtin_add_overflow(f->resident, s->resident, &sum[2]) ||
+		    __builtin_add_overflow(f->shared, s->shared, &sum[3]) ||
+		    __builtin_add_overflow(f->exclusive, s->exclusive,
+		                           &sum[4]) ||
+		    __builtin_add_overflow(f->swapped, s->swapped, &sum[5]))
+			continue;
+		f->size = sum[0];
+		f->pages = sum[1];
+		f->resident = sum[2];
+		f->shared = sum[3];
+		f->exclusive = sum[4];
+		f->swapped = sum[5];
+		f->pieces++;
+		f->aliases = more(f->aliases, f->naliases, &f->caliases,
+		                  sizeof(*f->aliases));
+		f->aliases[f->naliases++] = s->handle;
+		s->handle = NULL;
+		s->folded = 1;
+	}
+	map_free(&first);
 }
 
 /* Why a region's figures cannot be (into why), or 0 when they can. */
@@ -502,7 +561,7 @@ static int figures_wrong(const struct staged *s, unsigned long long page_size,
 		snprintf(why, whylen, "owner %llu is not a pid", s->owner);
 	else if (s->size == 0 || s->size > SIZE_BYTES_MAX)
 		snprintf(why, whylen, "size %llu is not a region's", s->size);
-	else if (s->pages < least || s->pages > least + 1)
+	else if (s->pages < least || s->pages > least + s->pieces)
 		snprintf(why, whylen, "pages %llu do not cover size %llu",
 		         s->pages, s->size);
 	else if (s->resident > s->pages)
@@ -564,6 +623,7 @@ static size_t region_for(struct run *r, const struct staged *s,
 	g->size = s->size;
 	g->pages = s->pages;
 	g->page_size = page_size;
+	g->pieces = s->pieces;
 	g->last_proc = NONE;
 	/* Chained to the others of its handle and owner (audit records name
 	 * no address). */
@@ -622,6 +682,17 @@ static void add_view(struct run *r, const char *path, size_t pi,
 		g->copied += s->exclusive;
 		g->others++;
 		g->others_pages += s->pages;
+	}
+	/* Audit records name an observed object's ranges by their own
+	 * handles. */
+	for (size_t i = 0; i < s->naliases; i++) {
+		r->key.len = 0;
+		key_add(&r->key, s->aliases[i]);
+		key_num(&r->key, s->owner);
+		if (map_get(&r->by_group, r->key.buf, r->key.len) == NONE) {
+			map_put(&r->by_group, r->key.buf, r->key.len, gi);
+			/* region_for chained nothing to it */
+		}
 	}
 	g->last_proc = pi;
 	r->procs[pi].has_views = 1;
@@ -719,8 +790,10 @@ static void read_report(struct run *r, int dirfd, const char *name,
 		    more(r->procs, r->nprocs, &r->cprocs, sizeof(*r->procs));
 		r->procs[r->nprocs++] = p;
 		r->reports++;
+		fold_observed(r, staged, nstaged);
 		for (size_t i = 0; i < nstaged; i++)
-			add_view(r, path, pi, &staged[i]);
+			if (!staged[i].folded)
+				add_view(r, path, pi, &staged[i]);
 	}
 	for (size_t i = 0; i < nstaged; i++)
 		staged_free(&staged[i]);
@@ -1242,6 +1315,9 @@ static void print_table(const struct run *r, const char *dir, FILE *out)
 		fprintf(out, "\"  %s, %llu page%s, frozen by %llu (handle ",
 		        size, g->pages, g->pages == 1 ? "" : "s", g->owner);
 		escape_term(out, g->handle);
+		if (g->pieces > 1)
+			fprintf(out, " and %zu more: an object's ranges",
+			        g->pieces - 1);
 		fprintf(out, ")\n");
 		fprintf(out,
 		        "   mapped by %zu process%s; copied %llu page%s (%s) "
@@ -1324,6 +1400,8 @@ static void print_json(const struct run *r, FILE *out)
 		        "\"copied_pages\":%llu,\"copied_bytes\":%llu,",
 		        g->owner, g->size, g->pages, g->page_size, g->nviews,
 		        g->copied, g->copied * g->page_size);
+		if (g->pieces > 1)
+			fprintf(out, "\"ranges\":%zu,", g->pieces);
 		if (pct < 0)
 			fprintf(out, "\"shared_percent\":null");
 		else
