@@ -48,6 +48,7 @@ __all__ = [
     "unwrap", "resolve", "visible", "info", "sharing", "prepare_fork",
     "HandleError", "FallbackWarning", "Unresolved", "Info", "Sharing",
     "empty", "zeros", "returns_shared", "SharedWarning", "TOKEN_SIZE",
+    "observe", "Observed",
 ]
 
 
@@ -1574,3 +1575,6 @@ def prepare_fork():
     usual; call gc.unfreeze() to undo it."""
     gc.collect()
     gc.freeze()
+
+
+from .objects import Observed, observe  # noqa: E402  (uses the names above)
