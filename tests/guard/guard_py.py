@@ -15,6 +15,7 @@ guard_py_scribble(p, offset, value) writes one byte.
   foreign             faulthandler.enable(), a frozen region, then a crash
                       outside it (ctypes.string_at(8)): faulthandler's
                       report, none of the shim's
+  fds                 prints "FD -> TARGET" for each descriptor it holds
   pool                FORKSHIM_GUARD=audit: a fork Pool of 2 workers dirties
                       pages of "py-weights" (through guard_py_scribble) and
                       of "py-lookup" (a bytearray, by slice assignment);
@@ -117,6 +118,13 @@ def main():
         ctypes.string_at(8)
         print("FAIL: survived", flush=True)
         sys.exit(1)
+    elif mode == "fds":
+        import os
+        for fd in sorted(os.listdir("/proc/self/fd"), key=int):
+            try:
+                print("%s -> %s" % (fd, os.readlink("/proc/self/fd/" + fd)))
+            except OSError:
+                pass  # the listing's own descriptor
     elif mode == "pool":
         pool()
     else:
