@@ -19,7 +19,8 @@ function(report_driver name source)
     REPORT_LAUNCHER="$<TARGET_FILE:forkshim_launcher>"
     REPORT_SAMPLES="${REPORT_DIR}/samples"
     REPORT_PYTHON_DIR="${PROJECT_SOURCE_DIR}/inject/python"
-    REPORT_POOL="${REPORT_DIR}/pool.py")
+    REPORT_POOL="${REPORT_DIR}/pool.py"
+    REPORT_DICT_POOL="${REPORT_DIR}/dict_pool.py")
   add_dependencies(${name} report_family_host forkshim_launcher)
 endfunction()
 

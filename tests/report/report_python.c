@@ -112,3 +112,115 @@ Test(python, audited_pool_shows_the_writer_of_every_copied_page)
 	cr_expect(pages == 20, "writers count %d pages: %.300s", pages,
 	          writers);
 }
+
+/* The number of the first line of path that contains text. */
+static int line_of(const char *path, const char *text)
+{
+	char *src = host_read_file(path, NULL), *hit;
+	int line = 1;
+
+	cr_assert_not_null(src, "%s", path);
+	hit = strstr(src, text);
+	cr_assert_not_null(hit, "%s not in %s", text, path);
+	for (const char *s = src; s < hit; s++)
+		line += *s == '\n';
+	free(src);
+	return line;
+}
+
+/* tests/report/dict_pool.py: a dict of 50,000 entries that 2 fork
+ * workers read, observed as "users" (forkshim.observe). */
+static void run_dict_pool(struct host_run *r, const char *guard,
+                          unsigned long *pages)
+{
+	const char *run[] = {REPORT_LAUNCHER,
+	                     "--guard",
+	                     guard,
+	                     "--report",
+	                     dir,
+	                     "--",
+	                     "/usr/bin/python3",
+	                     "-B",
+	                     REPORT_DICT_POOL,
+	                     NULL};
+	struct host_env e;
+	const char *p;
+
+	HOST_RUN(r, run, .envp = python_env(&e), .timeout_s = 100);
+	cr_assert(host_exited_with(r, 0), HOST_RUN_FMT, HOST_RUN_ARGS(*r));
+	cr_expect(strncmp(r->out.data, "2499950000\n", 11) == 0, HOST_RUN_FMT,
+	          HOST_RUN_ARGS(*r));
+	p = strstr(r->out.data, "observed ");
+	cr_assert(p != NULL && sscanf(p, "observed %lu pages", pages) == 1 &&
+	              *pages > 100,
+	          HOST_RUN_FMT, HOST_RUN_ARGS(*r));
+}
+
+/* The dict's pages are one entry named after it, and each worker's
+ * copies of them (the reference counts its reads wrote) are counted;
+ * protect mode leaves observed pages writable: the workers read on. */
+Test(python, observed_dict_shows_what_each_pool_worker_copied_of_it)
+{
+	const char *table[] = {REPORT_LAUNCHER, "report", dir, NULL};
+	struct host_run r;
+	struct host_env e;
+	unsigned long pages = 0, copied = 0, others = 0;
+	const char *g;
+
+	run_dict_pool(&r, "protect", &pages);
+	cr_expect_null(strstr(r.err.data, "write to frozen region"), "%s",
+	               r.err.data);
+	HOST_RUN(&r, table, .envp = python_env(&e), .timeout_s = 30);
+	cr_assert(host_exited_with(&r, 0), HOST_RUN_FMT, HOST_RUN_ARGS(r));
+	g = strstr(r.out.data, "1. \"users\"  ");
+	cr_assert(g != NULL && strstr(g, "more: an object's ranges)\n"), "%s",
+	          r.out.data);
+	g = strstr(g, "   mapped by 3 processes; copied ");
+	cr_assert(g != NULL &&
+	              sscanf(g,
+	                     "   mapped by 3 processes; copied %lu pages "
+	                     "(%*[^)]) in %lu others",
+	                     &copied, &others) == 2,
+	          "%s", r.out.data);
+	/* Every worker read every entry: each copied most of the pages. */
+	cr_expect(others == 2 && copied >= pages && copied <= 2 * pages,
+	          "copied %lu of %lu pages in %lu others: %s", copied, pages,
+	          others, r.out.data);
+	host_run_free(&r);
+}
+
+/* Under audit, the report names the dict and the Python line whose reads
+ * copied it: the line of score() in dict_pool.py. */
+Test(python, audited_dict_pool_names_the_line_that_copied_the_dict)
+{
+	const char *table[] = {REPORT_LAUNCHER, "report", dir, NULL};
+	const char *json[] = {REPORT_LAUNCHER, "report", "--json", dir, NULL};
+	int line = line_of(REPORT_DICT_POOL, "total += users[");
+	char site[128], py[512];
+	struct host_run r;
+	struct host_env e;
+	unsigned long pages = 0;
+	const char *g, *w;
+
+	run_dict_pool(&r, "audit", &pages);
+	snprintf(site, sizeof(site),
+	         "   top writers (first writes, pages): dict_pool.py:%d in "
+	         "score() via ",
+	         line);
+	snprintf(py, sizeof(py),
+	         "\"python\":{\"file\":\"%s\",\"line\":%d,\"function\":"
+	         "\"score\"}",
+	         REPORT_DICT_POOL, line);
+	HOST_RUN(&r, table, .envp = python_env(&e), .timeout_s = 30);
+	cr_assert(host_exited_with(&r, 0), HOST_RUN_FMT, HOST_RUN_ARGS(r));
+	g = strstr(r.out.data, "1. \"users\"  ");
+	w = g ? strstr(g, "   top writers") : NULL;
+	cr_expect(w != NULL && strncmp(w, site, strlen(site)) == 0,
+	          "no \"%s\" in %s", site, r.out.data);
+	HOST_RUN(&r, json, .envp = python_env(&e), .timeout_s = 30);
+	cr_assert(host_exited_with(&r, 0), HOST_RUN_FMT, HOST_RUN_ARGS(r));
+	cr_expect(strstr(r.out.data, "{\"name\":\"users\",") != NULL &&
+	              strstr(r.out.data, py) != NULL,
+	          "no %s in %s", py, r.out.data);
+	host_run_free(&r);
+}
