@@ -20,7 +20,7 @@ function(report_driver name source)
     REPORT_SAMPLES="${REPORT_DIR}/samples"
     REPORT_PYTHON_DIR="${PROJECT_SOURCE_DIR}/inject/python"
     REPORT_POOL="${REPORT_DIR}/pool.py"
-    REPORT_DICT_POOL="${REPORT_DIR}/dict_pool.py")
+    REPORT_DICT_POOL="${PROJECT_SOURCE_DIR}/scripts/bench/pool/dict_demo.py")
   add_dependencies(${name} report_family_host forkshim_launcher)
 endfunction()
 

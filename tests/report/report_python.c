@@ -128,7 +128,7 @@ static int line_of(const char *path, const char *text)
 	return line;
 }
 
-/* tests/report/dict_pool.py: a dict of 50,000 entries that 2 fork
+/* scripts/bench/pool/dict_demo.py: a dict of 50,000 entries that 2 fork
  * workers read, observed as "users" (forkshim.observe). */
 static void run_dict_pool(struct host_run *r, const char *guard,
                           unsigned long *pages)
@@ -190,7 +190,7 @@ Test(python, observed_dict_shows_what_each_pool_worker_copied_of_it)
 }
 
 /* Under audit, the report names the dict and the Python line whose reads
- * copied it: the line of score() in dict_pool.py. */
+ * copied it: the line of score() in dict_demo.py. */
 Test(python, audited_dict_pool_names_the_line_that_copied_the_dict)
 {
 	const char *table[] = {REPORT_LAUNCHER, "report", dir, NULL};
@@ -204,7 +204,7 @@ Test(python, audited_dict_pool_names_the_line_that_copied_the_dict)
 
 	run_dict_pool(&r, "audit", &pages);
 	snprintf(site, sizeof(site),
-	         "   top writers (first writes, pages): dict_pool.py:%d in "
+	         "   top writers (first writes, pages): dict_demo.py:%d in "
 	         "score() via ",
 	         line);
 	snprintf(py, sizeof(py),

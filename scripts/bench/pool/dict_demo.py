@@ -4,7 +4,12 @@ reference count, so the workers copy the pages the entries lie on.
 forkshim.observe() freezes those pages for reports, named "users", so
 `forkshim report DIR` shows what each worker copied of the dict, and
 under --guard audit the line that did.  Prints the workers' sum and the
-pages observed."""
+pages observed.  scripts/demo runs it with 200,000 entries (the default is
+50,000; tests/report/report_python.c runs that):
+
+    forkshim --guard audit --report DIR python3 dict_demo.py [ENTRIES]
+    forkshim report DIR
+"""
 import multiprocessing as mp
 import sys
 
