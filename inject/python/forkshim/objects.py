@@ -172,6 +172,9 @@ def _walk(obj, limit):
                 if q != p:
                     pages.update(range(p + 1, q + 1))
                 continue
+            if isinstance(o, dict):
+                # A dict of str keys traverses its values only.
+                todo.extend(dict.keys(o))
             for s, e in _spans(o, k):
                 if e - s >= _BIG:
                     spans.append((s, e))
