@@ -34,6 +34,7 @@ forkshim_add_python_test(test_freeze)
 forkshim_add_python_test(test_share)
 forkshim_add_python_test(test_pools)
 forkshim_add_python_test(test_install)
+forkshim_add_python_test(test_observe)
 # Real pools of every start method, results, lifetimes (a few minutes on a
 # loaded 2-core machine).
 forkshim_add_python_test(test_shared)
