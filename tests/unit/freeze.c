@@ -84,11 +84,14 @@ Test(freeze, wrapping_range_fails_with_einval)
 Test(freeze, unknown_flag_fails_with_einval)
 {
 	unsigned char *p = map_pages(1);
-	/* 0x2 is FORKSHIM_SHARED (SHARED.md). */
+	/* 0x2 is FORKSHIM_SHARED (SHARED.md), 0x4 FORKSHIM_OBSERVE. */
 	static const unsigned bad[] = {
-	    0x4u,        0x8u,
-	    0x80000000u, FORKSHIM_GUARD | 0x4u,
-	    ~0u,         ~(FORKSHIM_GUARD | FORKSHIM_SHARED)};
+	    0x8u,
+	    0x10u,
+	    0x80000000u,
+	    FORKSHIM_GUARD | 0x8u,
+	    ~0u,
+	    ~(FORKSHIM_GUARD | FORKSHIM_SHARED | FORKSHIM_OBSERVE)};
 
 	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
 		char what[40];
@@ -111,6 +114,19 @@ Test(freeze, guard_flag_is_accepted_and_reported_by_info)
 	cr_assert(h != 0, "freeze with FORKSHIM_GUARD: %s", strerror(errno));
 	cr_assert(forkshim_info(h, &info) == 0);
 	cr_expect(info.flags == FORKSHIM_GUARD, "flags %#x", info.flags);
+	cr_expect(forkshim_thaw(h) == 0);
+}
+
+Test(freeze, observe_flag_is_accepted_and_reported_by_info)
+{
+	unsigned char *p = map_pages(1);
+	struct forkshim_info info;
+	forkshim_handle h =
+	    forkshim_freeze(p, page_size(), "o", FORKSHIM_OBSERVE);
+
+	cr_assert(h != 0, "freeze with FORKSHIM_OBSERVE: %s", strerror(errno));
+	cr_assert(forkshim_info(h, &info) == 0);
+	cr_expect(info.flags == FORKSHIM_OBSERVE, "flags %#x", info.flags);
 	cr_expect(forkshim_thaw(h) == 0);
 }
 
