@@ -1506,6 +1506,18 @@ static void print_svg(const struct run *r, FILE *out)
 		fprintf(out, "<text x=\"10\" y=\"%llu\" font-weight=\"bold\">",
 		        y);
 		escape_xml(out, g->name);
+		/* The top writers as the name's tooltip: the drawing's layout
+		 * stays as it is. */
+		for (size_t k = 0; k < g->nsites && k < TOP_WRITERS; k++) {
+			fputs(k ? ", "
+			        : "<title>top writers (first writes, "
+			          "pages): ",
+			      out);
+			escape_xml(out, g->sites[k].name);
+			fprintf(out, " %llu", g->sites[k].pages);
+		}
+		if (g->nsites > 0)
+			fputs("</title>", out);
 		fprintf(out, "</text><text x=\"%d\" y=\"%llu\">%s; %s copied",
 		        LEFT, y, size, cost);
 		if (pct >= 0)
