@@ -229,5 +229,21 @@ Test(python, audited_dict_pool_names_the_line_that_copied_the_dict)
 	cr_expect(strstr(r.out.data, "{\"name\":\"users\",") != NULL &&
 	              strstr(r.out.data, py) != NULL,
 	          "no %s in %s", py, r.out.data);
+	/* --svg: the top writers are the region name's tooltip. */
+	{
+		char svg[96], *text;
+		const char *draw[] = {
+		    REPORT_LAUNCHER, "report", "--svg", svg, dir, NULL};
+
+		snprintf(svg, sizeof(svg), "%s/run.svg", dir);
+		HOST_RUN(&r, draw, .envp = python_env(&e), .timeout_s = 30);
+		cr_assert(host_exited_with(&r, 0), HOST_RUN_FMT,
+		          HOST_RUN_ARGS(r));
+		text = host_read_file(svg, NULL);
+		cr_assert_not_null(text);
+		cr_expect(strstr(text, site + strlen("   ")) != NULL,
+		          "no \"%s\" in %s", site + 3, text);
+		free(text);
+	}
 	host_run_free(&r);
 }
