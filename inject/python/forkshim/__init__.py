@@ -48,6 +48,7 @@ __all__ = [
     "unwrap", "resolve", "visible", "info", "sharing", "prepare_fork",
     "HandleError", "FallbackWarning", "Unresolved", "Info", "Sharing",
     "empty", "zeros", "returns_shared", "SharedWarning", "TOKEN_SIZE",
+    "FrozenMapping",
 ]
 
 
@@ -1574,3 +1575,7 @@ def prepare_fork():
     usual; call gc.unfreeze() to undo it."""
     gc.collect()
     gc.freeze()
+
+
+# A read-only dict in shared memory whose lookups never write to it.
+from .mapping import FrozenMapping  # noqa: E402
