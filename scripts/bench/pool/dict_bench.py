@@ -11,6 +11,7 @@ dict: a str -> tuple dict of N entries ({"user:%08d" % i: (i, i * 0.5,
           drops the dict; each worker receives the mapping as its task's
           argument (a token; start method --methods: fork, forkserver,
           spawn)
+  frozen-keep  the same, the parent keeping its dict (not by default)
 Measured, per W: the summed PSS of the parent and all its descendants once
 every worker has done its lookups (they wait until it is read), against
 the baseline "interpreters + the parent's own dict": the summed PSS of the
@@ -21,7 +22,8 @@ region is in the PSS figures (pages of the sealed memfd that no process
 maps would count nowhere).  Lookup cost: CPU time per lookup in a worker,
 less a loop that makes the same keys without looking them up; "local" is
 that cost on the plain dict in the parent, before any fork (no page
-copies).  Build: the FrozenMapping's construction from the dict (wall and
+copies), and FrozenMapping against dict in the parent after the build,
+alternated.  Build: the FrozenMapping's construction from the dict (wall and
 CPU), next to the dict's own.
 
 frame: a numpy-backed pandas DataFrame of C float64 columns, MIB MiB in
@@ -31,15 +33,17 @@ workers each compute mean, std and a dot product on every column.  Ways:
   share   forkshim.share(df, readonly=True) to a pool made before the data
           (--methods: fork, forkserver, spawn): pickled once into shared
           memory, its columns sealed in place (no copy), read-only views
-  pickle  the frame in each task's arguments (fork pool made before it)
+  pickle  the frame in each task's arguments (fork pool made before it;
+          not by default: minutes)
 Measured: hand-off + compute wall time (share() + pool.map), and the
 summed PSS once every worker is done, against interpreters + the frame.
 
 Each measurement runs in a fresh process under the shim; rounds alternate
 the order of the ways.
 
-    dict_bench.py [--cases dict,frame] [--ways dict,frozen]
-                  [--frame-ways global,share,pickle] [--methods fork]
+    dict_bench.py [--cases dict,frame] [--ways dict,frozen,frozen-keep]
+                  [--frame-ways global,share,pickle]
+                  [--methods fork,forkserver,spawn]
                   [--workers 2,4] [--entries N] [--lookups L]
                   [--frame-mib M] [--repeat R] [--json FILE]
 """
@@ -190,7 +194,7 @@ def measure_dict(way, method, workers_list, n, count):
     cpu, bad = lookup_loop(d, n, count, 7, True)
     base, _ = lookup_loop(d, n, count, 7, False)
     row["local_us"] = (cpu - base) / count * 1e6
-    if way == "frozen":
+    if way in ("frozen", "frozen-keep"):
         c0 = time.process_time()
         t0 = time.perf_counter()
         obj = forkshim.FrozenMapping(d)
@@ -199,9 +203,22 @@ def measure_dict(way, method, workers_list, n, count):
         row["region_mib"] = obj.nbytes / MIB / MIB
         row["parent_peak_mib"] = resource.getrusage(
             resource.RUSAGE_SELF).ru_maxrss / MIB
-        del d
-        gc.collect()
         sum(obj._region[::4096])  # maps every page here (see above)
+        # Lookup CPU here, FrozenMapping and dict alternated (A B A B).
+        pairs = []
+        for r in range(2):
+            a, _ = lookup_loop(obj, n, count, 8 + r, True)
+            b, _ = lookup_loop(d, n, count, 8 + r, True)
+            c, _ = lookup_loop(d, n, count, 8 + r, False)
+            pairs.append(((a - c) / count * 1e6, (b - c) / count * 1e6))
+        row["local_pairs_us"] = pairs
+        if way == "frozen":
+            del d
+            gc.collect()
+        else:
+            _OBJ = d  # the parent keeps its dict
+            del d
+            forkshim.prepare_fork()
         send = obj
     else:
         _OBJ = d
@@ -311,7 +328,7 @@ def main():
     ap.add_argument("--one", help=argparse.SUPPRESS)
     ap.add_argument("--cases", default="dict,frame")
     ap.add_argument("--ways", default="dict,frozen")
-    ap.add_argument("--frame-ways", default="global,share,pickle")
+    ap.add_argument("--frame-ways", default="global,share")
     ap.add_argument("--methods", default="fork")
     ap.add_argument("--workers", default="2,4")
     ap.add_argument("--entries", type=int, default=3000000)
@@ -340,7 +357,7 @@ def main():
     specs = []
     if "dict" in cases:
         for way in args.ways.split(","):
-            for m in (methods if way == "frozen" else ["fork"]):
+            for m in (methods if way.startswith("frozen") else ["fork"]):
                 specs.append({"case": "dict", "way": way, "method": m,
                               "workers": workers, "entries": args.entries,
                               "lookups": args.lookups})
@@ -410,7 +427,8 @@ def report(rows, workers):
                                     for r in rs),
                   statistics.median(r["dict_build_s"] for rs in g.values()
                                     for r in rs)))
-        fz = [r for (way, _), rs in g.items() if way == "frozen" for r in rs]
+        fz = [r for (way, _), rs in g.items() if way.startswith("frozen")
+              for r in rs]
         if fz:
             b = [r["build_s"] for r in fz]
             print("FrozenMapping: %.0f MiB region, built in %.1f s%s wall, "
@@ -418,15 +436,24 @@ def report(rows, workers):
                       fz[0]["region_mib"], statistics.median(b), spread(b),
                       statistics.median(r["build_cpu_s"] for r in fz),
                       max(r["parent_peak_mib"] for r in fz)))
+        lp = [p for rs in g.values() for r in rs
+              for p in r.get("local_pairs_us", ())]
+        if lp:
+            ratios = [a / b for a, b in lp]
+            print("lookup CPU in the parent, FrozenMapping / dict, "
+                  "alternated: %.2f us / %.2f us = %.2fx%s" % (
+                      statistics.median(a for a, _ in lp),
+                      statistics.median(b for _, b in lp),
+                      statistics.median(ratios), spread(ratios)))
         for (way, m), rs in g.items():
-            if way == "frozen" and ("dict", "fork") in g:
+            if way.startswith("frozen") and ("dict", "fork") in g:
                 for w in workers:
                     a = [r["w%d" % w]["lookup_us"] for r in rs]
                     d = [r["w%d" % w]["lookup_us"] for r in g[("dict",
                                                                 "fork")]]
                     pairs = [x / y for x, y in zip(a, d)]
-                    print("lookup cost frozen (%s) / inherited dict, %d "
-                          "workers: %.2fx%s" % (m, w,
+                    print("lookup CPU in a worker, %s (%s) / inherited "
+                          "dict, %d workers: %.2fx%s" % (way, m, w,
                                                 statistics.median(pairs),
                                                 spread(pairs)))
     g = group("frame")
