@@ -14,14 +14,19 @@ import errno
 import multiprocessing
 import os
 import pickle
+import re
 import resource
 import signal
+import subprocess
+import sys
+import tempfile
 import threading
 import unittest
 
 import workers
 # ModeTest: imported to run here too (checks the shim's presence).
-from support import SHIM, ModeTest, Recorder, forkshim, in_child, needs_shim
+from support import (REPO, SHIM, ModeTest, Recorder, forkshim, in_child,
+                     needs_shim)
 
 FrozenMapping = forkshim.FrozenMapping
 METHODS = ("fork", "forkserver", "spawn")
@@ -399,14 +404,10 @@ class Pools(unittest.TestCase):
         else:  # by value, said once per mapping
             self.assertEqual(len(rec.fallbacks), 1)
 
-    def test_fork_pool(self):
-        self.check_method("fork")
-
-    def test_forkserver_pool(self):
-        self.check_method("forkserver")
-
-    def test_spawn_pool(self):
-        self.check_method("spawn")
+    def test_pools_of_every_start_method(self):
+        for method in METHODS:
+            with self.subTest(method=method):
+                self.check_method(method)
 
     def test_executors(self):
         fm = FrozenMapping(self.d)
@@ -510,6 +511,34 @@ class PagesStayShared(unittest.TestCase):
         for n, grown in out:
             self.assertEqual(n, self.N)
             self.assertGreater(grown, 4096, "KiB of private dirty memory")
+
+
+class ReadmeExample(unittest.TestCase):
+    """README's FrozenMapping example runs as printed, but for its size."""
+
+    def test_example(self):
+        with open(os.path.join(REPO, "README.md")) as f:
+            text = f.read()
+        start = text.index("### `forkshim.FrozenMapping`")
+        code = re.search(r"```py\n(.*?)```", text[start:], re.S).group(1)
+        self.assertIn("3_000_000", code)
+        code = code.replace("3_000_000", "30_000")
+        with tempfile.TemporaryDirectory() as tmp:
+            path = os.path.join(tmp, "example.py")
+            with open(path, "w") as f:
+                f.write(code)
+            env = dict(os.environ, PYTHONPATH=os.path.join(
+                REPO, "inject", "python"))
+            run = subprocess.run([sys.executable, path], env=env,
+                                 stdout=subprocess.PIPE,
+                                 stderr=subprocess.PIPE, timeout=WAIT)
+        err = run.stderr.decode()
+        self.assertEqual(run.returncode, 0, err)
+        if SHIM:
+            self.assertNotIn("Warning", err)
+        sums = eval(run.stdout.decode())
+        self.assertEqual(len(sums), 4)
+        self.assertEqual(sum(sums), sum(range(0, 30000, 1000)))
 
 
 if __name__ == "__main__":
