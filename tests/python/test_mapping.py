@@ -310,6 +310,28 @@ class Errors(unittest.TestCase):
                 FrozenMapping({"ok": 1, "bad key": value})
             self.assertIn("'bad key' cannot be pickled", str(cm.exception))
 
+    def test_keys_a_dict_would_take_for_one(self):
+        class Pairs(collections.abc.Mapping):
+            """A mapping that tells 1 from 1.0 (a dict would not)."""
+
+            def __init__(self, pairs):
+                self.pairs = pairs
+
+            def __getitem__(self, key):
+                for k, v in self.pairs:
+                    if type(k) is type(key) and k == key:
+                        return v
+                raise KeyError(key)
+
+            def __iter__(self):
+                return iter([k for k, _ in self.pairs])
+
+            def __len__(self):
+                return len(self.pairs)
+
+        with self.assertRaisesRegex(ValueError, "two keys .* equal"):
+            FrozenMapping(Pairs([(1, "a"), ("x", "b"), (1.0, "c")]))
+
     def test_key_too_long(self):
         with self.assertRaisesRegex(ValueError, "limit is"):
             FrozenMapping({"k" * (1 << 20): 1})

@@ -179,7 +179,7 @@ def _strip(vb):
 
 # ------------------------------------------------------------ the build
 
-def _serialize(items, n_hint):
+def _serialize(items):
     """(data, table, hashes, n) for the items: data a bytearray of the
     entries, table array('Q') of their words (plus the end), hashes
     array('I') of their keys' CRC-32."""
@@ -309,15 +309,15 @@ class FrozenMapping(collections.abc.Mapping):
 
     def __init__(self, source=(), name="FrozenMapping"):
         if isinstance(source, FrozenMapping):
-            items, n = source._iter_entries(True, True), len(source)
+            items = source._iter_entries(True, True)
         elif isinstance(source, collections.abc.Mapping):
-            items, n = source.items(), len(source)
+            items = source.items()
         elif hasattr(source, "keys"):
-            items, n = ((k, source[k]) for k in source.keys()), None
+            items = ((k, source[k]) for k in source.keys())
         else:
             source = dict(source)
-            items, n = source.items(), len(source)
-        data, table, hashes, count = _serialize(items, n)
+            items = source.items()
+        data, table, hashes, count = _serialize(items)
         del items, source
         slots = _index(data, table, hashes, count)
         del hashes
