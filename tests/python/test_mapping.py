@@ -352,6 +352,18 @@ class Errors(unittest.TestCase):
                          r"[0-9.]+ MiB of shared memory: "
                          r"forkshim_alloc\([0-9]+\) failed: E[A-Z]+")
 
+    @needs_shim
+    def test_fork_while_another_thread_unpickles(self):
+        fm = FrozenMapping({"a": 1})
+        blob = pickle.dumps(fm)
+
+        def child():
+            signal.alarm(20)  # a deadlock kills the child: a failure
+            return pickle.loads(blob)["a"]
+        mapping = sys.modules["forkshim.mapping"]
+        with mapping._lock:  # as a thread inside a mapping's unpickling
+            self.assertEqual(in_child(child), 1)
+
     def test_use_after_release(self):
         fm = FrozenMapping({"a": 1})
         fm.release()

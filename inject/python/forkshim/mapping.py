@@ -270,6 +270,17 @@ _RECENT_MAX = 8
 _lock = threading.Lock()
 
 
+def _new_lock():
+    # A child forked while another thread unpickled a mapping must not
+    # inherit the lock taken.
+    global _lock
+    _lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_new_lock)
+
+
 class _ItemsView(collections.abc.ItemsView):
     __slots__ = ()
 
