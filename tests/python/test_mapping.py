@@ -491,13 +491,14 @@ class PagesStayShared(unittest.TestCase):
 
     def run_workers(self, method, obj, send):
         ctx = multiprocessing.get_context(method)
-        started, release = ctx.SimpleQueue(), ctx.Event()
+        started, release = ctx.Queue(), ctx.Event()
         keys = list(self.d)
         with ctx.Pool(2, initializer=hold_init,
                       initargs=(started, release)) as pool:
             res = pool.map_async(look_and_hold,
                                  [(send, keys), (send, keys)], chunksize=1)
-            there = [started.get(), started.get()]
+            # A worker that died fails the test (queue.Empty), not hangs it.
+            there = [started.get(timeout=WAIT), started.get(timeout=WAIT)]
             seen = {}
             if isinstance(obj, FrozenMapping):
                 seen["sharing"] = obj.sharing()
