@@ -29,6 +29,7 @@ $lib/libforkshim.so.1 -> libforkshim.so.$version
 $lib/pkgconfig/forkshim.pc
 $py/__init__.py
 $py/__main__.py
+$py/mapping.py
 $py/objects.py
 $py/libforkshim.so.1 -> ../../../$arch/libforkshim.so.1
 usr/share/man/man1/forkshim.1.gz"

@@ -35,6 +35,10 @@ forkshim_add_python_test(test_share)
 forkshim_add_python_test(test_pools)
 forkshim_add_python_test(test_install)
 forkshim_add_python_test(test_observe)
+# FrozenMapping: real pools of every start method.
+forkshim_add_python_test(test_mapping)
+set_tests_properties(python_test_mapping_shim python_test_mapping_plain
+  PROPERTIES TIMEOUT 300)
 # Real pools of every start method, results, lifetimes (a few minutes on a
 # loaded 2-core machine).
 forkshim_add_python_test(test_shared)

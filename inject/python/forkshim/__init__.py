@@ -48,7 +48,7 @@ __all__ = [
     "unwrap", "resolve", "visible", "info", "sharing", "prepare_fork",
     "HandleError", "FallbackWarning", "Unresolved", "Info", "Sharing",
     "empty", "zeros", "returns_shared", "SharedWarning", "TOKEN_SIZE",
-    "observe", "Observed",
+    "observe", "Observed", "FrozenMapping",
 ]
 
 
@@ -1578,3 +1578,6 @@ def prepare_fork():
 
 
 from .objects import Observed, observe  # noqa: E402  (uses the names above)
+
+# A read-only dict in shared memory whose lookups never write to it.
+from .mapping import FrozenMapping  # noqa: E402
