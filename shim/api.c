@@ -70,7 +70,11 @@ FORKSHIM_API int forkshim_thaw(forkshim_handle h)
 {
 	forkshim_ensure_init();
 	STORE_USED();
-	return table_thaw(h); /* shared regions: shared.c's table hook */
+	int r = table_thaw(h); /* shared regions: shared.c's table hook */
+
+	if (r == 0)
+		shared_thawed(h);
+	return r;
 }
 
 /* The three readers must stay async-signal-safe: no pthread_once here

@@ -14,9 +14,12 @@
  *     an O_RDONLY reopen of /proc/self/fd/N, so no mapping of it can ever
  *     be made writable again).
  * then sealed F_SEAL_WRITE | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL.
- * F_SEAL_WRITE fails with EBUSY while any process maps it writable (a
- * child forked between alloc and freeze keeps such a mapping): freeze then
- * answers EBUSY and changes nothing.  Every read-only mapping anyone makes
+ * F_SEAL_WRITE fails with EBUSY while any process maps it writable: the
+ * writable mapping of forkshim_alloc is MADV_DONTFORK, so a child forked
+ * meanwhile does not keep one (it finds the range free and maps the
+ * frozen region there by late deref); a process that maps the memfd
+ * writable itself (through /proc/PID/fd/N) makes freeze answer EBUSY and
+ * change nothing.  Every read-only mapping anyone makes
  * is of an O_RDONLY descriptor: no VM_MAYWRITE, so mprotect cannot make it
  * writable, /proc/PID/mem cannot write through it, and the seal forbids
  * write(2), pwrite, a writable shared mapping and hole punching.
@@ -92,6 +95,9 @@ int shared_export(forkshim_handle h, struct forkshim_token *out);
 const void *shared_import(const struct forkshim_token *tok, unsigned flags,
                           size_t *len);
 int shared_release(const void *addr);
+/* After table_thaw(h) returned (forkshim_thaw): unmaps the forkshim_alloc
+ * memory of a region that thaw took out of the table.  Async-signal-safe. */
+void shared_thawed(forkshim_handle h);
 
 /* Registers the table hook (init's core step): the last thaw of a shared
  * region drops the owner's references (thawing), and a fork of a process

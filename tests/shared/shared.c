@@ -719,28 +719,83 @@ Test(shared, guard_reports_a_write_in_an_importer)
 	cr_assert(forkshim_thaw(h) == 0);
 }
 
+/* The descriptor of this process that names memfd `name` (inherited). */
+static int memfd_named(const char *name)
+{
+	char path[64], target[256], want[128];
+	int n = snprintf(want, sizeof(want), "/memfd:%s (deleted)", name);
+
+	for (int fd = 0; fd < 4096; fd++) {
+		ssize_t r;
+
+		snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+		r = readlink(path, target, sizeof(target) - 1);
+		if (r == n && memcmp(target, want, (size_t)n) == 0)
+			return fd;
+	}
+	return -1;
+}
+
+/* A child forked by another thread between alloc and freeze does not
+ * stop the freeze (the writable mapping is not inherited: freeze used to
+ * answer EBUSY until that child exited); the child finds the range free
+ * and maps the frozen region there.  A process that maps the memfd
+ * writable itself does stop it: EBUSY, and nothing changes. */
 Test(shared, alloc_release_and_busy_freeze)
 {
-	unsigned char *p = forkshim_alloc(MIB, "busy");
-	int fds[2], st;
+	unsigned char *p = forkshim_alloc(MIB, "busy"), *q;
+	int fds[2], back[2], st, fd;
+	forkshim_handle h;
+	uint64_t want;
 	pid_t pid;
 	char c;
 
 	cr_assert(p != NULL);
 	cr_expect(forkshim_alloc(0, NULL) == NULL && errno == EINVAL);
-	cr_assert(pipe(fds) == 0);
+	fill(p, MIB, 7);
+	want = checksum(p, MIB);
+	cr_assert(pipe(fds) == 0 && pipe(back) == 0);
 	pid = fork();
-	if (pid == 0) { /* keeps a writable mapping until told */
+	if (pid == 0) { /* born between alloc and freeze */
+		const void *at;
+		size_t len = 0;
+
+		if (read_all(fds[0], &h, sizeof(h)) < 0)
+			_exit(2);
+		at = forkshim_deref(h, &len);
+		_exit(at == p && len == MIB && checksum(at, len) == want ? 0
+		                                                         : 1);
+	}
+	h = forkshim_freeze(p, MIB, "busy", FORKSHIM_SHARED);
+	cr_expect(h != 0, "freeze with a child born after alloc: errno %d",
+	          errno);
+	write_all(fds[1], &h, sizeof(h));
+	cr_assert(waitpid(pid, &st, 0) == pid);
+	cr_expect(WIFEXITED(st) && WEXITSTATUS(st) == 0,
+	          "the child's late deref at the alloc's address: %#x", st);
+	cr_expect(forkshim_thaw(h) == 0);
+
+	q = forkshim_alloc(MIB, "busy2");
+	cr_assert(q != NULL);
+	pid = fork();
+	if (pid == 0) { /* maps it writable, on purpose */
+		fd = memfd_named("busy2");
+		if (fd < 0 || mmap(NULL, MIB, PROT_READ | PROT_WRITE,
+		                   MAP_SHARED, fd, 4096) == MAP_FAILED)
+			_exit(1);
+		write_all(back[1], "r", 1);
 		read(fds[0], &c, 1);
 		_exit(0);
 	}
-	cr_expect(forkshim_freeze(p, MIB, NULL, FORKSHIM_SHARED) == 0 &&
+	cr_assert(read_all(back[0], &c, 1) == 0, "the child could not map it");
+	cr_expect(forkshim_freeze(q, MIB, NULL, FORKSHIM_SHARED) == 0 &&
 	          errno == EBUSY);
-	p[0] = 1; /* still ours, still writable */
+	q[0] = 1; /* still ours, still writable */
 	write_all(fds[1], "x", 1);
 	cr_assert(waitpid(pid, &st, 0) == pid);
-	cr_expect(forkshim_release(p) == 0);
-	cr_expect(forkshim_release(p) == -1 && errno == EINVAL);
+	cr_expect(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	cr_expect(forkshim_release(q) == 0);
+	cr_expect(forkshim_release(q) == -1 && errno == EINVAL);
 }
 
 /* ---- no leaks after kill -9 ---- */
