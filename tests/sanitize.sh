@@ -102,9 +102,11 @@ if [ "$tsan" = 1 ]; then
   # crash there, so these runs keep TSan's default handle_* options).
   export TSAN_OPTIONS="halt_on_error=1:die_after_fork=0:second_deadlock_stack=1"
   # A table of 32 slots reuses them all the time: readers (info) then race
-  # the refilling of a slot, which found the plain stores of freeze.
+  # the refilling of a slot, which found the plain stores of freeze.  The
+  # shared mode holds up to 40 regions at once (24 private, 12 shared, a
+  # child's own two): 48 slots.
   for run in "mix 10" "mix 10" "32 mix 10" "32 mix 10" "signalmt 150" \
-    "shared 10" "shared 10" "32 shared 10"; do
+    "shared 10" "shared 10" "48 shared 10" "48 shared 10"; do
     echo "-- stress_host $run"
     regions=${run%% *}
     case "$regions" in [0-9]*) run=${run#* } ;; *) regions= ;; esac

@@ -800,14 +800,17 @@ Test(shared, alloc_release_and_busy_freeze)
 
 /* ---- no leaks after kill -9 ---- */
 
-static long shmem_kib(void)
+/* A /proc/meminfo field ("Shmem:", "MemAvailable:") in kB. */
+static long meminfo_kib(const char *field)
 {
 	FILE *f = fopen("/proc/meminfo", "r");
 	char line[128];
+	size_t n = strlen(field);
 	long v = -1;
 
 	while (f != NULL && fgets(line, sizeof(line), f) != NULL)
-		if (sscanf(line, "Shmem: %ld kB", &v) == 1)
+		if (strncmp(line, field, n) == 0 &&
+		    sscanf(line + n, "%ld kB", &v) == 1)
 			break;
 	if (f != NULL)
 		fclose(f);
@@ -865,7 +868,8 @@ static int kill_9_once(size_t len)
 {
 	int ready[2], kready[2], st;
 	pid_t root;
-	long base, held, after = -1;
+	long base, held, after = -1, avail_base, avail_held, avail_after;
+	long kib = (long)(len / 1024);
 	unsigned long ino = 0;
 	char c;
 
@@ -873,7 +877,8 @@ static int kill_9_once(size_t len)
 	 * either order. */
 	cr_assert(pipe(ready) == 0);
 	cr_assert(pipe(kready) == 0);
-	base = shmem_kib();
+	base = meminfo_kib("Shmem:");
+	avail_base = meminfo_kib("MemAvailable:");
 	root = fork();
 	cr_assert(root >= 0);
 	if (root == 0) {
@@ -923,7 +928,8 @@ static int kill_9_once(size_t len)
 		waitpid(root, &st, 0);
 		cr_assert_fail("the family did not start (status %#x)", st);
 	}
-	held = shmem_kib();
+	held = meminfo_kib("Shmem:");
+	avail_held = meminfo_kib("MemAvailable:");
 	if (!inode_in_use(ino)) {
 		kill(-root, SIGKILL);
 		waitpid(root, &st, 0);
@@ -937,27 +943,44 @@ static int kill_9_once(size_t len)
 	for (int i = 0; i < 600 && inode_in_use(ino); i++)
 		usleep(50000);
 	cr_assert(!inode_in_use(ino), "a process still holds the memfd");
-	after = shmem_kib();
+	/* And the counters a moment to follow (freed pages reach
+	 * MemAvailable through per-cpu lists): up to 2 s. */
+	for (int i = 0; i < 40; i++) {
+		after = meminfo_kib("Shmem:");
+		avail_after = meminfo_kib("MemAvailable:");
+		if (after - base <= kib / 8 &&
+		    avail_base - avail_after <= kib / 8)
+			break;
+		usleep(50000);
+	}
 	close(ready[0]);
 	close(ready[1]);
 	close(kready[0]);
 	close(kready[1]);
-	cr_log_info("Shmem %ld kB before, %ld kB holding, %ld kB after", base,
-	            held, after);
-	/* Only the fall is judged, over the short window of the kill: the
-	 * machine's other processes (and this program's other tests, run in
-	 * parallel) allocate and free shmem too. */
-	return held - after >= (long)(len / 1024) * 3 / 4;
+	cr_log_info("Shmem %ld kB before, %ld kB holding, %ld kB after; "
+	            "MemAvailable %ld / %ld / %ld kB",
+	            base, held, after, avail_base, avail_held, avail_after);
+	/* Shmem and MemAvailable fall by the region while the family holds
+	 * it and come back after the kill.  This test runs alone in the
+	 * suite (RUN_SERIAL), but the machine's other processes move the
+	 * figures meanwhile: Shmem by less than 1 MiB in these seconds here
+	 * (judged within 1/4 of the region), MemAvailable by up to 330 MiB
+	 * (other builds and tests: judged within 1/2). */
+	return held - base >= kib * 3 / 4 && held - after >= kib * 3 / 4 &&
+	       after - base <= kib / 4 && avail_base - avail_held >= kib / 2 &&
+	       avail_after - avail_held >= kib / 2 &&
+	       avail_base - avail_after <= kib / 2;
 }
 
 Test(shared, kill_9_of_family_frees_shmem, .timeout = 240)
 {
-	/* 256 MiB, not the issue's 1 GiB: filling shmem costs seconds per
-	 * GiB on this loaded 2-core machine. */
+	/* The issue's 1 GiB.  Three tries: a try fails when something else
+	 * on the machine moved 256 MiB in the same seconds. */
 	int ok = 0;
 
 	for (int attempt = 0; attempt < 3 && !ok; attempt++)
-		ok = kill_9_once(256 * MIB);
-	cr_expect(ok, "Shmem did not fall by 3/4 of 256 MiB at the kill in 3 "
-	              "tries (see the log: other processes move it too)");
+		ok = kill_9_once(1024 * MIB);
+	cr_expect(ok, "Shmem and MemAvailable did not fall by 1 GiB while "
+	              "the family held it and come back after the kill, in 3 "
+	              "tries (see the log)");
 }

@@ -582,8 +582,11 @@ static uint64_t sh_freeze(struct shinfo *in, unsigned char *priv)
 	in_write = 0;
 	count_check();
 	if (h == 0) {
-		fail("shared freeze of %u bytes (alloc %u): errno %d", in->len,
-		     in->alloc, errno);
+		/* A table capped small (FORKSHIM_MAX_REGIONS, the TSan runs)
+		 * is full at times: ENOMEM, nothing frozen. */
+		if (!(errno == ENOMEM && getenv("FORKSHIM_MAX_REGIONS")))
+			fail("shared freeze of %u bytes (alloc %u): errno %d",
+			     in->len, in->alloc, errno);
 		if (in->alloc && forkshim_release(p) != 0)
 			fail("release of an unfrozen alloc: errno %d", errno);
 		return 0;
@@ -1094,7 +1097,8 @@ static void run_level(int level, int forks)
 				fail("late probe thaw: errno %d", errno);
 			/* The child's result, after it was reaped; the next
 			 * child imports it too. */
-			if (rep.result.h == 0 && level + 1 == depth)
+			if (rep.result.h == 0 && level + 1 == depth &&
+			    !getenv("FORKSHIM_MAX_REGIONS"))
 				fail("child %d left no shared result",
 				     (int)pid);
 			if (rep.result.h != 0)
