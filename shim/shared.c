@@ -1074,6 +1074,26 @@ int shared_info_late(forkshim_handle h, struct forkshim_info *out)
 int shared_mapped_at(uintptr_t addr, struct forkshim_info *out)
 {
 	struct import *im = LOAD_ACQ(&imports);
+	struct owned *o = LOAD_ACQ(&owned);
+
+	/* forkshim_alloc memory frozen here, or by an ancestor before our
+	 * birth (its read-only mapping is inherited). */
+	for (unsigned i = 0; o != NULL && i < OWNED_MAX; i++) {
+		struct owned c;
+
+		if (LOAD_ACQ(&o[i].state) != OWN_FROZEN)
+			continue;
+		owned_load(&c, &o[i]);
+		if (!c.alloc || addr < c.map || addr - c.map >= c.maplen)
+			continue;
+		if (table_info(c.handle, out) != 0)
+			memset(out, 0, sizeof(*out));
+		out->addr = (const void *)c.addr;
+		out->len = c.len;
+		out->owner = c.freezer;
+		out->flags = FORKSHIM_SHARED;
+		return 1;
+	}
 
 	for (unsigned i = 0; im != NULL && i < IMPORTS_MAX; i++) {
 		struct import *e = &im[i], c;

@@ -86,7 +86,8 @@ const void *shared_deref_late(forkshim_handle h, size_t *len);
 /* forkshim_info for such a handle; -1 with errno ENOENT when it is not. */
 int shared_info_late(forkshim_handle h, struct forkshim_info *out);
 /* For the guard's fault handler: 1 when addr lies in a shared region this
- * process mapped by import or late deref (out: its data range, name and
+ * process maps read-only (forkshim_alloc memory frozen here or by an
+ * ancestor, an import, a late deref; out: its data range, name and
  * freezer), else 0.  Async-signal-safe. */
 int shared_mapped_at(uintptr_t addr, struct forkshim_info *out);
 /* Whether h names a shared region this process knows (info's flag). */

@@ -107,6 +107,48 @@ static int do_scribble(const char *hex)
 	return 4;
 }
 
+/* Freezes 1 MiB of forkshim_alloc memory shared and writes one byte of
+ * it: here (the owner), or in a child forked before the freeze that
+ * resolves it by plain deref ("late").  The writer must die of SIGSEGV. */
+static int do_scribble_own(int late)
+{
+	unsigned char *p = forkshim_alloc(1 << 20, "own-scribbled");
+	forkshim_handle h;
+	int fds[2], st;
+	pid_t pid = -1;
+
+	if (p == NULL || pipe(fds) != 0)
+		return 2;
+	if (late) {
+		pid = fork();
+		if (pid == 0) {
+			unsigned char *q;
+
+			if (read(fds[0], &h, sizeof(h)) != sizeof(h))
+				_exit(2);
+			q = (unsigned char *)forkshim_deref(h, NULL);
+			if (q == NULL)
+				_exit(3);
+			q[100] = 1;
+			_exit(4);
+		}
+	}
+	fill(p, 1 << 20, 3);
+	h = forkshim_freeze(p, 1 << 20, "own-scribbled", FORKSHIM_SHARED);
+	if (h == 0)
+		return 3;
+	if (!late) {
+		p[100] = 1;
+		return 4;
+	}
+	if (write(fds[1], &h, sizeof(h)) != sizeof(h) ||
+	    waitpid(pid, &st, 0) != pid)
+		return 5;
+	if (WIFSIGNALED(st))
+		raise(WTERMSIG(st)); /* the child's death, as ours */
+	return 6;
+}
+
 int main(int argc, char **argv)
 {
 	setvbuf(stdout, NULL, _IOLBF, 0);
@@ -119,6 +161,8 @@ int main(int argc, char **argv)
 		return do_write(argv[2]);
 	if (argc >= 3 && strcmp(argv[1], "scribble") == 0)
 		return do_scribble(argv[2]);
+	if (argc >= 2 && strcmp(argv[1], "scribble-own") == 0)
+		return do_scribble_own(argc > 2 && !strcmp(argv[2], "late"));
 	fprintf(stderr, "usage: shared_worker import|owner|write ARG\n");
 	return 2;
 }
