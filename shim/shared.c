@@ -1114,6 +1114,65 @@ int shared_mapped_at(uintptr_t addr, struct forkshim_info *out)
 	return 0;
 }
 
+int shared_identity(forkshim_handle h, uint64_t *dev, uint64_t *ino)
+{
+	struct owned *o = owned_by_handle(h);
+	struct owned c;
+
+	if (o == NULL)
+		return 0;
+	owned_load(&c, o);
+	if (LOAD_ACQ(&o->state) != OWN_FROZEN || c.handle != h || !c.alloc)
+		return 0;
+	*dev = c.dev;
+	*ino = c.ino;
+	return 1;
+}
+
+int shared_next_mapped(uint32_t *slot, struct forkshim_info *out,
+                       forkshim_handle *h, uint64_t *dev, uint64_t *ino)
+{
+	struct import *im = LOAD_ACQ(&imports);
+	struct directory *d = LOAD_ACQ(&dir);
+
+	for (; im != NULL && *slot < IMPORTS_MAX; (*slot)++) {
+		struct import c;
+		struct dir_slot ds;
+		int dead, seen = 0;
+
+		if (LOAD_ACQ(&im[*slot].state) != 2)
+			continue;
+		import_load(&c, &im[*slot]);
+		if (c.borrowed)
+			continue; /* the freezer's own mapping: its table's */
+		for (unsigned k = 0; k < *slot && !seen; k++) {
+			struct import e;
+
+			if (LOAD_ACQ(&im[k].state) != 2)
+				continue;
+			import_load(&e, &im[k]);
+			seen = !e.borrowed && e.dev == c.dev && e.ino == c.ino;
+		}
+		if (seen)
+			continue; /* mapped twice here: once is its figures */
+		memset(out, 0, sizeof(*out));
+		out->addr = (const void *)c.data;
+		out->len = c.len;
+		out->owner = c.owner;
+		out->flags = FORKSHIM_SHARED;
+		memcpy(out->name, c.name, sizeof(out->name));
+		*h = c.handle;
+		if (*h == 0 && d != NULL &&
+		    dir_find(d, 0, c.ino, &ds, &dead) == 0 && ds.dev == c.dev)
+			*h = ds.handle;
+		*dev = c.dev;
+		*ino = c.ino;
+		(*slot)++;
+		return 1;
+	}
+	return 0;
+}
+
 int shared_is_shared(forkshim_handle h)
 {
 	return owned_by_handle(h) != NULL;

@@ -90,6 +90,18 @@ int shared_info_late(forkshim_handle h, struct forkshim_info *out);
  * ancestor, an import, a late deref; out: its data range, name and
  * freezer), else 0.  Async-signal-safe. */
 int shared_mapped_at(uintptr_t addr, struct forkshim_info *out);
+/* For the reports (async-signal-safe).  shared_identity: 1 when h is
+ * forkshim_alloc memory frozen shared, here or by an ancestor before our
+ * birth (its table entry names the memfd's pages), with the memfd's
+ * identity; 0 for anything else (a copy-freeze's entry names the
+ * freezer's private bytes).  shared_next_mapped: the next region this
+ * process maps by import or late deref, from *slot on (moved past it),
+ * other than the freezer's own mapping, once per memfd: its data range,
+ * length, freezer and name in out, its handle (0 when unknown) and
+ * identity; 0 when there are no more. */
+int shared_identity(forkshim_handle h, uint64_t *dev, uint64_t *ino);
+int shared_next_mapped(uint32_t *slot, struct forkshim_info *out,
+                       forkshim_handle *h, uint64_t *dev, uint64_t *ino);
 /* Whether h names a shared region this process knows (info's flag). */
 int shared_is_shared(forkshim_handle h);
 int shared_export(forkshim_handle h, struct forkshim_token *out);

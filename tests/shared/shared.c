@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "forkshim.h"
+#include "run_host.h"
 #include "shared_common.h"
 
 #define MIB (1ul << 20)
@@ -836,6 +837,101 @@ Test(shared, alloc_release_and_busy_freeze)
 	cr_expect(WIFEXITED(st) && WEXITSTATUS(st) == 0);
 	cr_expect(forkshim_release(q) == 0);
 	cr_expect(forkshim_release(q) == -1 && errno == EINVAL);
+}
+
+/* ---- reports ---- */
+
+/* The per-process reports and `forkshim report` of a family around one
+ * shared region (worker.c, do_family): every process that maps it has
+ * its line, with the memfd's identity and nothing exclusive; the family
+ * report shows it once, mapped by the owner, a late child, an exec'd
+ * importer and a forked child, nothing copied, 100% shared. */
+Test(shared, reports_count_every_process_that_maps_a_shared_region)
+{
+	char dir[] = "/tmp/forkshim-shared-report-XXXXXX", out[4096],
+	     json[16384], path[128], memfd[64] = "";
+	int fds[2], st, pids[4], bad = -1;
+	ssize_t n, got = 0;
+	pid_t pid;
+	const char *at;
+
+	cr_assert(mkdtemp(dir) != NULL);
+	cr_assert(pipe(fds) == 0);
+	pid = fork();
+	if (pid == 0) {
+		dup2(fds[1], 1);
+		setenv("FORKSHIM_REPORT", dir, 1);
+		unsetenv("FORKSHIM_GUARD");
+		execl(SHARED_WORKER, SHARED_WORKER, "family", (char *)NULL);
+		_exit(127);
+	}
+	close(fds[1]);
+	while ((n = read(fds[0], out + got, sizeof(out) - 1 - (size_t)got)) > 0)
+		got += n;
+	out[got] = '\0';
+	close(fds[0]);
+	cr_assert(waitpid(pid, &st, 0) == pid);
+	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "status %#x: %s", st,
+	          out);
+	at = strstr(out, "pids ");
+	cr_assert(at != NULL &&
+	              sscanf(at, "pids %d %d %d %d bad %d", &pids[0], &pids[1],
+	                     &pids[2], &pids[3], &bad) == 5 &&
+	              bad == 0,
+	          "%s", out);
+	for (int i = 0; i < 4; i++) {
+		static const char *const who[] = {
+		    "owner", "late child", "exec'd importer", "forked child"};
+		char *text, *m, *r;
+		unsigned long long res, shr, exc;
+
+		snprintf(path, sizeof(path), "%s/report-%d.jsonl", dir,
+		         pids[i]);
+		text = host_read_file(path, NULL);
+		cr_assert(text != NULL, "%s: no report %s", who[i], path);
+		m = strstr(text, "\"memfd\":\"");
+		r = strstr(text, "\"name\":\"family\"");
+		res = shr = exc = 0;
+		if (r != NULL)
+			r = strstr(r, "\"resident\":");
+		cr_expect(r != NULL && m != NULL &&
+		              sscanf(r,
+		                     "\"resident\":%llu,\"shared\":%llu,"
+		                     "\"exclusive\":%llu",
+		                     &res, &shr, &exc) == 3,
+		          "%s: %s", who[i], text);
+		/* Sealed shared memory: every resident page shared.  The
+		 * owner's read-only mapping was made at its freeze and it did
+		 * not read the region since; the others read it all. */
+		cr_expect(exc == 0 && shr == res && (i == 0 || res == 1024),
+		          "%s: resident %llu shared %llu exclusive %llu",
+		          who[i], res, shr, exc);
+		if (m != NULL) {
+			char id[64];
+
+			sscanf(m + 9, "%63[0-9:]", id);
+			cr_expect(memfd[0] == '\0' || strcmp(id, memfd) == 0,
+			          "%s: memfd %s, not %s", who[i], id, memfd);
+			snprintf(memfd, sizeof(memfd), "%s", id);
+		}
+		free(text);
+	}
+	{
+		const char *const argv[] = {SHARED_LAUNCHER, "report", "--json",
+		                            dir, NULL};
+
+		st = run_worker(argv, json, sizeof(json));
+	}
+	cr_expect(WIFEXITED(st) && WEXITSTATUS(st) == 0, "status %#x", st);
+	at = strstr(json, "\"memfd\":");
+	cr_expect(at != NULL && strstr(at + 1, "\"memfd\":") == NULL,
+	          "one shared region: %s", json);
+	cr_expect(strstr(json,
+	                 "\"mapped_by\":4,\"copied_pages\":0,"
+	                 "\"copied_bytes\":0,\"shared_percent\":100.00") !=
+	              NULL,
+	          "%s", json);
+	host_rmtree(dir);
 }
 
 /* ---- no leaks after kill -9 ---- */
