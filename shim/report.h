@@ -6,13 +6,19 @@
  *    "exe":"PATH","page_size":S}                                 first
  *   {"type":"region","name":"NAME","handle":"0x..","addr":"0x..",
  *    "size":BYTES,"owner":O,"pages":N,"resident":N,"shared":N,
- *    "exclusive":N,"swapped":N}               one per live frozen region
+ *    "exclusive":N,"swapped":N[,"memfd":"DEV:INO"]}
+ *                          one per live frozen region, then one per shared
+ *                          region mapped here by import or late deref
  *   {"type":"end","how":"exit|_exit|signal|killed","status":N,
  *    "signal":S}                                                  last
  *
  * B is the line's freeze count at the process's birth (0 for the process
  * that froze first, and for one born before any freeze).  The region
  * figures are forkshim_sharing's, in pages, taken as the process ends.
+ * "memfd" marks a shared region's sealed memory (forkshim_alloc memory,
+ * or a copy mapped by an importer; a copy-freeze's own entry names the
+ * freezer's private bytes and has none): its identity, the same in every
+ * process, and every resident page counts as shared (never copied).
  * "how": exit (exit() or return from main: status is exit's argument),
  * _exit (_exit or _Exit), signal (a fatal signal whose disposition was the
  * default: the figures are taken in our handler, then the process dies of
