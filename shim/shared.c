@@ -177,6 +177,19 @@ static uint64_t fork_gen;
 static struct directory *dir;  /* inherited: MAP_SHARED */
 static struct owned *owned;    /* OWNED_MAX entries, made on first use */
 static struct import *imports; /* IMPORTS_MAX, made on first use */
+/* Entries [0, hi) have been claimed at some time: scans stop there, so
+ * the pages past it are never touched and a fork has no page tables of
+ * them to copy (a scan of all 4096 made every page of both arrays
+ * present: ~0.03 ms more per fork here). */
+static unsigned owned_hi, imports_hi;
+
+static void hi_raise(unsigned *hi, unsigned i)
+{
+	unsigned h = LOAD(hi);
+
+	while (h < i + 1 && !CAS(hi, &h, i + 1))
+		;
+}
 static size_t page;
 
 /* ---- small async-signal-safe helpers ---- */
@@ -435,6 +448,7 @@ static struct owned *owned_claim(void)
 		    CAS(&o[i].state, &st, OWN_BUSY)) {
 			struct owned c;
 
+			hi_raise(&owned_hi, i);
 			memset(&c, 0, sizeof(c));
 			c.fd = -1;
 			c.slot = -1;
@@ -451,7 +465,7 @@ static struct owned *owned_by_handle(forkshim_handle h)
 {
 	struct owned *o = LOAD_ACQ(&owned);
 
-	for (unsigned i = 0; o != NULL && i < OWNED_MAX; i++)
+	for (unsigned i = 0; o != NULL && i < LOAD_ACQ(&owned_hi); i++)
 		if (LOAD_ACQ(&o[i].state) == OWN_FROZEN &&
 		    LOAD(&o[i].handle) == h)
 			return &o[i];
@@ -463,7 +477,7 @@ static struct owned *owned_take(uintptr_t a, uint32_t from)
 {
 	struct owned *o = LOAD_ACQ(&owned);
 
-	for (unsigned i = 0; o != NULL && i < OWNED_MAX; i++) {
+	for (unsigned i = 0; o != NULL && i < LOAD_ACQ(&owned_hi); i++) {
 		uint32_t st = from;
 
 		if (LOAD_ACQ(&o[i].state) == from && LOAD(&o[i].alloc) &&
@@ -839,7 +853,7 @@ static uintptr_t import_get(uint64_t dev, uint64_t ino, uintptr_t want,
 
 	if (im == NULL)
 		return 0;
-	for (unsigned i = 0; i < below && i < IMPORTS_MAX; i++) {
+	for (unsigned i = 0; i < below && i < LOAD_ACQ(&imports_hi); i++) {
 		struct import *e = &im[i], c;
 
 		if (LOAD_ACQ(&e->state) != 2)
@@ -899,6 +913,7 @@ static uintptr_t import_put(const struct import *n, int ref)
 
 		if (!CAS(&e->state, &st, 1))
 			continue;
+		hi_raise(&imports_hi, i);
 		import_store(e, n);
 		STORE(&e->refs, ref ? 1u : 0u);
 		STORE(&e->pinned, ref ? 0u : 1u);
@@ -1078,7 +1093,7 @@ int shared_mapped_at(uintptr_t addr, struct forkshim_info *out)
 
 	/* forkshim_alloc memory frozen here, or by an ancestor before our
 	 * birth (its read-only mapping is inherited). */
-	for (unsigned i = 0; o != NULL && i < OWNED_MAX; i++) {
+	for (unsigned i = 0; o != NULL && i < LOAD_ACQ(&owned_hi); i++) {
 		struct owned c;
 
 		if (LOAD_ACQ(&o[i].state) != OWN_FROZEN)
@@ -1095,7 +1110,7 @@ int shared_mapped_at(uintptr_t addr, struct forkshim_info *out)
 		return 1;
 	}
 
-	for (unsigned i = 0; im != NULL && i < IMPORTS_MAX; i++) {
+	for (unsigned i = 0; im != NULL && i < LOAD_ACQ(&imports_hi); i++) {
 		struct import *e = &im[i], c;
 
 		if (LOAD_ACQ(&e->state) != 2)
@@ -1135,7 +1150,7 @@ int shared_next_mapped(uint32_t *slot, struct forkshim_info *out,
 	struct import *im = LOAD_ACQ(&imports);
 	struct directory *d = LOAD_ACQ(&dir);
 
-	for (; im != NULL && *slot < IMPORTS_MAX; (*slot)++) {
+	for (; im != NULL && *slot < LOAD_ACQ(&imports_hi); (*slot)++) {
 		struct import c;
 		struct dir_slot ds;
 		int dead, seen = 0;
@@ -1537,7 +1552,7 @@ void shared_thawed(forkshim_handle h)
 {
 	struct owned *o = LOAD_ACQ(&owned);
 
-	for (unsigned i = 0; o != NULL && i < OWNED_MAX; i++) {
+	for (unsigned i = 0; o != NULL && i < LOAD_ACQ(&owned_hi); i++) {
 		uint32_t st = OWN_THAWED;
 
 		if (LOAD_ACQ(&o[i].state) == OWN_THAWED &&
@@ -1764,7 +1779,7 @@ const void *shared_import(const struct forkshim_token *tok, unsigned flags,
 		 * already: that mapping is the answer. */
 		struct owned *o = LOAD_ACQ(&owned);
 
-		for (unsigned i = 0; o != NULL && i < OWNED_MAX; i++)
+		for (unsigned i = 0; o != NULL && i < LOAD_ACQ(&owned_hi); i++)
 			if (LOAD_ACQ(&o[i].state) == OWN_FROZEN &&
 			    LOAD(&o[i].alloc) &&
 			    LOAD(&o[i].ino) == (uint64_t)st.st_ino &&
@@ -1803,7 +1818,7 @@ int shared_release(const void *addr)
 		errno = EINVAL;
 		return -1;
 	}
-	for (unsigned i = 0; im != NULL && i < IMPORTS_MAX; i++) {
+	for (unsigned i = 0; im != NULL && i < LOAD_ACQ(&imports_hi); i++) {
 		struct import *e = &im[i];
 		uint32_t r;
 
