@@ -400,23 +400,35 @@ static int reopen_ro(int fd)
  * the state with release. */
 _Static_assert(sizeof(struct owned) % 8 == 0, "owned: whole words");
 
-static void owned_load(struct owned *dst, const struct owned *src)
+/* Copies words [1, n) but `skip` (the first is a state word): atomic
+ * loads from a shared src (store 0), or atomic stores into a shared dst
+ * (store 1). */
+static void words_copy(void *dst, const void *src, size_t n, size_t skip,
+                       int store)
 {
-	const uint64_t *s = (const uint64_t *)src;
-	uint64_t *d = (uint64_t *)dst;
+	const uint64_t *s = src;
+	uint64_t *d = dst;
 
-	for (size_t i = 0; i < sizeof(*src) / 8; i++)
-		d[i] = LOAD(&s[i]);
+	for (size_t i = 1; i < n; i++) {
+		if (i == skip)
+			continue;
+		if (store)
+			STORE(&d[i], s[i]);
+		else
+			d[i] = LOAD(&s[i]);
+	}
 }
 
-/* All but the first word (the state). */
+static void owned_load(struct owned *dst, const struct owned *src)
+{
+	dst->state = LOAD(&src->state);
+	words_copy(dst, src, sizeof(*src) / 8, 0, 0);
+}
+
+/* All but the state. */
 static void owned_store(struct owned *dst, const struct owned *src)
 {
-	const uint64_t *s = (const uint64_t *)src;
-	uint64_t *d = (uint64_t *)dst;
-
-	for (size_t i = 1; i < sizeof(*src) / 8; i++)
-		STORE(&d[i], s[i]);
+	words_copy(dst, src, sizeof(*src) / 8, 0, 1);
 }
 
 static int owned_ready(void)
@@ -820,13 +832,8 @@ _Static_assert(sizeof(struct import) % 8 == 0 &&
 
 static void import_load(struct import *dst, const struct import *src)
 {
-	const uint64_t *s = (const uint64_t *)src;
-	uint64_t *d = (uint64_t *)dst;
-	size_t counters = offsetof(struct import, refs) / 8;
-
-	for (size_t i = 1; i < sizeof(*src) / 8; i++)
-		if (i != counters)
-			d[i] = LOAD(&s[i]);
+	words_copy(dst, src, sizeof(*src) / 8,
+	           offsetof(struct import, refs) / 8, 0);
 	dst->refs = LOAD(&src->refs);
 	dst->pinned = LOAD(&src->pinned);
 }
@@ -834,13 +841,8 @@ static void import_load(struct import *dst, const struct import *src)
 /* All but the state and the counters. */
 static void import_store(struct import *dst, const struct import *src)
 {
-	const uint64_t *s = (const uint64_t *)src;
-	uint64_t *d = (uint64_t *)dst;
-	size_t counters = offsetof(struct import, refs) / 8;
-
-	for (size_t i = 1; i < sizeof(*src) / 8; i++)
-		if (i != counters)
-			STORE(&d[i], s[i]);
+	words_copy(dst, src, sizeof(*src) / 8,
+	           offsetof(struct import, refs) / 8, 1);
 }
 
 /* Takes a reference (ref) or the pin (!ref) on a ready mapping of

@@ -5,8 +5,10 @@
  *
  *   fork        fork + _exit + waitpid of a process holding 1, 2, 4 GiB
  *               frozen shared (forkshim_alloc), against a process forked
- *               from it before the region existed (holds nothing); and of
- *               one holding 1 GiB private frozen, for comparison
+ *               from it before the region existed, which froze one page
+ *               shared of its own (the same shim state: table, directory,
+ *               registries; only the size differs); and of one holding
+ *               1 GiB private frozen, for comparison
  *   alloc       forkshim_alloc + fill + freeze shared of 1 GiB, against
  *               malloc + fill of 1 GiB
  *   copy        freeze shared of 1 GiB of existing memory (one copy),
@@ -263,8 +265,8 @@ static double fork_median(void)
 	return median(v, FORKS);
 }
 
-/* A helper forked before the region: on each byte it gets it measures
- * FORKS forks and answers their median. */
+/* A helper forked before the region, holding one page frozen shared: on
+ * each byte it gets it measures FORKS forks and answers their median. */
 struct helper {
 	pid_t pid;
 	int to, from;
@@ -281,10 +283,16 @@ static struct helper helper_start(void)
 	if (h.pid < 0)
 		die("fork");
 	if (h.pid == 0) {
+		char *one = api->alloc(4096, "one page");
 		char c;
 
 		close(a[1]);
 		close(b[0]);
+		if (one == NULL)
+			die("forkshim_alloc");
+		one[0] = 1;
+		if (api->freeze(one, 4096, "one page", FORKSHIM_SHARED) == 0)
+			die("freeze shared");
 		while (read(a[0], &c, 1) == 1) {
 			double m = fork_median();
 
