@@ -484,16 +484,21 @@ static struct owned *owned_by_handle(forkshim_handle h)
 	return NULL;
 }
 
-/* Claims the entry in state `from` whose allocation starts at a. */
+/* Claims the entry in state `from` whose allocation starts at a and was
+ * made by this process: a child forked between alloc and freeze inherits
+ * the entry but not the memory (MADV_DONTFORK), and the range may hold
+ * something else there (its late deref of that very region). */
 static struct owned *owned_take(uintptr_t a, uint32_t from)
 {
 	struct owned *o = LOAD_ACQ(&owned);
+	pid_t self = getpid();
 
 	for (unsigned i = 0; o != NULL && i < LOAD_ACQ(&owned_hi); i++) {
 		uint32_t st = from;
 
 		if (LOAD_ACQ(&o[i].state) == from && LOAD(&o[i].alloc) &&
-		    LOAD(&o[i].map) == a && CAS(&o[i].state, &st, OWN_BUSY))
+		    LOAD(&o[i].map) == a && LOAD(&o[i].freezer) == self &&
+		    CAS(&o[i].state, &st, OWN_BUSY))
 			return &o[i];
 	}
 	return NULL;
@@ -1335,6 +1340,7 @@ void *shared_alloc(size_t len, const char *name)
 	c.maplen = maplen;
 	c.addr = (uintptr_t)p;
 	c.len = len;
+	c.freezer = getpid(); /* the allocating process, until the freeze */
 	identity(&c);
 	owned_store(o, &c);
 	STORE_REL(&o->state, OWN_ALLOC);
