@@ -1093,6 +1093,17 @@ int shared_info_late(forkshim_handle h, struct forkshim_info *out)
 	return 0;
 }
 
+/* What forkshim_info says of an import record's region. */
+static void import_info(const struct import *c, struct forkshim_info *out)
+{
+	memset(out, 0, sizeof(*out));
+	out->addr = (const void *)c->data;
+	out->len = c->len;
+	out->owner = c->owner;
+	out->flags = FORKSHIM_SHARED;
+	memcpy(out->name, c->name, sizeof(out->name));
+}
+
 int shared_mapped_at(uintptr_t addr, struct forkshim_info *out)
 {
 	struct import *im = LOAD_ACQ(&imports);
@@ -1125,12 +1136,7 @@ int shared_mapped_at(uintptr_t addr, struct forkshim_info *out)
 		import_load(&c, e);
 		if (addr < c.base || addr - c.base >= c.maplen)
 			continue;
-		memset(out, 0, sizeof(*out));
-		out->addr = (const void *)c.data;
-		out->len = c.len;
-		out->owner = c.owner;
-		out->flags = FORKSHIM_SHARED;
-		memcpy(out->name, c.name, sizeof(out->name));
+		import_info(&c, out);
 		return 1;
 	}
 	return 0;
@@ -1177,12 +1183,7 @@ int shared_next_mapped(uint32_t *slot, struct forkshim_info *out,
 		}
 		if (seen)
 			continue; /* mapped twice here: once is its figures */
-		memset(out, 0, sizeof(*out));
-		out->addr = (const void *)c.data;
-		out->len = c.len;
-		out->owner = c.owner;
-		out->flags = FORKSHIM_SHARED;
-		memcpy(out->name, c.name, sizeof(out->name));
+		import_info(&c, out);
 		*h = c.handle;
 		if (*h == 0 && d != NULL &&
 		    dir_find(d, 0, c.ino, &ds, &dead) == 0 && ds.dev == c.dev)
