@@ -70,7 +70,11 @@ FORKSHIM_API int forkshim_thaw(forkshim_handle h)
 {
 	forkshim_ensure_init();
 	STORE_USED();
-	return table_thaw(h); /* shared regions: shared.c's table hook */
+	int r = table_thaw(h); /* shared regions: shared.c's table hook */
+
+	if (r == 0)
+		shared_thawed(h);
+	return r;
 }
 
 /* The three readers must stay async-signal-safe: no pthread_once here
@@ -129,9 +133,14 @@ FORKSHIM_API int forkshim_sharing(forkshim_handle h,
 
 FORKSHIM_API void *forkshim_alloc(size_t len, const char *name)
 {
+	void *p;
+
 	forkshim_ensure_init();
 	STORE_USED();
-	return shared_alloc(len, name);
+	p = shared_alloc(len, name);
+	if (p != NULL)
+		report_arm(); /* its children forked before the freeze too */
+	return p;
 }
 
 FORKSHIM_API int forkshim_export(forkshim_handle h, struct forkshim_token *out)
@@ -144,9 +153,14 @@ FORKSHIM_API int forkshim_export(forkshim_handle h, struct forkshim_token *out)
 FORKSHIM_API const void *forkshim_import(const struct forkshim_token *tok,
                                          unsigned flags, size_t *len)
 {
+	const void *p;
+
 	forkshim_ensure_init();
 	STORE_USED();
-	return shared_import(tok, flags, len);
+	p = shared_import(tok, flags, len);
+	if (p != NULL)
+		report_arm(); /* an importer maps it: its report says so */
+	return p;
 }
 
 FORKSHIM_API int forkshim_release(const void *addr)

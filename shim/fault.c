@@ -201,9 +201,9 @@ static int claim_audit(struct rec *r, forkshim_handle h, siginfo_t *si,
 	return 1;
 }
 
-/* A write to a shared frozen region this process imported (not in its
- * table: sealed, read-only, nothing to protect): one report, then the
- * fault goes on where it would have gone. */
+/* A write to a shared frozen region this process maps (sealed, read-only,
+ * nothing to protect or audit): one report, then the fault goes on where
+ * it would have gone. */
 static int claim_shared(int sig, siginfo_t *si, void *uc)
 {
 	uint64_t addr = (uint64_t)(uintptr_t)si->si_addr;
@@ -221,7 +221,7 @@ static int claim_shared(int sig, siginfo_t *si, void *uc)
 			sched_yield();
 		}
 		log_error("write to shared frozen region \"%s\" at 0x%llx "
-		          "(offset %llu of %zu bytes, imported, frozen by pid "
+		          "(offset %llu of %zu bytes, sealed, frozen by pid "
 		          "%d): stopped with SIGSEGV",
 		          info.name, (unsigned long long)addr,
 		          (unsigned long long)(addr - (uintptr_t)info.addr),
@@ -245,8 +245,13 @@ static int claim(int sig, siginfo_t *si, void *uc)
 	if (si->si_code != SEGV_ACCERR)
 		return 0;
 	h = table_find(si->si_addr, 1);
+	/* A shared region's read-only pages, the freezer's own included:
+	 * reported and stopped in every process, never audited (no copy on
+	 * write there). */
+	if ((h == 0 || shared_is_shared(h)) && claim_shared(sig, si, uc))
+		return 1;
 	if (h == 0)
-		return claim_shared(sig, si, uc);
+		return 0;
 	if (recs == NULL)
 		return 0;
 	if (h == 0 || handle_slot(h) >= recs_cap)

@@ -1,7 +1,8 @@
 /* report: the per-process report files (contract in report.h).  Called
  * by api (arm, after a freeze), fork's wait wrappers (reaped), the exit
  * paths it wraps (_exit, _Exit, on_exit) and, through signals_watch's
- * callback, the signal handlers; calls signals, table's readers, sharing,
+ * callback, the signal handlers; calls signals, table's and shared's
+ * readers, sharing,
  * jsonl (the report directory's files), config, owned, interpose and
  * log.  The signal, _exit and wait paths
  * allocate nothing and use no stdio; errno is kept. */
@@ -21,6 +22,7 @@
 #include "interpose.h"
 #include "jsonl.h"
 #include "log.h"
+#include "shared.h"
 #include "sharing.h"
 #include "signals.h"
 #include "table.h"
@@ -85,43 +87,84 @@ static int write_process(const struct owned *o, pid_t pid, pid_t ppid,
 	return write_all(o, line, (size_t)(j.p - line));
 }
 
+/* One region line.  A shared region's (memfd: its identity) pages are
+ * sealed shared memory, never copied: every resident one counts as shared,
+ * whoever else maps it at this moment (pagemap's exclusive bit says only
+ * that no other process maps that page now). */
+static int write_region(const struct owned *o, int pm, forkshim_handle h,
+                        const struct forkshim_info *info, int memfd,
+                        uint64_t dev, uint64_t ino)
+{
+	char line[512];
+	struct jb j = {line, line + sizeof(line) - 4};
+	struct forkshim_sharing s;
+
+	if (pm < 0 || sharing_count_fd(pm, info->addr, info->len, &s) != 0)
+		memset(&s, 0, sizeof(s));
+	if (memfd) {
+		s.shared = s.resident;
+		s.exclusive = 0;
+	}
+	put(&j, "{\"type\":\"region\",\"name\":");
+	put_str(&j, info->name);
+	put(&j, ",\"handle\":");
+	put_hex(&j, h);
+	put(&j, ",\"addr\":");
+	put_hex(&j, (uint64_t)(uintptr_t)info->addr);
+	put_key_u(&j, "size", info->len);
+	put_key_u(&j, "owner", (uint64_t)info->owner);
+	put_key_u(&j, "pages", s.pages);
+	put_key_u(&j, "resident", s.resident);
+	put_key_u(&j, "shared", s.shared);
+	put_key_u(&j, "exclusive", s.exclusive);
+	put_key_u(&j, "swapped", s.swapped);
+	if (memfd) {
+		put(&j, ",\"memfd\":\"");
+		put_u(&j, dev, 10);
+		put(&j, ":");
+		put_u(&j, ino, 10);
+		put(&j, "\"");
+	}
+	if (info->flags & FORKSHIM_OBSERVE)
+		put_key_u(&j, "flags", info->flags);
+	put(&j, "}\n");
+	return write_all(o, line, (size_t)(j.p - line));
+}
+
+/* Whether this process's table holds forkshim_alloc memory of memfd
+ * (dev, ino): its line is written already. */
+static int in_table(uint64_t dev, uint64_t ino)
+{
+	uint32_t slot = 0;
+	forkshim_handle h;
+	uint64_t d, i;
+
+	while ((h = table_next(&slot)) != 0)
+		if (shared_identity(h, &d, &i) && d == dev && i == ino)
+			return 1;
+	return 0;
+}
+
+/* The table's regions, then the shared regions mapped here by import or
+ * late deref (every importer is a process that maps it). */
 static int write_regions(const struct owned *o)
 {
 	int pm = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC), r = 0;
 	uint32_t slot = 0;
 	forkshim_handle h;
+	struct forkshim_info info;
+	uint64_t dev = 0, ino = 0;
 
-	while ((h = table_next(&slot)) != 0) {
-		char line[512];
-		struct jb j = {line, line + sizeof(line) - 4};
-		struct forkshim_info info;
-		struct forkshim_sharing s;
+	while (r == 0 && (h = table_next(&slot)) != 0) {
+		int memfd = shared_identity(h, &dev, &ino);
 
-		if (table_info(h, &info) != 0)
-			continue;
-		if (pm < 0 ||
-		    sharing_count_fd(pm, info.addr, info.len, &s) != 0)
-			memset(&s, 0, sizeof(s));
-		put(&j, "{\"type\":\"region\",\"name\":");
-		put_str(&j, info.name);
-		put(&j, ",\"handle\":");
-		put_hex(&j, h);
-		put(&j, ",\"addr\":");
-		put_hex(&j, (uint64_t)(uintptr_t)info.addr);
-		put_key_u(&j, "size", info.len);
-		put_key_u(&j, "owner", (uint64_t)info.owner);
-		put_key_u(&j, "pages", s.pages);
-		put_key_u(&j, "resident", s.resident);
-		put_key_u(&j, "shared", s.shared);
-		put_key_u(&j, "exclusive", s.exclusive);
-		put_key_u(&j, "swapped", s.swapped);
-		if (info.flags & FORKSHIM_OBSERVE)
-			put_key_u(&j, "flags", info.flags);
-		put(&j, "}\n");
-		r = write_all(o, line, (size_t)(j.p - line));
-		if (r != 0)
-			break;
+		if (table_info(h, &info) == 0)
+			r = write_region(o, pm, h, &info, memfd, dev, ino);
 	}
+	slot = 0;
+	while (r == 0 && shared_next_mapped(&slot, &info, &h, &dev, &ino))
+		if (!in_table(dev, ino))
+			r = write_region(o, pm, h, &info, 1, dev, ino);
 	if (pm >= 0)
 		close(pm);
 	return r;

@@ -6,7 +6,9 @@
  *    "exe":"PATH","page_size":S}                                 first
  *   {"type":"region","name":"NAME","handle":"0x..","addr":"0x..",
  *    "size":BYTES,"owner":O,"pages":N,"resident":N,"shared":N,
- *    "exclusive":N,"swapped":N[,"flags":F]}   one per live frozen region
+ *    "exclusive":N,"swapped":N[,"memfd":"DEV:INO"][,"flags":F]}
+ *                          one per live frozen region, then one per shared
+ *                          region mapped here by import or late deref
  *   {"type":"end","how":"exit|_exit|signal|killed","status":N,
  *    "signal":S}                                                  last
  *
@@ -16,6 +18,10 @@
  * "flags" (forkshim.h) is written for an observed region
  * (FORKSHIM_OBSERVE): one piece of a whole object, which readers may add
  * up with the other observed pieces of the same name and owner.
+ * "memfd" marks a shared region's sealed memory (forkshim_alloc memory,
+ * or a copy mapped by an importer; a copy-freeze's own entry names the
+ * freezer's private bytes and has none): its identity, the same in every
+ * process, and every resident page counts as shared (never copied).
  * "how": exit (exit() or return from main: status is exit's argument),
  * _exit (_exit or _Exit), signal (a fatal signal whose disposition was the
  * default: the figures are taken in our handler, then the process dies of

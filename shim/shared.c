@@ -123,7 +123,14 @@ struct handoff {
 /* An owned entry's state: claimed with compare-and-swap, no lock (the
  * table's thawing hook runs under the table lock, maybe in a signal
  * handler). */
-enum { OWN_FREE = 0, OWN_BUSY = 1, OWN_ALLOC = 2, OWN_FROZEN = 3 };
+enum {
+	OWN_FREE = 0,
+	OWN_BUSY = 1,
+	OWN_ALLOC = 2,
+	OWN_FROZEN = 3,
+	OWN_THAWED =
+	    4 /* forkshim_alloc memory to unmap once out of the table */
+};
 
 struct owned { /* a region this process froze, or allocated */
 	uint32_t state;
@@ -160,18 +167,43 @@ struct import {
 	uint8_t secret[SECRET_BYTES];
 };
 
+/* Forks through our wrappers: the process in one (its prepare phase ran,
+ * its parent phase not yet; a child's copy names its parent), and a count
+ * of both phases.  forkshim_alloc tells by them whether a fork may have
+ * copied its writable mapping before it was made MADV_DONTFORK. */
+static pid_t forking_pid;
+static uint64_t fork_gen;
+
 static struct directory *dir;  /* inherited: MAP_SHARED */
 static struct owned *owned;    /* OWNED_MAX entries, made on first use */
 static struct import *imports; /* IMPORTS_MAX, made on first use */
+/* Entries [0, hi) have been claimed at some time: scans stop there, so
+ * the pages past it are never touched and a fork has no page tables of
+ * them to copy (a scan of all 4096 made every page of both arrays
+ * present: ~0.03 ms more per fork here). */
+static unsigned owned_hi, imports_hi;
+
+static void hi_raise(unsigned *hi, unsigned i)
+{
+	unsigned h = LOAD(hi);
+
+	while (h < i + 1 && !CAS(hi, &h, i + 1))
+		;
+}
 static size_t page;
 
 /* ---- small async-signal-safe helpers ---- */
 
+/* Any thread may be first: the same value, stored atomically. */
 static size_t page_size(void)
 {
-	if (page == 0)
-		page = (size_t)sysconf(_SC_PAGESIZE);
-	return page;
+	size_t p = LOAD(&page);
+
+	if (p == 0) {
+		p = (size_t)sysconf(_SC_PAGESIZE);
+		STORE(&page, p);
+	}
+	return p;
 }
 
 static size_t round_up(size_t n, size_t a)
@@ -361,6 +393,44 @@ static int reopen_ro(int fd)
 
 /* ---- the owned registry (lock-free: entries claimed by CAS) ---- */
 
+/* An entry's fields are read without a claim (scans by handle or address,
+ * export's copy checked against the state afterwards) while its claimer
+ * may rewrite them: every access to them is atomic (relaxed, a word at a
+ * time); the claimer works on a copy and stores it whole, then publishes
+ * the state with release. */
+_Static_assert(sizeof(struct owned) % 8 == 0, "owned: whole words");
+
+/* Copies words [1, n) but `skip` (the first is a state word): atomic
+ * loads from a shared src (store 0), or atomic stores into a shared dst
+ * (store 1). */
+static void words_copy(void *dst, const void *src, size_t n, size_t skip,
+                       int store)
+{
+	const uint64_t *s = src;
+	uint64_t *d = dst;
+
+	for (size_t i = 1; i < n; i++) {
+		if (i == skip)
+			continue;
+		if (store)
+			STORE(&d[i], s[i]);
+		else
+			d[i] = LOAD(&s[i]);
+	}
+}
+
+static void owned_load(struct owned *dst, const struct owned *src)
+{
+	dst->state = LOAD(&src->state);
+	words_copy(dst, src, sizeof(*src) / 8, 0, 0);
+}
+
+/* All but the state. */
+static void owned_store(struct owned *dst, const struct owned *src)
+{
+	words_copy(dst, src, sizeof(*src) / 8, 0, 1);
+}
+
 static int owned_ready(void)
 {
 	struct owned *p, *none = NULL;
@@ -388,10 +458,13 @@ static struct owned *owned_claim(void)
 
 		if (LOAD(&o[i].state) == OWN_FREE &&
 		    CAS(&o[i].state, &st, OWN_BUSY)) {
-			memset((char *)&o[i] + sizeof(uint64_t), 0,
-			       sizeof(o[i]) - sizeof(uint64_t));
-			o[i].fd = -1;
-			o[i].slot = -1;
+			struct owned c;
+
+			hi_raise(&owned_hi, i);
+			memset(&c, 0, sizeof(c));
+			c.fd = -1;
+			c.slot = -1;
+			owned_store(&o[i], &c);
 			return &o[i];
 		}
 	}
@@ -404,22 +477,28 @@ static struct owned *owned_by_handle(forkshim_handle h)
 {
 	struct owned *o = LOAD_ACQ(&owned);
 
-	for (unsigned i = 0; o != NULL && i < OWNED_MAX; i++)
-		if (LOAD_ACQ(&o[i].state) == OWN_FROZEN && o[i].handle == h)
+	for (unsigned i = 0; o != NULL && i < LOAD_ACQ(&owned_hi); i++)
+		if (LOAD_ACQ(&o[i].state) == OWN_FROZEN &&
+		    LOAD(&o[i].handle) == h)
 			return &o[i];
 	return NULL;
 }
 
-/* Claims the entry in state `from` whose allocation starts at a. */
+/* Claims the entry in state `from` whose allocation starts at a and was
+ * made by this process: a child forked between alloc and freeze inherits
+ * the entry but not the memory (MADV_DONTFORK), and the range may hold
+ * something else there (its late deref of that very region). */
 static struct owned *owned_take(uintptr_t a, uint32_t from)
 {
 	struct owned *o = LOAD_ACQ(&owned);
+	pid_t self = getpid();
 
-	for (unsigned i = 0; o != NULL && i < OWNED_MAX; i++) {
+	for (unsigned i = 0; o != NULL && i < LOAD_ACQ(&owned_hi); i++) {
 		uint32_t st = from;
 
-		if (LOAD_ACQ(&o[i].state) == from && o[i].alloc &&
-		    o[i].map == a && CAS(&o[i].state, &st, OWN_BUSY))
+		if (LOAD_ACQ(&o[i].state) == from && LOAD(&o[i].alloc) &&
+		    LOAD(&o[i].map) == a && LOAD(&o[i].freezer) == self &&
+		    CAS(&o[i].state, &st, OWN_BUSY))
 			return &o[i];
 	}
 	return NULL;
@@ -479,7 +558,9 @@ static int dir_create(void)
 
 static int is_root(void)
 {
-	return dir != NULL && dir->h.root == getpid();
+	struct directory *d = LOAD_ACQ(&dir);
+
+	return d != NULL && d->h.root == getpid();
 }
 
 /* Whether fd still is the socket the directory names (the host may have
@@ -494,6 +575,8 @@ static int fd_is(int fd, uint64_t ino)
 
 /* The root takes the descriptors children sent, then closes its copies
  * of dead slots and frees them. */
+static unsigned drainers; /* threads in dir_drain */
+
 static void dir_drain(void)
 {
 	struct directory *d = LOAD_ACQ(&dir);
@@ -501,6 +584,7 @@ static void dir_drain(void)
 
 	if (d == NULL || d->h.root != getpid() || !fd_is(d->h.rx, d->h.rx_ino))
 		goto out;
+	__atomic_fetch_add(&drainers, 1, __ATOMIC_ACQ_REL);
 	for (;;) {
 		struct handoff m;
 		struct iovec iov = {&m, sizeof(m)};
@@ -556,6 +640,16 @@ static void dir_drain(void)
 		/* Free, with the next sequence number. */
 		CAS(&s->state, &st, (st & ~3ull) + SLOT_SEQ);
 	}
+	/* A descriptor another thread received but has not stored yet is
+	 * in no slot and no longer in the socket: a caller that drained to
+	 * find it (an import of an exited child's result) waits for that
+	 * thread, briefly (a bound: a handler that interrupted a drain of
+	 * its own thread must not wait forever). */
+	__atomic_fetch_sub(&drainers, 1, __ATOMIC_ACQ_REL);
+	for (int spins = 0;
+	     __atomic_load_n(&drainers, __ATOMIC_ACQUIRE) != 0 && spins < 10000;
+	     spins++)
+		sched_yield();
 out:
 	errno = saved;
 }
@@ -732,6 +826,30 @@ static int imports_ready(void)
 	return 0;
 }
 
+/* Like owned entries, import records are read without a claim: their
+ * fields are accessed atomically, a word at a time (refs and pinned, the
+ * counters, on their own). */
+_Static_assert(sizeof(struct import) % 8 == 0 &&
+                   offsetof(struct import, refs) % 8 == 0 &&
+                   offsetof(struct import, pinned) ==
+                       offsetof(struct import, refs) + 4,
+               "import: whole words");
+
+static void import_load(struct import *dst, const struct import *src)
+{
+	words_copy(dst, src, sizeof(*src) / 8,
+	           offsetof(struct import, refs) / 8, 0);
+	dst->refs = LOAD(&src->refs);
+	dst->pinned = LOAD(&src->pinned);
+}
+
+/* All but the state and the counters. */
+static void import_store(struct import *dst, const struct import *src)
+{
+	words_copy(dst, src, sizeof(*src) / 8,
+	           offsetof(struct import, refs) / 8, 1);
+}
+
 /* Takes a reference (ref) or the pin (!ref) on a ready mapping of
  * (dev, ino), at `want` when it is not 0.  Its data address, or 0. */
 static uintptr_t import_get(uint64_t dev, uint64_t ino, uintptr_t want,
@@ -742,13 +860,16 @@ static uintptr_t import_get(uint64_t dev, uint64_t ino, uintptr_t want,
 
 	if (im == NULL)
 		return 0;
-	for (unsigned i = 0; i < below && i < IMPORTS_MAX; i++) {
-		struct import *e = &im[i];
+	for (unsigned i = 0; i < below && i < LOAD_ACQ(&imports_hi); i++) {
+		struct import *e = &im[i], c;
 
-		if (LOAD_ACQ(&e->state) != 2 || e->dev != dev ||
-		    e->ino != ino || (want != 0 && e->base != want))
+		if (LOAD_ACQ(&e->state) != 2)
 			continue;
-		if (secret != NULL && !secret_equal(secret, e->secret))
+		import_load(&c, e);
+		if (c.dev != dev || c.ino != ino ||
+		    (want != 0 && c.base != want))
+			continue;
+		if (secret != NULL && !secret_equal(secret, c.secret))
 			continue;
 		if (ref) {
 			uint32_t r = LOAD(&e->refs);
@@ -765,8 +886,8 @@ static uintptr_t import_get(uint64_t dev, uint64_t ino, uintptr_t want,
 		if (LOAD_ACQ(&e->state) != 2)
 			continue;
 		if (len != NULL)
-			*len = e->len;
-		return e->data;
+			*len = c.len;
+		return c.data;
 	}
 	return 0;
 }
@@ -799,17 +920,8 @@ static uintptr_t import_put(const struct import *n, int ref)
 
 		if (!CAS(&e->state, &st, 1))
 			continue;
-		e->dev = n->dev;
-		e->ino = n->ino;
-		e->base = n->base;
-		e->maplen = n->maplen;
-		e->data = n->data;
-		e->len = n->len;
-		e->handle = n->handle;
-		e->borrowed = n->borrowed;
-		e->owner = n->owner;
-		memcpy(e->name, n->name, sizeof(e->name));
-		memcpy(e->secret, n->secret, SECRET_BYTES);
+		hi_raise(&imports_hi, i);
+		import_store(e, n);
 		STORE(&e->refs, ref ? 1u : 0u);
 		STORE(&e->pinned, ref ? 0u : 1u);
 		STORE_REL(&e->state, 2);
@@ -887,7 +999,8 @@ static int region_check(int fd, struct region_head *rh)
 /* Whether `pid` (started at `start`) is an ancestor of this process. */
 static int is_ancestor(pid_t pid, uint64_t start)
 {
-	pid_t p = getppid(), root = dir != NULL ? dir->h.root : 0;
+	struct directory *d = LOAD_ACQ(&dir);
+	pid_t p = getppid(), root = d != NULL ? d->h.root : 0;
 
 	for (int depth = 0; depth < 64 && p > 1; depth++) {
 		pid_t pp = 0;
@@ -915,7 +1028,7 @@ const void *shared_deref_late(forkshim_handle h, size_t *len)
 	int dead, fd, saved = errno;
 
 	if (d == NULL || h == 0 || dir_find(d, h, 0, &c, &dead) < 0 ||
-	    !is_ancestor(c.freezer, c.freezer_start) || imports_ready() < 0)
+	    !is_ancestor(c.freezer, c.freezer_start))
 		goto none;
 	got = import_get(c.dev, c.ino, 0, NULL, 0, &n.len, IMPORTS_MAX);
 	if (got != 0) {
@@ -937,6 +1050,13 @@ const void *shared_deref_late(forkshim_handle h, size_t *len)
 	if (n.data == 0)
 		goto none;
 	import_fill(&n, &rh, c.dev, c.ino);
+	/* The record's array after the mapping: made first, it would take
+	 * the freezer's range when that is the free hole mmap picks (a child
+	 * born between forkshim_alloc and freeze has exactly that hole). */
+	if (imports_ready() < 0) {
+		munmap((void *)n.base, n.maplen);
+		goto none;
+	}
 	n.handle = h;
 	got = import_put(&n, 0);
 	if (got == 0)
@@ -973,22 +1093,104 @@ int shared_info_late(forkshim_handle h, struct forkshim_info *out)
 	return 0;
 }
 
+/* What forkshim_info says of an import record's region. */
+static void import_info(const struct import *c, struct forkshim_info *out)
+{
+	memset(out, 0, sizeof(*out));
+	out->addr = (const void *)c->data;
+	out->len = c->len;
+	out->owner = c->owner;
+	out->flags = FORKSHIM_SHARED;
+	memcpy(out->name, c->name, sizeof(out->name));
+}
+
 int shared_mapped_at(uintptr_t addr, struct forkshim_info *out)
 {
 	struct import *im = LOAD_ACQ(&imports);
+	struct owned *o = LOAD_ACQ(&owned);
 
-	for (unsigned i = 0; im != NULL && i < IMPORTS_MAX; i++) {
-		struct import *e = &im[i];
+	/* forkshim_alloc memory frozen here, or by an ancestor before our
+	 * birth (its read-only mapping is inherited). */
+	for (unsigned i = 0; o != NULL && i < LOAD_ACQ(&owned_hi); i++) {
+		struct owned c;
 
-		if (LOAD_ACQ(&e->state) != 2 || addr < e->base ||
-		    addr - e->base >= e->maplen)
+		if (LOAD_ACQ(&o[i].state) != OWN_FROZEN)
 			continue;
-		memset(out, 0, sizeof(*out));
-		out->addr = (const void *)e->data;
-		out->len = e->len;
-		out->owner = e->owner;
+		owned_load(&c, &o[i]);
+		if (!c.alloc || addr < c.map || addr - c.map >= c.maplen)
+			continue;
+		if (table_info(c.handle, out) != 0)
+			memset(out, 0, sizeof(*out));
+		out->addr = (const void *)c.addr;
+		out->len = c.len;
+		out->owner = c.freezer;
 		out->flags = FORKSHIM_SHARED;
-		memcpy(out->name, e->name, sizeof(out->name));
+		return 1;
+	}
+
+	for (unsigned i = 0; im != NULL && i < LOAD_ACQ(&imports_hi); i++) {
+		struct import *e = &im[i], c;
+
+		if (LOAD_ACQ(&e->state) != 2)
+			continue;
+		import_load(&c, e);
+		if (addr < c.base || addr - c.base >= c.maplen)
+			continue;
+		import_info(&c, out);
+		return 1;
+	}
+	return 0;
+}
+
+int shared_identity(forkshim_handle h, uint64_t *dev, uint64_t *ino)
+{
+	struct owned *o = owned_by_handle(h);
+	struct owned c;
+
+	if (o == NULL)
+		return 0;
+	owned_load(&c, o);
+	if (LOAD_ACQ(&o->state) != OWN_FROZEN || c.handle != h || !c.alloc)
+		return 0;
+	*dev = c.dev;
+	*ino = c.ino;
+	return 1;
+}
+
+int shared_next_mapped(uint32_t *slot, struct forkshim_info *out,
+                       forkshim_handle *h, uint64_t *dev, uint64_t *ino)
+{
+	struct import *im = LOAD_ACQ(&imports);
+	struct directory *d = LOAD_ACQ(&dir);
+
+	for (; im != NULL && *slot < LOAD_ACQ(&imports_hi); (*slot)++) {
+		struct import c;
+		struct dir_slot ds;
+		int dead, seen = 0;
+
+		if (LOAD_ACQ(&im[*slot].state) != 2)
+			continue;
+		import_load(&c, &im[*slot]);
+		if (c.borrowed)
+			continue; /* the freezer's own mapping: its table's */
+		for (unsigned k = 0; k < *slot && !seen; k++) {
+			struct import e;
+
+			if (LOAD_ACQ(&im[k].state) != 2)
+				continue;
+			import_load(&e, &im[k]);
+			seen = !e.borrowed && e.dev == c.dev && e.ino == c.ino;
+		}
+		if (seen)
+			continue; /* mapped twice here: once is its figures */
+		import_info(&c, out);
+		*h = c.handle;
+		if (*h == 0 && d != NULL &&
+		    dir_find(d, 0, c.ino, &ds, &dead) == 0 && ds.dev == c.dev)
+			*h = ds.handle;
+		*dev = c.dev;
+		*ino = c.ino;
+		(*slot)++;
 		return 1;
 	}
 	return 0;
@@ -1006,6 +1208,8 @@ int shared_is_shared(forkshim_handle h)
 static void on_forking(uint64_t birth)
 {
 	(void)birth;
+	__atomic_store_n(&forking_pid, getpid(), __ATOMIC_SEQ_CST);
+	__atomic_fetch_add(&fork_gen, 1, __ATOMIC_SEQ_CST);
 	if (LOAD(&shared_used) && LOAD_ACQ(&dir) == NULL) {
 		int saved = errno;
 
@@ -1058,7 +1262,7 @@ static void identity(struct owned *o)
 void *shared_alloc(size_t len, const char *name)
 {
 	size_t pg = page_size(), maplen;
-	struct owned *o;
+	struct owned *o, c;
 	void *p;
 	int fd;
 
@@ -1067,22 +1271,50 @@ void *shared_alloc(size_t len, const char *name)
 		return NULL;
 	}
 	maplen = round_up(len, pg);
-	fd = memfd_new(name != NULL && name[0] ? name : "forkshim");
-	if (fd < 0) {
-		errno = errno == EMFILE || errno == ENFILE ? ENOMEM : ENOSYS;
-		return NULL;
-	}
-	if (ftruncate(fd, (off_t)(HEAD_SPACE + maplen)) != 0) {
+	for (int tries = 0;; tries++) {
+		uint64_t gen;
+		int spins = 0;
+
+		/* The writable mapping is not inherited (MADV_DONTFORK): a
+		 * child forked by another thread between alloc and freeze
+		 * would keep it writable, and the seal would then fail with
+		 * EBUSY until that child exits.  A fork between the mmap
+		 * and the madvise may have copied it: then the memfd is
+		 * dropped and made again.  (The fork holds our mmap lock
+		 * while it copies, and its prepare phase, counted in
+		 * fork_gen, runs before: a count unchanged across both calls
+		 * and no fork under way at the start means none copied it.) */
+		while (__atomic_load_n(&forking_pid, __ATOMIC_SEQ_CST) ==
+		           getpid() &&
+		       spins++ < 100000)
+			sched_yield();
+		gen = __atomic_load_n(&fork_gen, __ATOMIC_SEQ_CST);
+		fd = memfd_new(name != NULL && name[0] ? name : "forkshim");
+		if (fd < 0) {
+			errno = errno == EMFILE || errno == ENFILE ? ENOMEM
+			                                           : ENOSYS;
+			return NULL;
+		}
+		if (ftruncate(fd, (off_t)(HEAD_SPACE + maplen)) != 0) {
+			close(fd);
+			errno = ENOMEM;
+			return NULL;
+		}
+		p = mmap(NULL, maplen, PROT_READ | PROT_WRITE, MAP_SHARED, fd,
+		         (off_t)HEAD_SPACE);
+		if (p == MAP_FAILED) {
+			close(fd);
+			errno = ENOMEM;
+			return NULL;
+		}
+		madvise(p, maplen, MADV_DONTFORK);
+		if ((__atomic_load_n(&fork_gen, __ATOMIC_SEQ_CST) == gen &&
+		     __atomic_load_n(&forking_pid, __ATOMIC_SEQ_CST) !=
+		         getpid()) ||
+		    tries == 16)
+			break;
+		munmap(p, maplen);
 		close(fd);
-		errno = ENOMEM;
-		return NULL;
-	}
-	p = mmap(NULL, maplen, PROT_READ | PROT_WRITE, MAP_SHARED, fd,
-	         (off_t)HEAD_SPACE);
-	if (p == MAP_FAILED) {
-		close(fd);
-		errno = ENOMEM;
-		return NULL;
 	}
 #ifdef MADV_POPULATE_WRITE
 	/* The caller fills it all: pages allocated in one call cost much
@@ -1102,13 +1334,16 @@ void *shared_alloc(size_t len, const char *name)
 		errno = ENOMEM;
 		return NULL;
 	}
-	o->fd = fd;
-	o->alloc = 1;
-	o->map = (uintptr_t)p;
-	o->maplen = maplen;
-	o->addr = (uintptr_t)p;
-	o->len = len;
-	identity(o);
+	owned_load(&c, o);
+	c.fd = fd;
+	c.alloc = 1;
+	c.map = (uintptr_t)p;
+	c.maplen = maplen;
+	c.addr = (uintptr_t)p;
+	c.len = len;
+	c.freezer = getpid(); /* the allocating process, until the freeze */
+	identity(&c);
+	owned_store(o, &c);
 	STORE_REL(&o->state, OWN_ALLOC);
 	return p;
 }
@@ -1162,23 +1397,23 @@ forkshim_handle shared_freeze(const void *addr, size_t len, const char *name,
 	if (o != NULL) {
 		/* forkshim_alloc memory: seal it in place.  A failure puts
 		 * the entry back as it was. */
-		if (len > o->maplen) {
+		owned_load(&local, o);
+		if (len > local.maplen) {
 			STORE_REL(&o->state, OWN_ALLOC);
 			errno = EINVAL;
 			return 0;
 		}
-		local = *o;
 		local.len = len;
 		local.freezer = getpid();
 		local.freezer_start = start_of(local.freezer);
 		if (new_secret(local.secret) < 0 ||
-		    fill_head(o->fd, &local, name, 1) < 0) {
+		    fill_head(local.fd, &local, name, 1) < 0) {
 			STORE_REL(&o->state, OWN_ALLOC);
 			errno = ENOMEM;
 			return 0;
 		}
-		rofd = reopen_ro(o->fd);
-		if (rofd < 0 || mmap((void *)o->map, o->maplen, PROT_READ,
+		rofd = reopen_ro(local.fd);
+		if (rofd < 0 || mmap((void *)local.map, local.maplen, PROT_READ,
 		                     MAP_SHARED | MAP_FIXED, rofd,
 		                     (off_t)HEAD_SPACE) == MAP_FAILED) {
 			if (rofd >= 0)
@@ -1188,12 +1423,15 @@ forkshim_handle shared_freeze(const void *addr, size_t len, const char *name,
 			return 0;
 		}
 		close(rofd);
-		if (fcntl(o->fd, F_ADD_SEALS, SEALS_FROZEN) != 0) {
+		if (fcntl(local.fd, F_ADD_SEALS, SEALS_FROZEN) != 0) {
 			int err = errno;
 
 			/* Another process maps it writable: put ours back. */
-			mmap((void *)o->map, o->maplen, PROT_READ | PROT_WRITE,
-			     MAP_SHARED | MAP_FIXED, o->fd, (off_t)HEAD_SPACE);
+			if (mmap((void *)local.map, local.maplen,
+			         PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED,
+			         local.fd, (off_t)HEAD_SPACE) != MAP_FAILED)
+				madvise((void *)local.map, local.maplen,
+				        MADV_DONTFORK);
 			STORE_REL(&o->state, OWN_ALLOC);
 			errno = err == EBUSY ? EBUSY : EINVAL;
 			return 0;
@@ -1205,11 +1443,10 @@ forkshim_handle shared_freeze(const void *addr, size_t len, const char *name,
 			STORE_REL(&o->state, OWN_ALLOC);
 			return 0;
 		}
-		local.state = OWN_BUSY;
-		*o = local;
-		o->handle = h;
-		o->frozen = 1;
-		dir_publish(o);
+		local.handle = h;
+		local.frozen = 1;
+		dir_publish(&local);
+		owned_store(o, &local);
 		STORE_REL(&o->state, OWN_FROZEN);
 		return h;
 	}
@@ -1274,11 +1511,10 @@ forkshim_handle shared_freeze(const void *addr, size_t len, const char *name,
 		errno = ENOMEM;
 		return 0;
 	}
-	local.state = OWN_BUSY;
-	*o = local;
-	o->handle = h;
-	o->frozen = 1;
-	dir_publish(o);
+	local.handle = h;
+	local.frozen = 1;
+	dir_publish(&local);
+	owned_store(o, &local);
 	STORE_REL(&o->state, OWN_FROZEN);
 	return h;
 }
@@ -1300,23 +1536,55 @@ static void on_thawing(forkshim_handle h, const void *addr, size_t len,
 		return;
 	o = owned_by_handle(h);
 	if (o != NULL && CAS(&o->state, &st, OWN_BUSY)) {
-		if (o->freezer == getpid()) {
-			dir_kill(o);
-			if (o->alloc)
-				munmap((void *)o->map, o->maplen);
-		}
-		close(o->fd);
-		o->fd = -1;
-		STORE_REL(&o->state, OWN_FREE);
+		struct owned c;
+		int unmap;
+
+		owned_load(&c, o);
+		unmap = c.freezer == getpid() && c.alloc;
+		if (c.freezer == getpid())
+			dir_kill(&c);
+		close(c.fd);
+		c.fd = -1;
+		owned_store(o, &c);
+		/* The memory goes after the region left the table
+		 * (shared_thawed): unmapped now, its range could be mapped
+		 * again by another thread and frozen, and that freeze would
+		 * still find this region there (EEXIST). */
+		STORE_REL(&o->state, unmap ? OWN_THAWED : OWN_FREE);
 	}
 	if (is_root())
 		dir_drain();
 	errno = saved;
 }
 
+void shared_thawed(forkshim_handle h)
+{
+	struct owned *o = LOAD_ACQ(&owned);
+
+	for (unsigned i = 0; o != NULL && i < LOAD_ACQ(&owned_hi); i++) {
+		uint32_t st = OWN_THAWED;
+
+		if (LOAD_ACQ(&o[i].state) == OWN_THAWED &&
+		    LOAD(&o[i].handle) == h &&
+		    CAS(&o[i].state, &st, OWN_BUSY)) {
+			munmap((void *)LOAD(&o[i].map), LOAD(&o[i].maplen));
+			STORE_REL(&o[i].state, OWN_FREE);
+			return;
+		}
+	}
+}
+
+/* The table's forked hook (parent phase, table lock held). */
+static void on_forked(void)
+{
+	__atomic_fetch_add(&fork_gen, 1, __ATOMIC_SEQ_CST);
+	__atomic_store_n(&forking_pid, 0, __ATOMIC_SEQ_CST);
+}
+
 static const struct table_hook hook = {
     .thawing = on_thawing,
     .forking = on_forking,
+    .forked = on_forked,
 };
 
 void shared_attach(void)
@@ -1368,11 +1636,11 @@ int shared_export(forkshim_handle h, struct forkshim_token *out)
 			errno = EINVAL; /* a private region */
 			return -1;
 		}
-		c = *o;
+		owned_load(&c, o);
 		__atomic_thread_fence(__ATOMIC_ACQUIRE);
 		/* Our descriptor (ours, or inherited from the freezer), as it
 		 * was while the entry stayed frozen. */
-		if (LOAD(&o->state) != OWN_FROZEN || o->handle != h ||
+		if (LOAD(&o->state) != OWN_FROZEN || c.handle != h ||
 		    fstat(c.fd, &st) != 0 || st.st_ino != c.ino) {
 			errno = ESTALE;
 			return -1;
@@ -1497,8 +1765,6 @@ const void *shared_import(const struct forkshim_token *tok, unsigned flags,
 	}
 	if (is_root())
 		dir_drain();
-	if (imports_ready() < 0)
-		return NULL;
 	fd = token_open(&t, &st);
 	if (fd < 0)
 		return NULL;
@@ -1522,12 +1788,13 @@ const void *shared_import(const struct forkshim_token *tok, unsigned flags,
 		 * already: that mapping is the answer. */
 		struct owned *o = LOAD_ACQ(&owned);
 
-		for (unsigned i = 0; o != NULL && i < OWNED_MAX; i++)
-			if (LOAD_ACQ(&o[i].state) == OWN_FROZEN && o[i].alloc &&
-			    o[i].ino == (uint64_t)st.st_ino &&
-			    o[i].map == want) {
+		for (unsigned i = 0; o != NULL && i < LOAD_ACQ(&owned_hi); i++)
+			if (LOAD_ACQ(&o[i].state) == OWN_FROZEN &&
+			    LOAD(&o[i].alloc) &&
+			    LOAD(&o[i].ino) == (uint64_t)st.st_ino &&
+			    LOAD(&o[i].map) == want) {
 				n.data = (uintptr_t)rh.addr;
-				n.maplen = o[i].maplen;
+				n.maplen = LOAD(&o[i].maplen);
 				n.borrowed = 1;
 				break;
 			}
@@ -1540,6 +1807,11 @@ const void *shared_import(const struct forkshim_token *tok, unsigned flags,
 	if (n.data == 0)
 		return NULL;
 	import_fill(&n, &rh, st.st_dev, st.st_ino);
+	if (imports_ready() < 0) { /* after the mapping: see deref_late */
+		if (!n.borrowed)
+			munmap((void *)n.base, n.maplen);
+		return NULL;
+	}
 	got = import_put(&n, 1);
 	if (got != 0 && len != NULL)
 		*len = n.len;
@@ -1555,11 +1827,12 @@ int shared_release(const void *addr)
 		errno = EINVAL;
 		return -1;
 	}
-	for (unsigned i = 0; im != NULL && i < IMPORTS_MAX; i++) {
+	for (unsigned i = 0; im != NULL && i < LOAD_ACQ(&imports_hi); i++) {
 		struct import *e = &im[i];
 		uint32_t r;
 
-		if (LOAD_ACQ(&e->state) != 2 || e->data != (uintptr_t)addr)
+		if (LOAD_ACQ(&e->state) != 2 ||
+		    LOAD(&e->data) != (uintptr_t)addr)
 			continue;
 		r = LOAD(&e->refs);
 		do {
@@ -1572,8 +1845,9 @@ int shared_release(const void *addr)
 			uint64_t st = 2;
 
 			if (CAS(&e->state, &st, 3)) {
-				if (!e->borrowed)
-					munmap((void *)e->base, e->maplen);
+				if (!LOAD(&e->borrowed))
+					munmap((void *)LOAD(&e->base),
+					       LOAD(&e->maplen));
 				STORE_REL(&e->state, 0);
 			}
 		}
@@ -1581,9 +1855,13 @@ int shared_release(const void *addr)
 	}
 	o = owned_take((uintptr_t)addr, OWN_ALLOC);
 	if (o != NULL) {
-		munmap((void *)o->map, o->maplen);
-		close(o->fd);
-		o->fd = -1;
+		struct owned c;
+
+		owned_load(&c, o);
+		munmap((void *)c.map, c.maplen);
+		close(c.fd);
+		c.fd = -1;
+		owned_store(o, &c);
 		STORE_REL(&o->state, OWN_FREE);
 		return 0;
 	}

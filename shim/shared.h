@@ -14,9 +14,12 @@
  *     an O_RDONLY reopen of /proc/self/fd/N, so no mapping of it can ever
  *     be made writable again).
  * then sealed F_SEAL_WRITE | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL.
- * F_SEAL_WRITE fails with EBUSY while any process maps it writable (a
- * child forked between alloc and freeze keeps such a mapping): freeze then
- * answers EBUSY and changes nothing.  Every read-only mapping anyone makes
+ * F_SEAL_WRITE fails with EBUSY while any process maps it writable: the
+ * writable mapping of forkshim_alloc is MADV_DONTFORK, so a child forked
+ * meanwhile does not keep one (it finds the range free and maps the
+ * frozen region there by late deref); a process that maps the memfd
+ * writable itself (through /proc/PID/fd/N) makes freeze answer EBUSY and
+ * change nothing.  Every read-only mapping anyone makes
  * is of an O_RDONLY descriptor: no VM_MAYWRITE, so mprotect cannot make it
  * writable, /proc/PID/mem cannot write through it, and the seal forbids
  * write(2), pwrite, a writable shared mapping and hole punching.
@@ -83,15 +86,31 @@ const void *shared_deref_late(forkshim_handle h, size_t *len);
 /* forkshim_info for such a handle; -1 with errno ENOENT when it is not. */
 int shared_info_late(forkshim_handle h, struct forkshim_info *out);
 /* For the guard's fault handler: 1 when addr lies in a shared region this
- * process mapped by import or late deref (out: its data range, name and
+ * process maps read-only (forkshim_alloc memory frozen here or by an
+ * ancestor, an import, a late deref; out: its data range, name and
  * freezer), else 0.  Async-signal-safe. */
 int shared_mapped_at(uintptr_t addr, struct forkshim_info *out);
+/* For the reports (async-signal-safe).  shared_identity: 1 when h is
+ * forkshim_alloc memory frozen shared, here or by an ancestor before our
+ * birth (its table entry names the memfd's pages), with the memfd's
+ * identity; 0 for anything else (a copy-freeze's entry names the
+ * freezer's private bytes).  shared_next_mapped: the next region this
+ * process maps by import or late deref, from *slot on (moved past it),
+ * other than the freezer's own mapping, once per memfd: its data range,
+ * length, freezer and name in out, its handle (0 when unknown) and
+ * identity; 0 when there are no more. */
+int shared_identity(forkshim_handle h, uint64_t *dev, uint64_t *ino);
+int shared_next_mapped(uint32_t *slot, struct forkshim_info *out,
+                       forkshim_handle *h, uint64_t *dev, uint64_t *ino);
 /* Whether h names a shared region this process knows (info's flag). */
 int shared_is_shared(forkshim_handle h);
 int shared_export(forkshim_handle h, struct forkshim_token *out);
 const void *shared_import(const struct forkshim_token *tok, unsigned flags,
                           size_t *len);
 int shared_release(const void *addr);
+/* After table_thaw(h) returned (forkshim_thaw): unmaps the forkshim_alloc
+ * memory of a region that thaw took out of the table.  Async-signal-safe. */
+void shared_thawed(forkshim_handle h);
 
 /* Registers the table hook (init's core step): the last thaw of a shared
  * region drops the owner's references (thawing), and a fork of a process

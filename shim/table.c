@@ -630,14 +630,14 @@ forkshim_handle table_freeze(const void *addr, size_t len, const char *name,
 		return 0;
 	}
 	ensure_adopted(); /* readable_range needs our pid */
-	if (!readable_range(t.pid, addr, len, READABLE_SMALL)) {
+	if (!readable_range(LOAD(&t.pid), addr, len, READABLE_SMALL)) {
 		errno = EFAULT;
 		return 0;
 	}
 	if (writer_enter() < 0)
 		return 0;
 	/* Under the lock: no fork copies the descriptors it opens. */
-	if (!readable_range(t.pid, addr, len, READABLE_LARGE)) {
+	if (!readable_range(LOAD(&t.pid), addr, len, READABLE_LARGE)) {
 		writer_leave();
 		errno = EFAULT;
 		return 0;
@@ -692,7 +692,7 @@ forkshim_handle table_freeze(const void *addr, size_t len, const char *name,
 	 * slot (it then finds st changed, and drops what it read). */
 	STORE(&t.cold[slot].freezes, 1);
 	STORE(&t.cold[slot].flags, flags);
-	STORE(&t.cold[slot].owner, t.pid);
+	STORE(&t.cold[slot].owner, LOAD(&t.pid));
 	STORE(&t.cold[slot].named, name != NULL && name[0] != '\0');
 	if (name != NULL && name[0] != '\0') {
 		int i = 0;

@@ -102,8 +102,11 @@ if [ "$tsan" = 1 ]; then
   # crash there, so these runs keep TSan's default handle_* options).
   export TSAN_OPTIONS="halt_on_error=1:die_after_fork=0:second_deadlock_stack=1"
   # A table of 32 slots reuses them all the time: readers (info) then race
-  # the refilling of a slot, which found the plain stores of freeze.
-  for run in "mix 10" "mix 10" "32 mix 10" "32 mix 10" "signalmt 150"; do
+  # the refilling of a slot, which found the plain stores of freeze.  The
+  # shared mode holds up to 40 regions at once (24 private, 12 shared, a
+  # child's own two): 48 slots.
+  for run in "mix 10" "mix 10" "32 mix 10" "32 mix 10" "signalmt 150" \
+    "shared 10" "shared 10" "48 shared 10" "48 shared 10"; do
     echo "-- stress_host $run"
     regions=${run%% *}
     case "$regions" in [0-9]*) run=${run#* } ;; *) regions= ;; esac
@@ -114,7 +117,7 @@ if [ "$tsan" = 1 ]; then
   done
   # With the per-process reports on: their exit, signal and wait paths.
   reports=$(mktemp -d)
-  for run in "mix 10" "signalmt 150"; do
+  for run in "mix 10" "signalmt 150" "shared 10"; do
     echo "-- stress_host $run, FORKSHIM_REPORT=$reports"
     # shellcheck disable=SC2086
     FORKSHIM_REPORT=$reports timeout 600 "$build/tests/stress_host" $run ||

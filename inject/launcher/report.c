@@ -52,6 +52,7 @@ struct site {
 
 struct region {
 	char *name, *handle, *addr;
+	char *memfd; /* a shared region's memfd identity, or NULL */
 	unsigned long long owner, size, pages, page_size;
 	size_t pieces;      /* an observed object's ranges; 1 otherwise */
 	struct view *views; /* into run.views, once loaded */
@@ -459,6 +460,7 @@ static int check_head(const json_t *head, int need_format, char *why,
  * whole. */
 struct staged {
 	char *name, *handle, *addr;
+	char *memfd; /* "DEV:INO" of a shared region, or NULL */
 	unsigned long long owner, size, pages, resident, shared, exclusive,
 	    swapped, flags;
 	/* An observed object (FORKSHIM_OBSERVE): its ranges of one name and
@@ -491,6 +493,8 @@ static int stage_region(const json_t *v, struct staged *s)
 	s->name = xstrdup(jstr(v, "name"));
 	s->handle = xstrdup(jstr(v, "handle"));
 	s->addr = xstrdup(jstr(v, "addr"));
+	if (jstr(v, "memfd") != NULL)
+		s->memfd = xstrdup(jstr(v, "memfd"));
 	return 1;
 }
 
@@ -499,6 +503,7 @@ static void staged_free(struct staged *s)
 	free(s->name);
 	free(s->handle);
 	free(s->addr);
+	free(s->memfd);
 	for (size_t i = 0; i < s->naliases; i++)
 		free(s->aliases[i]);
 	free(s->aliases);
@@ -603,13 +608,29 @@ static size_t region_for(struct run *r, const struct staged *s,
 	size_t gi, first;
 	struct region *g;
 
+	/* A shared region is one memfd, whatever address each process maps
+	 * it at and whether it knows its handle (an importer by token may
+	 * not). */
 	r->key.len = 0;
-	key_add(&r->key, s->handle);
+	if (s->memfd != NULL) {
+		key_add(&r->key, "memfd");
+		key_add(&r->key, s->memfd);
+	} else {
+		key_add(&r->key, s->handle);
+	}
 	key_num(&r->key, s->owner);
-	key_add(&r->key, s->addr);
+	if (s->memfd == NULL)
+		key_add(&r->key, s->addr);
 	gi = map_get(&r->by_key, r->key.buf, r->key.len);
-	if (gi != NONE)
+	if (gi != NONE) {
+		g = &r->regions[gi];
+		if (strcmp(g->handle, "0x0") == 0 &&
+		    strcmp(s->handle, "0x0") != 0) {
+			free(g->handle);
+			g->handle = xstrdup(s->handle);
+		}
 		return gi;
+	}
 	gi = r->nregions;
 	map_put(&r->by_key, r->key.buf, r->key.len, gi);
 	r->regions =
@@ -619,6 +640,7 @@ static size_t region_for(struct run *r, const struct staged *s,
 	g->name = xstrdup(s->name);
 	g->handle = xstrdup(s->handle);
 	g->addr = xstrdup(s->addr);
+	g->memfd = s->memfd != NULL ? xstrdup(s->memfd) : NULL;
 	g->owner = s->owner;
 	g->size = s->size;
 	g->pages = s->pages;
@@ -679,7 +701,9 @@ static void add_view(struct run *r, const char *path, size_t pi,
 			            "the region's totals would overflow");
 			return;
 		}
-		g->copied += s->exclusive;
+		/* Sealed shared memory is never copied. */
+		if (g->memfd == NULL)
+			g->copied += s->exclusive;
 		g->others++;
 		g->others_pages += s->pages;
 	}
@@ -1041,7 +1065,9 @@ static const struct run *sort_run;
 static unsigned long long
 view_copied(const struct run *r, const struct region *g, const struct view *w)
 {
-	return r->procs[w->proc].pid == g->owner ? 0 : w->exclusive;
+	return r->procs[w->proc].pid == g->owner || g->memfd != NULL
+	           ? 0
+	           : w->exclusive;
 }
 
 /* qsort, also of an empty array (whose pointer may be NULL, which qsort
@@ -1112,6 +1138,7 @@ static void run_free(struct run *r)
 		free(r->regions[i].name);
 		free(r->regions[i].handle);
 		free(r->regions[i].addr);
+		free(r->regions[i].memfd);
 	}
 	for (size_t i = 0; i < r->nsites; i++) {
 		free(r->sites[i].name);
@@ -1319,12 +1346,22 @@ static void print_table(const struct run *r, const char *dir, FILE *out)
 			fprintf(out, " and %zu more: an object's ranges",
 			        g->pieces - 1);
 		fprintf(out, ")\n");
-		fprintf(out,
-		        "   mapped by %zu process%s; copied %llu page%s (%s) "
-		        "in %llu other%s; ",
-		        g->nviews, g->nviews == 1 ? "" : "es", g->copied,
-		        g->copied == 1 ? "" : "s", cost, g->others,
-		        g->others == 1 ? "" : "s");
+		if (g->memfd != NULL) {
+			fputs("   sealed shared memory (memfd ", out);
+			escape_term(out, g->memfd);
+			fprintf(out,
+			        "), nothing copied: mapped by %zu process%s, "
+			        "%llu besides its owner; ",
+			        g->nviews, g->nviews == 1 ? "" : "es",
+			        g->others);
+		} else
+			fprintf(out,
+			        "   mapped by %zu process%s; copied %llu "
+			        "page%s (%s) "
+			        "in %llu other%s; ",
+			        g->nviews, g->nviews == 1 ? "" : "es",
+			        g->copied, g->copied == 1 ? "" : "s", cost,
+			        g->others, g->others == 1 ? "" : "s");
 		if (pct < 0)
 			fprintf(out, "no other process reported it\n");
 		else
@@ -1394,6 +1431,10 @@ static void print_json(const struct run *r, FILE *out)
 		put_json_string(out, g->handle);
 		fprintf(out, ",\"addr\":");
 		put_json_string(out, g->addr);
+		if (g->memfd != NULL) {
+			fprintf(out, ",\"memfd\":");
+			put_json_string(out, g->memfd);
+		}
 		fprintf(out,
 		        ",\"owner\":%llu,\"size\":%llu,\"pages\":%llu,"
 		        "\"page_size\":%llu,\"mapped_by\":%zu,"

@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "forkshim.h"
+#include "run_host.h"
 #include "shared_common.h"
 
 #define MIB (1ul << 20)
@@ -682,14 +683,45 @@ Test(shared, every_write_path_fails_in_owner_and_importer)
 }
 
 /* With the guard on, an importer's write is stopped and reported. */
-Test(shared, guard_reports_a_write_in_an_importer)
+/* Runs the worker with FORKSHIM_GUARD=guard and args; its stderr into
+ * err; its status. */
+static int scribbler(const char *guard, const char *const *args, char *err,
+                     size_t size)
 {
-	struct forkshim_token tok;
-	forkshim_handle h;
-	char hex[2 * FORKSHIM_TOKEN_SIZE + 1], err[8192];
 	int fds[2], st;
 	ssize_t n, got = 0;
 	pid_t pid;
+
+	cr_assert(pipe(fds) == 0);
+	pid = fork();
+	if (pid == 0) {
+		dup2(fds[1], 2);
+		setenv("FORKSHIM_GUARD", guard, 1);
+		unsetenv("FORKSHIM_REPORT");
+		execv(SHARED_WORKER, (char *const *)args);
+		_exit(127);
+	}
+	close(fds[1]);
+	while ((n = read(fds[0], err + got, size - 1 - (size_t)got)) > 0)
+		got += n;
+	err[got] = '\0';
+	close(fds[0]);
+	cr_assert(waitpid(pid, &st, 0) == pid);
+	return st;
+}
+
+/* A write to a shared region is stopped (SIGSEGV) and reported in every
+ * process that maps it, whatever the guard's mode: the owner (its
+ * forkshim_alloc memory, in its table), a child born before the freeze
+ * (late deref) and an exec'd importer.  Audit records nothing for it
+ * (there is no copy on write to audit): the owner's and the late child's
+ * writes went unreported under FORKSHIM_GUARD=audit before. */
+Test(shared, guard_reports_a_write_in_an_importer)
+{
+	static const char *const modes[] = {"protect", "audit"};
+	struct forkshim_token tok;
+	forkshim_handle h;
+	char hex[2 * FORKSHIM_TOKEN_SIZE + 1], err[8192];
 	unsigned char *p = forkshim_alloc(MIB, "scribbled");
 
 	cr_assert(p != NULL);
@@ -697,62 +729,229 @@ Test(shared, guard_reports_a_write_in_an_importer)
 	h = forkshim_freeze(p, MIB, "scribbled", FORKSHIM_SHARED);
 	cr_assert(h != 0 && forkshim_export(h, &tok) == 0);
 	token_to_hex(&tok, hex);
-	cr_assert(pipe(fds) == 0);
-	pid = fork();
-	if (pid == 0) {
-		dup2(fds[1], 2);
-		setenv("FORKSHIM_GUARD", "protect", 1);
-		execl(SHARED_WORKER, SHARED_WORKER, "scribble", hex,
-		      (char *)NULL);
-		_exit(127);
+	for (int m = 0; m < 2; m++) {
+		const char *const importer[] = {SHARED_WORKER, "scribble", hex,
+		                                NULL};
+		const char *const owner[] = {SHARED_WORKER, "scribble-own",
+		                             NULL};
+		const char *const late[] = {SHARED_WORKER, "scribble-own",
+		                            "late", NULL};
+		const char *const *runs[] = {importer, owner, late};
+		const char *names[] = {"an exec'd importer", "the owner",
+		                       "a late child"};
+		const char *want[] = {"write to shared frozen region "
+		                      "\"scribbled\"",
+		                      "write to shared frozen region "
+		                      "\"own-scribbled\"",
+		                      "write to shared frozen region "
+		                      "\"own-scribbled\""};
+
+		for (int k = 0; k < 3; k++) {
+			int st = scribbler(modes[m], runs[k], err, sizeof(err));
+
+			cr_expect(WIFSIGNALED(st) && WTERMSIG(st) == SIGSEGV,
+			          "%s, guard %s: status %#x", names[k],
+			          modes[m], st);
+			cr_expect(strstr(err, want[k]) != NULL,
+			          "%s, guard %s: stderr: %s", names[k],
+			          modes[m], err);
+		}
 	}
-	close(fds[1]);
-	while ((n = read(fds[0], err + got, sizeof(err) - 1 - (size_t)got)) > 0)
-		got += n;
-	err[got] = '\0';
-	close(fds[0]);
-	cr_assert(waitpid(pid, &st, 0) == pid);
-	cr_expect(WIFSIGNALED(st) && WTERMSIG(st) == SIGSEGV, "status %#x", st);
-	cr_expect(strstr(err, "write to shared frozen region \"scribbled\"") !=
-	              NULL,
-	          "stderr: %s", err);
 	cr_assert(forkshim_thaw(h) == 0);
 }
 
+/* The descriptor of this process that names memfd `name` (inherited). */
+static int memfd_named(const char *name)
+{
+	char path[64], target[256], want[128];
+	int n = snprintf(want, sizeof(want), "/memfd:%s (deleted)", name);
+
+	for (int fd = 0; fd < 4096; fd++) {
+		ssize_t r;
+
+		snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+		r = readlink(path, target, sizeof(target) - 1);
+		if (r == n && memcmp(target, want, (size_t)n) == 0)
+			return fd;
+	}
+	return -1;
+}
+
+/* A child forked by another thread between alloc and freeze does not
+ * stop the freeze (the writable mapping is not inherited: freeze used to
+ * answer EBUSY until that child exited); the child finds the range free
+ * and maps the frozen region there.  A process that maps the memfd
+ * writable itself does stop it: EBUSY, and nothing changes. */
 Test(shared, alloc_release_and_busy_freeze)
 {
-	unsigned char *p = forkshim_alloc(MIB, "busy");
-	int fds[2], st;
+	unsigned char *p = forkshim_alloc(MIB, "busy"), *q;
+	int fds[2], back[2], st, fd;
+	forkshim_handle h;
+	uint64_t want;
 	pid_t pid;
 	char c;
 
 	cr_assert(p != NULL);
 	cr_expect(forkshim_alloc(0, NULL) == NULL && errno == EINVAL);
-	cr_assert(pipe(fds) == 0);
+	fill(p, MIB, 7);
+	want = checksum(p, MIB);
+	cr_assert(pipe(fds) == 0 && pipe(back) == 0);
 	pid = fork();
-	if (pid == 0) { /* keeps a writable mapping until told */
+	if (pid == 0) { /* born between alloc and freeze */
+		const void *at;
+		size_t len = 0;
+
+		if (read_all(fds[0], &h, sizeof(h)) < 0)
+			_exit(2);
+		at = forkshim_deref(h, &len);
+		if (at != p || len != MIB || checksum(at, len) != want)
+			_exit(1);
+		/* The alloc was the parent's: not this child's to release
+		 * (it used to unmap the deref's mapping here). */
+		if (forkshim_release(p) != -1 || errno != EINVAL)
+			_exit(2);
+		_exit(checksum(at, len) == want ? 0 : 3);
+	}
+	h = forkshim_freeze(p, MIB, "busy", FORKSHIM_SHARED);
+	cr_expect(h != 0, "freeze with a child born after alloc: errno %d",
+	          errno);
+	write_all(fds[1], &h, sizeof(h));
+	cr_assert(waitpid(pid, &st, 0) == pid);
+	cr_expect(WIFEXITED(st) && WEXITSTATUS(st) == 0,
+	          "the child's late deref at the alloc's address: %#x", st);
+	cr_expect(forkshim_thaw(h) == 0);
+
+	q = forkshim_alloc(MIB, "busy2");
+	cr_assert(q != NULL);
+	pid = fork();
+	if (pid == 0) { /* maps it writable, on purpose */
+		fd = memfd_named("busy2");
+		if (fd < 0 || mmap(NULL, MIB, PROT_READ | PROT_WRITE,
+		                   MAP_SHARED, fd, 4096) == MAP_FAILED)
+			_exit(1);
+		write_all(back[1], "r", 1);
 		read(fds[0], &c, 1);
 		_exit(0);
 	}
-	cr_expect(forkshim_freeze(p, MIB, NULL, FORKSHIM_SHARED) == 0 &&
+	cr_assert(read_all(back[0], &c, 1) == 0, "the child could not map it");
+	cr_expect(forkshim_freeze(q, MIB, NULL, FORKSHIM_SHARED) == 0 &&
 	          errno == EBUSY);
-	p[0] = 1; /* still ours, still writable */
+	q[0] = 1; /* still ours, still writable */
 	write_all(fds[1], "x", 1);
 	cr_assert(waitpid(pid, &st, 0) == pid);
-	cr_expect(forkshim_release(p) == 0);
-	cr_expect(forkshim_release(p) == -1 && errno == EINVAL);
+	cr_expect(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	cr_expect(forkshim_release(q) == 0);
+	cr_expect(forkshim_release(q) == -1 && errno == EINVAL);
+}
+
+/* ---- reports ---- */
+
+/* The per-process reports and `forkshim report` of a family around one
+ * shared region (worker.c, do_family): every process that maps it has
+ * its line, with the memfd's identity and nothing exclusive; the family
+ * report shows it once, mapped by the owner, a late child, an exec'd
+ * importer and a forked child, nothing copied, 100% shared. */
+Test(shared, reports_count_every_process_that_maps_a_shared_region)
+{
+	char dir[] = "/tmp/forkshim-shared-report-XXXXXX", out[4096],
+	     json[16384], path[128], memfd[64] = "";
+	int fds[2], st, pids[4], bad = -1;
+	ssize_t n, got = 0;
+	pid_t pid;
+	const char *at;
+
+	cr_assert(mkdtemp(dir) != NULL);
+	cr_assert(pipe(fds) == 0);
+	pid = fork();
+	if (pid == 0) {
+		dup2(fds[1], 1);
+		setenv("FORKSHIM_REPORT", dir, 1);
+		unsetenv("FORKSHIM_GUARD");
+		execl(SHARED_WORKER, SHARED_WORKER, "family", (char *)NULL);
+		_exit(127);
+	}
+	close(fds[1]);
+	while ((n = read(fds[0], out + got, sizeof(out) - 1 - (size_t)got)) > 0)
+		got += n;
+	out[got] = '\0';
+	close(fds[0]);
+	cr_assert(waitpid(pid, &st, 0) == pid);
+	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "status %#x: %s", st,
+	          out);
+	at = strstr(out, "pids ");
+	cr_assert(at != NULL &&
+	              sscanf(at, "pids %d %d %d %d bad %d", &pids[0], &pids[1],
+	                     &pids[2], &pids[3], &bad) == 5 &&
+	              bad == 0,
+	          "%s", out);
+	for (int i = 0; i < 4; i++) {
+		static const char *const who[] = {
+		    "owner", "late child", "exec'd importer", "forked child"};
+		char *text, *m, *r;
+		unsigned long long res, shr, exc;
+
+		snprintf(path, sizeof(path), "%s/report-%d.jsonl", dir,
+		         pids[i]);
+		text = host_read_file(path, NULL);
+		cr_assert(text != NULL, "%s: no report %s", who[i], path);
+		m = strstr(text, "\"memfd\":\"");
+		r = strstr(text, "\"name\":\"family\"");
+		res = shr = exc = 0;
+		if (r != NULL)
+			r = strstr(r, "\"resident\":");
+		cr_expect(r != NULL && m != NULL &&
+		              sscanf(r,
+		                     "\"resident\":%llu,\"shared\":%llu,"
+		                     "\"exclusive\":%llu",
+		                     &res, &shr, &exc) == 3,
+		          "%s: %s", who[i], text);
+		/* Sealed shared memory: every resident page shared.  The
+		 * owner's read-only mapping was made at its freeze and it did
+		 * not read the region since; the others read it all. */
+		cr_expect(exc == 0 && shr == res && (i == 0 || res == 1024),
+		          "%s: resident %llu shared %llu exclusive %llu",
+		          who[i], res, shr, exc);
+		if (m != NULL) {
+			char id[64];
+
+			sscanf(m + 9, "%63[0-9:]", id);
+			cr_expect(memfd[0] == '\0' || strcmp(id, memfd) == 0,
+			          "%s: memfd %s, not %s", who[i], id, memfd);
+			snprintf(memfd, sizeof(memfd), "%s", id);
+		}
+		free(text);
+	}
+	{
+		const char *const argv[] = {SHARED_LAUNCHER, "report", "--json",
+		                            dir, NULL};
+
+		st = run_worker(argv, json, sizeof(json));
+	}
+	cr_expect(WIFEXITED(st) && WEXITSTATUS(st) == 0, "status %#x", st);
+	at = strstr(json, "\"memfd\":");
+	cr_expect(at != NULL && strstr(at + 1, "\"memfd\":") == NULL,
+	          "one shared region: %s", json);
+	cr_expect(strstr(json,
+	                 "\"mapped_by\":4,\"copied_pages\":0,"
+	                 "\"copied_bytes\":0,\"shared_percent\":100.00") !=
+	              NULL,
+	          "%s", json);
+	host_rmtree(dir);
 }
 
 /* ---- no leaks after kill -9 ---- */
 
-static long shmem_kib(void)
+/* A /proc/meminfo field ("Shmem:", "MemAvailable:") in kB. */
+static long meminfo_kib(const char *field)
 {
 	FILE *f = fopen("/proc/meminfo", "r");
 	char line[128];
+	size_t n = strlen(field);
 	long v = -1;
 
 	while (f != NULL && fgets(line, sizeof(line), f) != NULL)
-		if (sscanf(line, "Shmem: %ld kB", &v) == 1)
+		if (strncmp(line, field, n) == 0 &&
+		    sscanf(line + n, "%ld kB", &v) == 1)
 			break;
 	if (f != NULL)
 		fclose(f);
@@ -810,7 +1009,8 @@ static int kill_9_once(size_t len)
 {
 	int ready[2], kready[2], st;
 	pid_t root;
-	long base, held, after = -1;
+	long base, held, after = -1, avail_base, avail_held, avail_after;
+	long kib = (long)(len / 1024);
 	unsigned long ino = 0;
 	char c;
 
@@ -818,7 +1018,8 @@ static int kill_9_once(size_t len)
 	 * either order. */
 	cr_assert(pipe(ready) == 0);
 	cr_assert(pipe(kready) == 0);
-	base = shmem_kib();
+	base = meminfo_kib("Shmem:");
+	avail_base = meminfo_kib("MemAvailable:");
 	root = fork();
 	cr_assert(root >= 0);
 	if (root == 0) {
@@ -868,7 +1069,8 @@ static int kill_9_once(size_t len)
 		waitpid(root, &st, 0);
 		cr_assert_fail("the family did not start (status %#x)", st);
 	}
-	held = shmem_kib();
+	held = meminfo_kib("Shmem:");
+	avail_held = meminfo_kib("MemAvailable:");
 	if (!inode_in_use(ino)) {
 		kill(-root, SIGKILL);
 		waitpid(root, &st, 0);
@@ -882,27 +1084,44 @@ static int kill_9_once(size_t len)
 	for (int i = 0; i < 600 && inode_in_use(ino); i++)
 		usleep(50000);
 	cr_assert(!inode_in_use(ino), "a process still holds the memfd");
-	after = shmem_kib();
+	/* And the counters a moment to follow (freed pages reach
+	 * MemAvailable through per-cpu lists): up to 2 s. */
+	for (int i = 0; i < 40; i++) {
+		after = meminfo_kib("Shmem:");
+		avail_after = meminfo_kib("MemAvailable:");
+		if (after - base <= kib / 8 &&
+		    avail_base - avail_after <= kib / 8)
+			break;
+		usleep(50000);
+	}
 	close(ready[0]);
 	close(ready[1]);
 	close(kready[0]);
 	close(kready[1]);
-	cr_log_info("Shmem %ld kB before, %ld kB holding, %ld kB after", base,
-	            held, after);
-	/* Only the fall is judged, over the short window of the kill: the
-	 * machine's other processes (and this program's other tests, run in
-	 * parallel) allocate and free shmem too. */
-	return held - after >= (long)(len / 1024) * 3 / 4;
+	cr_log_info("Shmem %ld kB before, %ld kB holding, %ld kB after; "
+	            "MemAvailable %ld / %ld / %ld kB",
+	            base, held, after, avail_base, avail_held, avail_after);
+	/* Shmem and MemAvailable fall by the region while the family holds
+	 * it and come back after the kill.  This test runs alone in the
+	 * suite (RUN_SERIAL), but the machine's other processes move the
+	 * figures meanwhile: Shmem by less than 1 MiB in these seconds here
+	 * (judged within 1/4 of the region), MemAvailable by up to 330 MiB
+	 * (other builds and tests: judged within 1/2). */
+	return held - base >= kib * 3 / 4 && held - after >= kib * 3 / 4 &&
+	       after - base <= kib / 4 && avail_base - avail_held >= kib / 2 &&
+	       avail_after - avail_held >= kib / 2 &&
+	       avail_base - avail_after <= kib / 2;
 }
 
 Test(shared, kill_9_of_family_frees_shmem, .timeout = 240)
 {
-	/* 256 MiB, not the issue's 1 GiB: filling shmem costs seconds per
-	 * GiB on this loaded 2-core machine. */
+	/* The issue's 1 GiB.  Three tries: a try fails when something else
+	 * on the machine moved 256 MiB in the same seconds. */
 	int ok = 0;
 
 	for (int attempt = 0; attempt < 3 && !ok; attempt++)
-		ok = kill_9_once(256 * MIB);
-	cr_expect(ok, "Shmem did not fall by 3/4 of 256 MiB at the kill in 3 "
-	              "tries (see the log: other processes move it too)");
+		ok = kill_9_once(1024 * MIB);
+	cr_expect(ok, "Shmem and MemAvailable did not fall by 1 GiB while "
+	              "the family held it and come back after the kill, in 3 "
+	              "tries (see the log)");
 }

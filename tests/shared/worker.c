@@ -24,7 +24,7 @@
 #include "forkshim.h"
 #include "shared_common.h"
 
-static int do_import(const char *hex, int same)
+static int do_import(const char *hex, int same, int keep)
 {
 	struct forkshim_token tok;
 	int before = memfd_maps(), err = 0;
@@ -43,7 +43,7 @@ static int do_import(const char *hex, int same)
 		return 0;
 	}
 	sum = checksum(p, len);
-	if (forkshim_release(p) != 0)
+	if (!keep && forkshim_release(p) != 0)
 		err = -errno;
 	printf("%d %zu %llu %d\n", err, len, (unsigned long long)sum,
 	       memfd_maps() - before);
@@ -107,11 +107,113 @@ static int do_scribble(const char *hex)
 	return 4;
 }
 
+/* Freezes 1 MiB of forkshim_alloc memory shared and writes one byte of
+ * it: here (the owner), or in a child forked before the freeze that
+ * resolves it by plain deref ("late").  The writer must die of SIGSEGV. */
+static int do_scribble_own(int late)
+{
+	unsigned char *p = forkshim_alloc(1 << 20, "own-scribbled");
+	forkshim_handle h;
+	int fds[2], st;
+	pid_t pid = -1;
+
+	if (p == NULL || pipe(fds) != 0)
+		return 2;
+	if (late) {
+		pid = fork();
+		if (pid == 0) {
+			unsigned char *q;
+
+			if (read(fds[0], &h, sizeof(h)) != sizeof(h))
+				_exit(2);
+			q = (unsigned char *)forkshim_deref(h, NULL);
+			if (q == NULL)
+				_exit(3);
+			q[100] = 1;
+			_exit(4);
+		}
+	}
+	fill(p, 1 << 20, 3);
+	h = forkshim_freeze(p, 1 << 20, "own-scribbled", FORKSHIM_SHARED);
+	if (h == 0)
+		return 3;
+	if (!late) {
+		p[100] = 1;
+		return 4;
+	}
+	if (write(fds[1], &h, sizeof(h)) != sizeof(h) ||
+	    waitpid(pid, &st, 0) != pid)
+		return 5;
+	if (WIFSIGNALED(st))
+		raise(WTERMSIG(st)); /* the child's death, as ours */
+	return 6;
+}
+
+/* A family under FORKSHIM_REPORT around one 4 MiB shared region: this
+ * process allocates (which arms its report), forks a late child, fills
+ * and freezes, execs an importer (this program, "import HEX keep") and
+ * forks a child that inherits the region; each maps it at its exit.
+ * Prints "pids OWNER LATE IMPORTER CHILD" and each one's check. */
+static int do_family(const char *self)
+{
+	size_t len = 4 << 20, n = 0;
+	unsigned char *p = forkshim_alloc(len, "family");
+	struct forkshim_token tok;
+	char hex[2 * FORKSHIM_TOKEN_SIZE + 1];
+	forkshim_handle h;
+	uint64_t sum;
+	int fds[2], bad = 0, st;
+	pid_t late, imp, kid;
+
+	if (p == NULL || pipe(fds) != 0)
+		return 2;
+	late = fork();
+	if (late == 0) {
+		const void *q;
+
+		if (read(fds[0], &h, sizeof(h)) != sizeof(h) ||
+		    read(fds[0], &sum, sizeof(sum)) != sizeof(sum))
+			_exit(2);
+		q = forkshim_deref(h, &n);
+		_exit(q != NULL && n == len && checksum(q, n) == sum ? 0 : 3);
+	}
+	fill(p, len, 11);
+	sum = checksum(p, len);
+	h = forkshim_freeze(p, len, "family", FORKSHIM_SHARED);
+	if (h == 0 || forkshim_export(h, &tok) != 0)
+		return 3;
+	token_to_hex(&tok, hex);
+	if (write(fds[1], &h, sizeof(h)) != sizeof(h) ||
+	    write(fds[1], &sum, sizeof(sum)) != sizeof(sum))
+		return 4;
+	fflush(stdout);
+	imp = fork();
+	if (imp == 0) {
+		execl(self, self, "import", hex, "keep", (char *)NULL);
+		_exit(127);
+	}
+	kid = fork();
+	if (kid == 0)
+		_exit(forkshim_deref(h, &n) == p && checksum(p, len) == sum
+		          ? 0
+		          : 3);
+	for (int i = 0; i < 3; i++) {
+		pid_t w = wait(&st);
+
+		if (w < 0 || !WIFEXITED(st) || WEXITSTATUS(st) != 0)
+			bad++;
+	}
+	printf("pids %d %d %d %d bad %d\n", (int)getpid(), (int)late, (int)imp,
+	       (int)kid, bad);
+	return bad ? 5 : 0;
+}
+
 int main(int argc, char **argv)
 {
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	if (argc >= 3 && strcmp(argv[1], "import") == 0)
-		return do_import(argv[2], argc > 3 && !strcmp(argv[3], "same"));
+		return do_import(argv[2], argc > 3 && !strcmp(argv[3], "same"),
+		                 argc > 3 && !strcmp(argv[3], "keep"));
 	if (argc >= 3 && strcmp(argv[1], "owner") == 0)
 		return do_owner(strtoul(argv[2], NULL, 10),
 		                argc > 3 && !strcmp(argv[3], "nodump"));
@@ -119,6 +221,10 @@ int main(int argc, char **argv)
 		return do_write(argv[2]);
 	if (argc >= 3 && strcmp(argv[1], "scribble") == 0)
 		return do_scribble(argv[2]);
+	if (argc >= 2 && strcmp(argv[1], "family") == 0)
+		return do_family(argv[0]);
+	if (argc >= 2 && strcmp(argv[1], "scribble-own") == 0)
+		return do_scribble_own(argc > 2 && !strcmp(argv[2], "late"));
 	fprintf(stderr, "usage: shared_worker import|owner|write ARG\n");
 	return 2;
 }

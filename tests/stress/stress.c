@@ -109,6 +109,12 @@ Test(stress, fresh_processes_freeze_thaw_deref_and_find_while_others_fork,
 	stress("mix", 20, 25);
 }
 
+Test(stress, shared_regions_frozen_imported_thawed_beside_private_ones,
+     .timeout = 900)
+{
+	stress("shared", 10, 8);
+}
+
 Test(stress, families_three_levels_deep_agree_on_every_handle, .timeout = 900)
 {
 	stress("family", 4 * SLOW, 8);

@@ -4,6 +4,15 @@
  *   mix       two workers freeze and thaw, a reader derefs and finds, while
  *             the main thread forks COUNT children; each child checks the
  *             whole table it was born with
+ *   shared    mix, plus two threads that freeze shared regions (copies of
+ *             private memory with FORKSHIM_SHARED, and forkshim_alloc
+ *             memory) and thaw them, exporting a token for each, and an
+ *             importer thread that imports (also at the same address),
+ *             derefs, releases and tries flipped tokens; each child checks
+ *             the shared records it inherited, those frozen after its birth
+ *             (plain deref: a late child; its own export too), and the
+ *             result the previous child froze shared and left when it
+ *             exited, then freezes a result of its own for its parent
  *   family    the same three levels deep: every child runs workers and a
  *             reader of its own and forks COUNT grandchildren
  *   signal1   single-threaded: COUNT freeze/thaw steps with a fork every
@@ -26,6 +35,10 @@
  *   for one frozen after it;
  *   a handle made by a child or a sibling (foreign): never resolves, within
  *   the ABI's 2^-24 per handle: more than 2 + checks / 2^20 accepts fail.
+ *   a shared record is pinned while it is checked (a worker changes only
+ *   unpinned ones): live, its token imports and its handle derefs (also in
+ *   a child born before it) to its length and bytes; thawed, both ESTALE;
+ *   a token with one bit flipped never imports (EBADF).
  * A handler's freeze may fail with EDEADLK only when it interrupted a freeze,
  * thaw or fork of its own thread.
  *
@@ -81,9 +94,23 @@ struct probe {
 	uint64_t foreign;
 };
 
+/* A shared region (shared mode), as its freezer published it. */
+struct shinfo {
+	uint64_t h;
+	struct forkshim_token tok;
+	uint64_t round;
+	uint64_t epoch; /* forks_done when its freeze began */
+	const unsigned char *addr;
+	uint32_t len;
+	uint32_t idx;   /* what the bytes come from, with round */
+	uint32_t alloc; /* forkshim_alloc memory (else a copy of private) */
+	uint32_t live;  /* frozen; 0 with h != 0: thawed */
+};
+
 struct report {
 	struct totals t;
 	uint64_t own; /* a handle the child froze, for its parent to try */
+	struct shinfo result; /* shared mode: its result, left at exit */
 };
 
 static struct level lv[LEVELS];
@@ -463,6 +490,392 @@ static void check_probe(const struct probe *pr)
 		     (unsigned long long)pr->h, p, errno);
 }
 
+/* ---- shared mode: shared regions beside the private ones ---- */
+
+/* A shared record's word: its state in the low 2 bits, pins above.  A
+ * worker changes a record only when nobody pins it, so a pinned record's
+ * answer is exact: live, its token imports and its handle derefs to its
+ * bytes; thawed, both are ESTALE. */
+enum { SH_EMPTY = 0, SH_BUSY = 1, SH_LIVE = 2 };
+#define SH_PIN 4u
+#define SH_WORKERS 2
+#define SH_BUFS 6 /* per worker */
+#define NSH (SH_WORKERS * SH_BUFS)
+#define SH_STRIDE (3 * 4096) /* up to this many bytes a region */
+#define SH_SENT 4            /* records pinned for a child, before and after */
+
+struct shrec {
+	_Atomic uint64_t word;
+	struct shinfo in; /* written BUSY, read pinned */
+};
+
+/* What a child is sent: records pinned before its fork (it inherited
+ * them, live or thawed), live ones frozen after its birth (late), and the
+ * previous child's result (a sibling's, frozen and left by an exited
+ * process). */
+struct shdown {
+	uint64_t k; /* the fork's number */
+	uint32_t npre, nlate;
+	struct shinfo pre[SH_SENT], late[SH_SENT + 1], sibling;
+};
+
+static struct shrec shr[NSH];
+static unsigned char *sh_mem;
+static int shared_mode;
+
+static unsigned char sh_byte(uint32_t idx, uint64_t round, size_t j)
+{
+	return (unsigned char)(idx * 37 + round * 11 + j * 3 + (j >> 9));
+}
+
+static void sh_fill(unsigned char *p, const struct shinfo *in)
+{
+	for (size_t j = 0; j < in->len; j++)
+		p[j] = sh_byte(in->idx, in->round, j);
+}
+
+static int sh_bytes_ok(const unsigned char *p, const struct shinfo *in)
+{
+	for (size_t j = 0; j < in->len; j++)
+		if (p[j] != sh_byte(in->idx, in->round, j))
+			return 0;
+	return 1;
+}
+
+static int sh_pin(unsigned i, struct shinfo *out)
+{
+	uint64_t w = atomic_load(&shr[i].word);
+
+	do {
+		if ((w & 3) == SH_BUSY)
+			return 0;
+	} while (!atomic_compare_exchange_weak(&shr[i].word, &w, w + SH_PIN));
+	*out = shr[i].in;
+	return 1;
+}
+
+static void sh_unpin(unsigned i)
+{
+	atomic_fetch_sub(&shr[i].word, SH_PIN);
+}
+
+/* A region that a thread of this process froze: alloc'd, or a copy of
+ * private memory at an odd address. */
+static uint64_t sh_freeze(struct shinfo *in, unsigned char *priv)
+{
+	unsigned char *p;
+	uint64_t h;
+
+	if (in->alloc) {
+		p = forkshim_alloc(in->len, "stress-alloc");
+		if (p == NULL) {
+			fail("forkshim_alloc(%u): errno %d", in->len, errno);
+			return 0;
+		}
+	} else {
+		p = priv;
+	}
+	sh_fill(p, in);
+	in->epoch = atomic_load(&forks_done);
+	in_write = 1;
+	h = forkshim_freeze(p, in->len, "stress-shared", FORKSHIM_SHARED);
+	in_write = 0;
+	count_check();
+	if (h == 0) {
+		/* A table capped small (FORKSHIM_MAX_REGIONS, the TSan runs)
+		 * is full at times: ENOMEM, nothing frozen. */
+		if (!(errno == ENOMEM && getenv("FORKSHIM_MAX_REGIONS")))
+			fail("shared freeze of %u bytes (alloc %u): errno %d",
+			     in->len, in->alloc, errno);
+		if (in->alloc && forkshim_release(p) != 0)
+			fail("release of an unfrozen alloc: errno %d", errno);
+		return 0;
+	}
+	in->addr = p;
+	in->h = h;
+	in->live = 1;
+	if (forkshim_export(h, &in->tok) != 0) {
+		fail("export of a fresh shared region: errno %d", errno);
+		in->live = 0;
+		forkshim_thaw(h);
+		return 0;
+	}
+	return h;
+}
+
+/* Import of a record's token, here: live, its bytes (twice: the same
+ * address, counted), or ESTALE thawed; with FORKSHIM_SAME_ADDRESS, the
+ * freezer's address or EADDRINUSE. */
+static void sh_import_check(const struct shinfo *in, const char *who)
+{
+	const unsigned char *p, *q;
+	size_t len = 0;
+
+	count_check();
+	errno = 0;
+	p = forkshim_import(&in->tok, 0, &len);
+	if (!in->live) {
+		if (p != NULL || errno != ESTALE)
+			fail("%s: import of thawed %#llx: %p errno %d", who,
+			     (unsigned long long)in->h, (const void *)p, errno);
+		if (p != NULL)
+			forkshim_release(p);
+		return;
+	}
+	if (p == NULL || len != in->len) {
+		fail("%s: import of live %#llx (alloc %u, %u bytes): %p "
+		     "len %zu errno %d",
+		     who, (unsigned long long)in->h, in->alloc, in->len,
+		     (const void *)p, len, errno);
+		return;
+	}
+	if (!sh_bytes_ok(p, in))
+		fail("%s: imported bytes of %#llx differ", who,
+		     (unsigned long long)in->h);
+	if (forkshim_import(&in->tok, 0, NULL) != p)
+		fail("%s: a second import of %#llx moved", who,
+		     (unsigned long long)in->h);
+	errno = 0;
+	q = forkshim_import(&in->tok, FORKSHIM_SAME_ADDRESS, &len);
+	if (q != NULL && (q != in->addr || !sh_bytes_ok(q, in)))
+		fail("%s: same-address import of %#llx at %p, not %p", who,
+		     (unsigned long long)in->h, (const void *)q,
+		     (const void *)in->addr);
+	else if (q == NULL && errno != EADDRINUSE)
+		fail("%s: same-address import of %#llx: errno %d", who,
+		     (unsigned long long)in->h, errno);
+	if (forkshim_release(p) != 0 || forkshim_release(p) != 0 ||
+	    (q != NULL && forkshim_release(q) != 0))
+		fail("%s: release of %#llx: errno %d", who,
+		     (unsigned long long)in->h, errno);
+}
+
+/* A token with one bit flipped maps nothing: EBADF. */
+static void sh_flip_check(const struct shinfo *in, uint64_t op)
+{
+	struct forkshim_token t = in->tok;
+	const void *p;
+
+	t.bytes[(op * 7) % FORKSHIM_TOKEN_SIZE] ^=
+	    (unsigned char)(1u << op % 8);
+	atomic_fetch_add(&tot.foreign, 1);
+	errno = 0;
+	p = forkshim_import(&t, 0, NULL);
+	if (p != NULL) {
+		atomic_fetch_add(&tot.accepted, 1);
+		fail("a flipped token of %#llx mapped %p",
+		     (unsigned long long)in->h, p);
+		forkshim_release(p);
+	} else if (errno != EBADF) {
+		fail("a flipped token: errno %d, expected EBADF", errno);
+	}
+}
+
+/* One step of a shared worker: thaw a live record, or freeze an empty
+ * one (alloc and copy in turn); a pinned record waits. */
+static void sh_step(unsigned i, uint64_t op)
+{
+	struct shrec *r = &shr[i];
+	uint64_t w = atomic_load(&r->word);
+	struct shinfo in;
+
+	if (w != SH_EMPTY && w != SH_LIVE)
+		return; /* pinned */
+	if (!atomic_compare_exchange_strong(&r->word, &w, SH_BUSY))
+		return;
+	in = r->in;
+	if (in.live) {
+		int rc;
+
+		in_write = 1;
+		rc = forkshim_thaw(in.h);
+		in_write = 0;
+		count_check();
+		if (rc != 0)
+			fail("thaw of shared %#llx: errno %d",
+			     (unsigned long long)in.h, errno);
+		in.live = 0;
+		expect_estale(in.h, "shared, just thawed");
+		sh_import_check(&in, "thawer");
+	} else {
+		if (op % 5 == 0) {
+			/* Never frozen: released. */
+			void *p = forkshim_alloc(1 + op % 9000, "unfrozen");
+
+			count_check();
+			if (p == NULL || forkshim_release(p) != 0)
+				fail("alloc and release: errno %d", errno);
+		}
+		in.idx = i;
+		in.round++;
+		in.alloc = (uint32_t)((i + in.round) % 2);
+		in.len =
+		    (uint32_t)(1 + (i * 977u + in.round * 1031u) % SH_STRIDE);
+		if (sh_freeze(&in, sh_mem + (size_t)i * (SH_STRIDE + 8192) +
+		                       in.round % 97) == 0) {
+			in.h = 0;
+			in.live = 0;
+		}
+	}
+	r->in = in;
+	atomic_store(&r->word, in.live ? SH_LIVE : SH_EMPTY);
+}
+
+static void *sh_worker(void *p)
+{
+	struct worker_arg *a = p;
+
+	pthread_barrier_wait(a->go);
+	for (uint64_t op = 0; !atomic_load(&stop); op++)
+		sh_step(a->first + (unsigned)(op % SH_BUFS), op);
+	return NULL;
+}
+
+/* The importer of the freezing process: every record, pinned, by token
+ * and by handle; and flipped tokens. */
+static void *sh_importer(void *p)
+{
+	struct worker_arg *a = p;
+
+	pthread_barrier_wait(a->go);
+	for (uint64_t op = 0; !atomic_load(&stop); op++) {
+		unsigned i = (unsigned)(op % NSH);
+		struct shinfo in;
+		struct forkshim_info info;
+		size_t len = 0;
+		const void *d;
+
+		if (!sh_pin(i, &in))
+			continue;
+		if (in.h != 0) {
+			sh_import_check(&in, "importer");
+			count_check();
+			errno = 0;
+			d = forkshim_deref(in.h, &len);
+			if (in.live && (d != in.addr || len != in.len ||
+			                !sh_bytes_ok(d, &in) ||
+			                forkshim_info(in.h, &info) != 0 ||
+			                !(info.flags & FORKSHIM_SHARED)))
+				fail("importer: deref of live shared %#llx: "
+				     "%p errno %d",
+				     (unsigned long long)in.h, d, errno);
+			if (!in.live && (d != NULL || errno != ESTALE))
+				fail("importer: deref of thawed shared %#llx: "
+				     "%p errno %d",
+				     (unsigned long long)in.h, d, errno);
+			if (in.live)
+				sh_flip_check(&in, op);
+		}
+		sh_unpin(i);
+	}
+	return NULL;
+}
+
+/* Thaws what is still frozen, at the end of a run. */
+static void sh_drain(void)
+{
+	for (unsigned i = 0; i < NSH; i++)
+		if (shr[i].in.live && forkshim_thaw(shr[i].in.h) != 0)
+			fail("final shared thaw: errno %d", errno);
+}
+
+/* Pins up to SH_SENT records for a child: before its fork any that
+ * holds a handle; after it, live ones frozen after the birth (epoch past
+ * the fork's number k). */
+static uint32_t sh_pick(struct shinfo *out, unsigned *pinned, uint32_t *npin,
+                        int late, uint64_t k)
+{
+	uint32_t n = 0;
+
+	for (unsigned j = 0; j < NSH && n < SH_SENT; j++) {
+		unsigned i = (unsigned)((j + k * 5) % NSH);
+		struct shinfo in;
+
+		if (!sh_pin(i, &in))
+			continue;
+		if (in.h == 0 || (late && (!in.live || in.epoch <= k))) {
+			sh_unpin(i);
+			continue;
+		}
+		out[n++] = in;
+		pinned[(*npin)++] = i;
+	}
+	return n;
+}
+
+/* A child's checks of what it was sent. */
+static void sh_child_checks(const struct shdown *dn)
+{
+	for (uint32_t k = 0; k < dn->npre; k++) {
+		const struct shinfo *in = &dn->pre[k];
+		size_t len = 0;
+		const unsigned char *d;
+
+		count_check();
+		errno = 0;
+		d = forkshim_deref(in->h, &len);
+		if (in->live &&
+		    (d != in->addr || len != in->len || !sh_bytes_ok(d, in)))
+			fail("child: inherited shared %#llx: %p errno %d",
+			     (unsigned long long)in->h, (const void *)d, errno);
+		if (!in->live && (d != NULL || errno != ESTALE))
+			fail("child: inherited thawed %#llx: %p errno %d",
+			     (unsigned long long)in->h, (const void *)d, errno);
+		sh_import_check(in, "child, inherited");
+	}
+	for (uint32_t k = 0; k < dn->nlate; k++) {
+		const struct shinfo *in = &dn->late[k];
+		struct forkshim_token tok;
+		struct shinfo again;
+		size_t len = 0;
+		const unsigned char *d;
+
+		count_check();
+		errno = 0;
+		d = forkshim_deref(in->h, &len);
+		if (d == NULL || len != in->len || !sh_bytes_ok(d, in)) {
+			fail("late child: deref of %#llx (alloc %u): %p len "
+			     "%zu errno %d",
+			     (unsigned long long)in->h, in->alloc,
+			     (const void *)d, len, errno);
+			continue;
+		}
+		if (forkshim_deref(in->h, NULL) != d)
+			fail("late child: a second deref moved");
+		sh_import_check(in, "late child");
+		/* Its own export of the handle imports too. */
+		again = *in;
+		if (forkshim_export(in->h, &tok) != 0)
+			fail("late child: export: errno %d", errno);
+		else
+			again.tok = tok, sh_import_check(&again, "late child, "
+			                                         "own token");
+		sh_flip_check(in, k);
+	}
+	if (dn->sibling.h != 0) {
+		const void *d;
+
+		sh_import_check(&dn->sibling, "child, a sibling's result");
+		/* Its handle is a sibling's: never a deref here. */
+		atomic_fetch_add(&tot.foreign, 1);
+		d = forkshim_deref(dn->sibling.h, NULL);
+		if (d != NULL)
+			atomic_fetch_add(&tot.accepted, 1);
+	}
+}
+
+/* A child's result: frozen shared, handed up, left behind at exit. */
+static void sh_result(struct shinfo *out, uint64_t k)
+{
+	memset(out, 0, sizeof(*out));
+	out->idx = 1000 + (uint32_t)k;
+	out->round = k;
+	out->alloc = 1;
+	out->len = (uint32_t)(1 + k * 4099 % (4 * 4096));
+	if (sh_freeze(out, NULL) == 0)
+		memset(out, 0, sizeof(*out));
+}
+
 /* ---- a level: workers, a reader, and forks ---- */
 
 static void run_level(int level, int forks);
@@ -507,6 +920,15 @@ static void child_main(int level, int down, int up, int forks)
 	for (uint64_t k = 0; k < n; k++)
 		check_probe(&pr[k]);
 	memset(&rep, 0, sizeof(rep));
+	if (shared_mode) {
+		struct shdown dn;
+
+		if (get(down, &dn, sizeof(dn)) < 0)
+			fail("no shared records from the parent");
+		else
+			sh_child_checks(&dn);
+		sh_result(&rep.result, dn.k);
+	}
 	rep.own = forkshim_freeze(probe_buf(level) + 4096, 100, "own", 0);
 	if (rep.own == 0 ||
 	    forkshim_deref(rep.own, NULL) != probe_buf(level) + 4096)
@@ -521,17 +943,28 @@ static void child_main(int level, int down, int up, int forks)
 
 static void run_level(int level, int forks)
 {
-	pthread_t th[WORKERS + 1];
-	struct worker_arg arg[WORKERS + 1];
+	pthread_t th[WORKERS + 1 + SH_WORKERS + 1];
+	struct worker_arg arg[WORKERS + 1 + SH_WORKERS + 1];
 	pthread_barrier_t go;
 	uint64_t sibling = 0;
+	struct shinfo sh_sibling;
+	int threads = WORKERS + 1 + (shared_mode ? SH_WORKERS + 1 : 0);
 
+	memset(&sh_sibling, 0, sizeof(sh_sibling));
 	lv[level].pid = getpid();
-	pthread_barrier_init(&go, NULL, WORKERS + 2);
-	for (int w = 0; w <= WORKERS; w++) {
-		arg[w] = (struct worker_arg){level, (unsigned)w * BUFS, &go};
-		if (pthread_create(&th[w], NULL, w < WORKERS ? worker : reader,
-		                   &arg[w]) != 0) {
+	pthread_barrier_init(&go, NULL, (unsigned)threads + 1);
+	for (int w = 0; w < threads; w++) {
+		void *(*fn)(void *) = w < WORKERS       ? worker
+		                      : w == WORKERS    ? reader
+		                      : w < threads - 1 ? sh_worker
+		                                        : sh_importer;
+		unsigned first = w < WORKERS ? (unsigned)w * BUFS
+		                 : w > WORKERS && w < threads - 1
+		                     ? (unsigned)(w - WORKERS - 1) * SH_BUFS
+		                     : 0;
+
+		arg[w] = (struct worker_arg){level, first, &go};
+		if (pthread_create(&th[w], NULL, fn, &arg[w]) != 0) {
 			fail("pthread_create");
 			exit(2);
 		}
@@ -544,7 +977,15 @@ static void run_level(int level, int forks)
 		uint64_t n = 0, hp;
 		int down[2], up[2], status;
 		pid_t pid;
+		struct shdown dn;
+		unsigned pinned[2 * SH_SENT];
+		uint32_t npin = 0;
+		uint64_t hl = 0;
 
+		memset(&dn, 0, sizeof(dn));
+		dn.k = (uint64_t)k;
+		if (shared_mode)
+			dn.npre = sh_pick(dn.pre, pinned, &npin, 0, dn.k);
 		for (unsigned i = 0; i < NREC; i++)
 			pre[i] = atomic_load(&lv[level].rec[i].live);
 		if (pipe(down) != 0 || pipe(up) != 0) {
@@ -587,6 +1028,24 @@ static void run_level(int level, int forks)
 			pr[n++] = (struct probe){sibling, 1};
 		put(down[1], &n, sizeof(n));
 		put(down[1], pr, n * sizeof(pr[0]));
+		if (shared_mode) {
+			/* One frozen here after the birth for sure, then the
+			 * workers' late ones. */
+			struct shinfo *l = &dn.late[0];
+
+			l->idx = 2000 + (uint32_t)k;
+			l->round = (uint64_t)k;
+			l->alloc = (uint32_t)(k % 2);
+			l->len = (uint32_t)(1 + (uint64_t)k * 2053 % SH_STRIDE);
+			hl = sh_freeze(l, sh_mem +
+			                      (size_t)NSH * (SH_STRIDE + 8192) +
+			                      (size_t)k % 61);
+			dn.nlate = hl != 0;
+			dn.nlate +=
+			    sh_pick(dn.late + dn.nlate, pinned, &npin, 1, dn.k);
+			dn.sibling = sh_sibling;
+			put(down[1], &dn, sizeof(dn));
+		}
 		for (uint64_t j = 0; j < n; j++) {
 			int v;
 
@@ -631,12 +1090,30 @@ static void run_level(int level, int forks)
 			fail("child %d: status %#x", (int)pid, status);
 		if (hp != 0 && forkshim_thaw(hp) != 0)
 			fail("probe thaw: errno %d", errno);
+		if (shared_mode) {
+			while (npin > 0)
+				sh_unpin(pinned[--npin]);
+			if (hl != 0 && forkshim_thaw(hl) != 0)
+				fail("late probe thaw: errno %d", errno);
+			/* The child's result, after it was reaped; the next
+			 * child imports it too. */
+			if (rep.result.h == 0 && level + 1 == depth &&
+			    !getenv("FORKSHIM_MAX_REGIONS"))
+				fail("child %d left no shared result",
+				     (int)pid);
+			if (rep.result.h != 0)
+				sh_import_check(&rep.result,
+				                "parent, a child's result");
+			sh_sibling = rep.result;
+		}
 	}
 	atomic_store(&stop, 1);
-	for (int w = 0; w <= WORKERS; w++)
+	for (int w = 0; w < threads; w++)
 		pthread_join(th[w], NULL);
 	pthread_barrier_destroy(&go);
 	level_drain(level);
+	if (shared_mode)
+		sh_drain();
 }
 
 /* ---- forks, freezes and derefs from signal handlers ---- */
@@ -835,7 +1312,8 @@ int main(int argc, char **argv)
 	int count;
 
 	if (argc != 3 || (count = atoi(argv[2])) <= 0) {
-		fprintf(stderr, "usage: %s mix|family|signal1|signalmt COUNT\n",
+		fprintf(stderr,
+		        "usage: %s mix|shared|family|signal1|signalmt COUNT\n",
 		        argv[0]);
 		return 2;
 	}
@@ -844,6 +1322,20 @@ int main(int argc, char **argv)
 	setvbuf(stdout, NULL, _IONBF, 0);
 	levels_map();
 	if (strcmp(mode, "mix") == 0) {
+		run_level(0, count);
+	} else if (strcmp(mode, "shared") == 0) {
+		shared_mode = 1;
+		sh_mem = mmap(NULL, (size_t)(NSH + 1) * (SH_STRIDE + 8192),
+		              PROT_READ | PROT_WRITE,
+		              MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		if (sh_mem == MAP_FAILED) {
+			perror("stress_host: mmap");
+			return 2;
+		}
+		/* This process uses forkshim before its first fork: the family
+		 * directory is made there, so the first child is a late child
+		 * of every shared freeze (README). */
+		forkshim_api(FORKSHIM_ABI_VERSION);
 		run_level(0, count);
 	} else if (strcmp(mode, "family") == 0) {
 		depth = LEVELS;
