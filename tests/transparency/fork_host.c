@@ -14,12 +14,19 @@
  *       "batch I US" (parent CPU time, user + system, per fork in batch I)
  *       and "flat FIRST LAST RATIO": medians of the first and last 5
  *       batches.
+ *   tp_fork_host faults N  a forkshim user (with the shim it asks for the
+ *       API and freezes a page) forks and reaps N children at each of 8
+ *       stack depths, 512 bytes apart; prints "faults P" (the fewest
+ *       minor faults per fork+waitpid the parent took at any depth: a
+ *       fork path whose frames end near a page boundary writes one stack
+ *       page more after the fork, at some depths and not others).
  *   tp_fork_host idle     neither freezes nor forks: prints what of the
  *       shim's memory this process has: "shim yes|no", "shim_bss_pages N"
  *       (pages of the shim's writable segment past what the loader writes:
  *       its .bss), "shim_bss_touched N" (how many of them are in memory,
  *       from /proc/self/pagemap) and "wipeonfork_maps N" (mappings advised
  *       MADV_WIPEONFORK, as the shim's per-process page is). */
+#include <alloca.h>
 #include <dlfcn.h>
 #include <link.h>
 #include <stdint.h>
@@ -198,6 +205,57 @@ static int run_sigign(long n)
 	return 0;
 }
 
+#define DEPTHS 8
+
+/* Minor faults of this process per fork+waitpid of n children, forked
+ * `depth` bytes further down the stack. */
+static double faults_at(long n, int depth)
+{
+	volatile char *pad = alloca((size_t)depth + 1);
+	struct rusage a, b;
+
+	pad[0] = 0;
+	getrusage(RUSAGE_SELF, &a);
+	for (long i = 0; i < n; i++) {
+		int status;
+		pid_t pid = fork();
+
+		if (pid == 0)
+			_exit(0);
+		if (pid < 0 || waitpid(pid, &status, 0) != pid)
+			return -1;
+	}
+	getrusage(RUSAGE_SELF, &b);
+	return (double)(b.ru_minflt - a.ru_minflt) / (double)n;
+}
+
+static int run_faults(long n)
+{
+	static char page[4096] __attribute__((aligned(4096)));
+	const void *(*api)(unsigned);
+	unsigned long (*freeze)(const void *, size_t, const char *, unsigned);
+	double fewest = -1;
+
+	*(void **)&api = dlsym(RTLD_DEFAULT, "forkshim_api");
+	*(void **)&freeze = dlsym(RTLD_DEFAULT, "forkshim_freeze");
+	if (api != NULL && api(1) == NULL)
+		return 1;
+	if (freeze != NULL && freeze(page, sizeof(page), "page", 0) == 0)
+		return 1;
+	for (int d = 0; d < DEPTHS; d++) {
+		double f;
+
+		faults_at(3, d * 512); /* its first forks map what they use */
+		f = faults_at(n, d * 512);
+		if (f < 0)
+			return 1;
+		if (fewest < 0 || f < fewest)
+			fewest = f;
+	}
+	printf("faults %.3f\n", fewest);
+	return 0;
+}
+
 struct shim_bss {
 	const char *path;
 	uintptr_t file_end, end; /* of the writable segment, in memory */
@@ -286,8 +344,11 @@ int main(int argc, char **argv)
 		return run_atfork();
 	if (argc == 3 && strcmp(argv[1], "sigign") == 0)
 		return run_sigign(atol(argv[2]));
+	if (argc == 3 && strcmp(argv[1], "faults") == 0)
+		return run_faults(atol(argv[2]));
 	if (argc == 2 && strcmp(argv[1], "idle") == 0)
 		return run_idle();
-	fprintf(stderr, "usage: tp_fork_host atfork | sigign N | idle\n");
+	fprintf(stderr,
+	        "usage: tp_fork_host atfork | sigign N | faults N | idle\n");
 	return 2;
 }
