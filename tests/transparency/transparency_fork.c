@@ -13,6 +13,10 @@
  *   - a forkshim user's fork+waitpid costs its parent no page fault more
  *     than the same program's without the shim (the fewest per fork over
  *     8 stack depths, 200 forks each: fault counts, not times);
+ *   - the shim's atfork handlers are in once a program has asked for the
+ *     API: a plugin's handlers registered after that may freeze in their
+ *     prepare phase and thaw in their parent phase (the shim's prepare
+ *     runs after theirs, its parent phase before);
  *   - a process that neither freezes nor forks has no page of the shim's
  *     .bss in memory and no MADV_WIPEONFORK mapping (the shim's per-process
  *     page): it pays what an empty preloaded library pays. */
@@ -117,6 +121,19 @@ Test(fork_transparency, a_fork_and_wait_cost_the_parent_no_extra_fault,
 	              "the parent takes %.2f minor faults per fork+waitpid "
 	              "with the shim, %.2f without",
 	              shim, plain);
+}
+
+Test(fork_transparency, handlers_registered_after_asking_for_the_api_may_freeze,
+     .timeout = 60)
+{
+	struct host_run r;
+
+	host(&r, 1, "order", NULL, 30);
+	cr_expect(strstr(r.out.data, "prepare freeze ok\n") &&
+	              strstr(r.out.data, "parent thaw ok\n"),
+	          "a plugin's atfork handlers, registered after it asked for "
+	          "the API, could not use the table:\n%s",
+	          r.out.data);
 }
 
 Test(fork_transparency,
