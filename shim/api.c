@@ -45,7 +45,6 @@ static void start_config(void)
 }
 
 const struct init_modules init_modules = {
-    .load = fork_register,
     .core = start_core,
     .config = start_config,
 };
@@ -198,6 +197,10 @@ FORKSHIM_API const struct forkshim_api *forkshim_api(unsigned abi_version)
 		errno = ENOSYS;
 		return NULL;
 	}
+	/* A plugin asks first, then registers its atfork handlers: ours go in
+	 * now, so that theirs run their prepare phase before ours takes the
+	 * table lock and their parent phase after ours frees it (fork.h). */
+	forkshim_ensure_init();
 	STORE_USED();
 	return &api_v1;
 }

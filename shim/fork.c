@@ -324,15 +324,13 @@ static void on_parent(void)
 
 /* ---- set-up ---- */
 
-void fork_register(void)
-{
-	/* The child phase is the kernel's: the procpage comes back zeroed. */
-	if (pthread_atfork(on_prepare, on_parent, NULL) != 0)
-		log_error("pthread_atfork failed");
-}
-
 int fork_init(void)
 {
+	/* Once per process (init_core's pthread_once; a child inherits the
+	 * handlers).  The child phase is the kernel's: the procpage comes back
+	 * zeroed. */
+	if (pthread_atfork(on_prepare, on_parent, NULL) != 0)
+		log_error("pthread_atfork failed");
 	*(void **)&real_fork = interpose_real("fork", INTERPOSE_REQUIRED);
 	*(void **)&real_forkpty = interpose_real("forkpty", INTERPOSE_OPTIONAL);
 	*(void **)&real_wait = interpose_real("wait", INTERPOSE_OPTIONAL);

@@ -2,10 +2,11 @@
  *
  * It runs from the constructor only when the environment asks for
  * something at load (FORKSHIM_GUARD, FORKSHIM_LOG, FORKSHIM_LOG_FILE,
- * FORKSHIM_MAX_REGIONS); otherwise the constructor only registers the
- * atfork handlers (init_modules.load: glibc's memory, not ours), so that a
- * process that never forks or freezes maps and writes nothing of ours
- * (issue 13).  Every entry point that may need it calls
+ * FORKSHIM_MAX_REGIONS); otherwise the constructor reads the environment
+ * and returns, so that a process that never forks or freezes maps and
+ * writes nothing of ours, and calls nothing of libc's that a program
+ * without us would not (issue 13: the atfork handlers go in at init,
+ * fork.h).  Every entry point that may need it calls
  * forkshim_ensure_init() first, which costs one load once initialisation
  * is done, so code that reaches us before our constructor (another
  * library's constructor, a .preinit_array function) still works.  Two
@@ -34,7 +35,6 @@
 	    FORKSHIM_VERSION_PATCH)
 
 struct init_modules {
-	void (*load)(void);   /* at load, always: the atfork handlers */
 	void (*core)(void);   /* real symbols, table hooks */
 	void (*config)(void); /* what reads config */
 };

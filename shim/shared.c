@@ -85,7 +85,11 @@ struct dir_head {
 	uint64_t rx_ino, tx_ino;
 	uint32_t slots;
 	uint32_t used; /* slots [0, used) have been claimed at some time */
-	char fill[16];
+	/* Bumped after each hand-off sent and each slot marked dead; the
+	 * root's drain keeps the count it started from in drained.  A reap
+	 * drains only when they differ: no system call per wait otherwise. */
+	uint32_t changes, drained;
+	char fill[8];
 };
 
 struct directory {
@@ -581,10 +585,12 @@ static void dir_drain(void)
 {
 	struct directory *d = LOAD_ACQ(&dir);
 	int saved = errno;
+	uint32_t seen;
 
 	if (d == NULL || d->h.root != getpid() || !fd_is(d->h.rx, d->h.rx_ino))
 		goto out;
 	__atomic_fetch_add(&drainers, 1, __ATOMIC_ACQ_REL);
+	seen = LOAD_ACQ(&d->h.changes);
 	for (;;) {
 		struct handoff m;
 		struct iovec iov = {&m, sizeof(m)};
@@ -640,6 +646,7 @@ static void dir_drain(void)
 		/* Free, with the next sequence number. */
 		CAS(&s->state, &st, (st & ~3ull) + SLOT_SEQ);
 	}
+	STORE_REL(&d->h.drained, seen);
 	/* A descriptor another thread received but has not stored yet is
 	 * in no slot and no longer in the socket: a caller that drained to
 	 * find it (an import of an exited child's result) waits for that
@@ -710,6 +717,7 @@ static void dir_publish(struct owned *o)
 				         "family root (errno %d): it goes when "
 				         "this process exits",
 				         errno);
+			__atomic_fetch_add(&d->h.changes, 1, __ATOMIC_RELEASE);
 		}
 		STORE_REL(&s->state, (st & ~3ull) | SLOT_LIVE);
 		o->slot = (int32_t)i;
@@ -731,8 +739,9 @@ static void dir_kill(struct owned *o)
 	s = &d->s[o->slot];
 	st = LOAD_ACQ(&s->state);
 	if (SLOT_KIND(st) == SLOT_LIVE && LOAD(&s->ino) == o->ino &&
-	    LOAD(&s->freezer) == o->freezer)
-		CAS(&s->state, &st, (st & ~3ull) | SLOT_DEAD);
+	    LOAD(&s->freezer) == o->freezer &&
+	    CAS(&s->state, &st, (st & ~3ull) | SLOT_DEAD))
+		__atomic_fetch_add(&d->h.changes, 1, __ATOMIC_RELEASE);
 	o->slot = -1;
 }
 
@@ -1224,7 +1233,13 @@ static void on_forking(uint64_t birth)
 
 void shared_reaped(void)
 {
-	if (LOAD_ACQ(&dir) != NULL && is_root())
+	struct directory *d = LOAD_ACQ(&dir);
+
+	/* Nothing sent or marked dead since the last drain (a child's are
+	 * counted before it can be reaped): no system call, no errno. */
+	if (d == NULL || LOAD_ACQ(&d->h.changes) == LOAD(&d->h.drained))
+		return;
+	if (is_root())
 		dir_drain();
 }
 

@@ -14,13 +14,26 @@
  *       "batch I US" (parent CPU time, user + system, per fork in batch I)
  *       and "flat FIRST LAST RATIO": medians of the first and last 5
  *       batches.
+ *   tp_fork_host faults N  a forkshim user (with the shim it asks for the
+ *       API and freezes a page) forks and reaps N children at each of 8
+ *       stack depths, 512 bytes apart; prints "faults P" (the fewest
+ *       minor faults per fork+waitpid the parent took at any depth: a
+ *       fork path whose frames end near a page boundary writes one stack
+ *       page more after the fork, at some depths and not others).
+ *   tp_fork_host order    a plugin's order: asks for the API, then
+ *       registers pthread_atfork handlers whose prepare handler freezes a
+ *       page and whose parent handler thaws it, then forks before any
+ *       freeze of its own; prints "prepare freeze ok|errno N" and "parent
+ *       thaw ok|errno N" (needs the shim).
  *   tp_fork_host idle     neither freezes nor forks: prints what of the
  *       shim's memory this process has: "shim yes|no", "shim_bss_pages N"
  *       (pages of the shim's writable segment past what the loader writes:
  *       its .bss), "shim_bss_touched N" (how many of them are in memory,
  *       from /proc/self/pagemap) and "wipeonfork_maps N" (mappings advised
  *       MADV_WIPEONFORK, as the shim's per-process page is). */
+#include <alloca.h>
 #include <dlfcn.h>
+#include <errno.h>
 #include <link.h>
 #include <stdint.h>
 #include <pthread.h>
@@ -198,6 +211,118 @@ static int run_sigign(long n)
 	return 0;
 }
 
+static unsigned long (*order_freeze)(const void *, size_t, const char *,
+                                     unsigned);
+static int (*order_thaw)(unsigned long);
+static unsigned long order_handle;
+static int order_errno[2];
+
+static void order_prepare(void)
+{
+	static char page[4096] __attribute__((aligned(4096)));
+
+	order_handle = order_freeze(page, sizeof(page), "prepare", 0);
+	order_errno[0] = order_handle == 0 ? errno : 0;
+}
+
+static void order_parent(void)
+{
+	order_errno[1] = order_handle == 0          ? -1
+	                 : order_thaw(order_handle) ? errno
+	                                            : 0;
+}
+
+static int run_order(void)
+{
+	const void *(*api)(unsigned);
+	int status;
+	pid_t pid;
+
+	*(void **)&api = dlsym(RTLD_DEFAULT, "forkshim_api");
+	*(void **)&order_freeze = dlsym(RTLD_DEFAULT, "forkshim_freeze");
+	*(void **)&order_thaw = dlsym(RTLD_DEFAULT, "forkshim_thaw");
+	if (api == NULL || order_freeze == NULL || order_thaw == NULL ||
+	    api(1) == NULL)
+		return 1;
+	pthread_atfork(order_prepare, order_parent, NULL);
+	pid = fork();
+	if (pid == 0)
+		_exit(0);
+	if (pid < 0 || waitpid(pid, &status, 0) != pid)
+		return 1;
+	for (int i = 0; i < 2; i++) {
+		if (order_errno[i] == 0)
+			printf("%s ok\n", i ? "parent thaw" : "prepare freeze");
+		else
+			printf("%s errno %d\n",
+			       i ? "parent thaw" : "prepare freeze",
+			       order_errno[i]);
+	}
+	return 0;
+}
+
+#define DEPTHS 8
+
+/* Minor faults of this process per fork+waitpid of n children. */
+__attribute__((noinline)) static double faults_per_fork(long n)
+{
+	struct rusage a, b;
+
+	getrusage(RUSAGE_SELF, &a);
+	for (long i = 0; i < n; i++) {
+		int status;
+		pid_t pid = fork();
+
+		if (pid == 0)
+			_exit(0);
+		if (pid < 0 || waitpid(pid, &status, 0) != pid)
+			return -1;
+	}
+	getrusage(RUSAGE_SELF, &b);
+	return (double)(b.ru_minflt - a.ru_minflt) / (double)n;
+}
+
+/* The same, `depth` bytes further down the stack: the pad is this
+ * frame's, above the frames that run after the fork, so they move down
+ * with it and span the same number of bytes. */
+__attribute__((noinline)) static double faults_at(long n, int depth)
+{
+	volatile char *pad = alloca((size_t)depth + 1);
+	double f;
+
+	pad[0] = 0;
+	f = faults_per_fork(n);
+	pad[0] = 1; /* the pad lives until the forks are done */
+	return f;
+}
+
+static int run_faults(long n)
+{
+	static char page[4096] __attribute__((aligned(4096)));
+	const void *(*api)(unsigned);
+	unsigned long (*freeze)(const void *, size_t, const char *, unsigned);
+	double fewest = -1;
+
+	*(void **)&api = dlsym(RTLD_DEFAULT, "forkshim_api");
+	*(void **)&freeze = dlsym(RTLD_DEFAULT, "forkshim_freeze");
+	if (api != NULL && api(1) == NULL)
+		return 1;
+	if (freeze != NULL && freeze(page, sizeof(page), "page", 0) == 0)
+		return 1;
+	for (int d = 0; d < DEPTHS; d++) {
+		double f;
+
+		faults_at(3, d * 512); /* its first forks map what they use */
+		f = faults_at(n, d * 512);
+		if (f < 0)
+			return 1;
+		if (fewest < 0 || f < fewest)
+			fewest = f;
+	}
+	printf("faults %.3f\n", fewest);
+	return 0;
+}
+
 struct shim_bss {
 	const char *path;
 	uintptr_t file_end, end; /* of the writable segment, in memory */
@@ -286,8 +411,14 @@ int main(int argc, char **argv)
 		return run_atfork();
 	if (argc == 3 && strcmp(argv[1], "sigign") == 0)
 		return run_sigign(atol(argv[2]));
+	if (argc == 2 && strcmp(argv[1], "order") == 0)
+		return run_order();
+	if (argc == 3 && strcmp(argv[1], "faults") == 0)
+		return run_faults(atol(argv[2]));
 	if (argc == 2 && strcmp(argv[1], "idle") == 0)
 		return run_idle();
-	fprintf(stderr, "usage: tp_fork_host atfork | sigign N | idle\n");
+	fprintf(stderr,
+	        "usage: tp_fork_host atfork | sigign N | faults N | order | "
+	        "idle\n");
 	return 2;
 }
