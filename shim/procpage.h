@@ -35,7 +35,11 @@ struct procpage {
 	uint32_t kids_sweep; /* live count that triggers a sweep; 0: the
 	                        minimum */
 	uint32_t kids_next;  /* where the search for a free record starts */
-	uint32_t pad;
+	/* Forks through our wrappers (shared.c): 1 from a fork's prepare
+	 * phase to its parent phase, and a count of both phases.  Here, not in
+	 * .bss, because the parent phase writes them after the fork. */
+	uint32_t forking;
+	uint64_t fork_gen;
 	/* Birth points from the prepare phase to the fork wrapper of the same
 	 * thread (keyed by pthread_self), written under the table lock. */
 	uint64_t births_seq;

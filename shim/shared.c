@@ -17,6 +17,7 @@
 
 #include "handle.h"
 #include "log.h"
+#include "procpage.h"
 #include "table.h"
 
 #ifndef MFD_NOEXEC_SEAL
@@ -171,12 +172,11 @@ struct import {
 	uint8_t secret[SECRET_BYTES];
 };
 
-/* Forks through our wrappers: the process in one (its prepare phase ran,
- * its parent phase not yet; a child's copy names its parent), and a count
- * of both phases.  forkshim_alloc tells by them whether a fork may have
- * copied its writable mapping before it was made MADV_DONTFORK. */
-static pid_t forking_pid;
-static uint64_t fork_gen;
+/* forkshim_alloc tells by procpage's forking and fork_gen (a fork under
+ * way, and a count of both its phases) whether a fork may have copied its
+ * writable mapping before it was made MADV_DONTFORK.  The fork path writes
+ * them in the parent after the fork: in .bss that write cost the parent a
+ * copy-on-write fault per fork. */
 
 static struct directory *dir;  /* inherited: MAP_SHARED */
 static struct owned *owned;    /* OWNED_MAX entries, made on first use */
@@ -1217,8 +1217,8 @@ int shared_is_shared(forkshim_handle h)
 static void on_forking(uint64_t birth)
 {
 	(void)birth;
-	__atomic_store_n(&forking_pid, getpid(), __ATOMIC_SEQ_CST);
-	__atomic_fetch_add(&fork_gen, 1, __ATOMIC_SEQ_CST);
+	__atomic_store_n(&pp->forking, 1, __ATOMIC_SEQ_CST);
+	__atomic_fetch_add(&pp->fork_gen, 1, __ATOMIC_SEQ_CST);
 	if (LOAD(&shared_used) && LOAD_ACQ(&dir) == NULL) {
 		int saved = errno;
 
@@ -1285,6 +1285,10 @@ void *shared_alloc(size_t len, const char *name)
 		errno = EINVAL;
 		return NULL;
 	}
+	if (procpage_ensure() < 0) { /* where forks are counted */
+		errno = ENOSYS;
+		return NULL;
+	}
 	maplen = round_up(len, pg);
 	for (int tries = 0;; tries++) {
 		uint64_t gen;
@@ -1299,11 +1303,10 @@ void *shared_alloc(size_t len, const char *name)
 		 * while it copies, and its prepare phase, counted in
 		 * fork_gen, runs before: a count unchanged across both calls
 		 * and no fork under way at the start means none copied it.) */
-		while (__atomic_load_n(&forking_pid, __ATOMIC_SEQ_CST) ==
-		           getpid() &&
+		while (__atomic_load_n(&pp->forking, __ATOMIC_SEQ_CST) &&
 		       spins++ < 100000)
 			sched_yield();
-		gen = __atomic_load_n(&fork_gen, __ATOMIC_SEQ_CST);
+		gen = __atomic_load_n(&pp->fork_gen, __ATOMIC_SEQ_CST);
 		fd = memfd_new(name != NULL && name[0] ? name : "forkshim");
 		if (fd < 0) {
 			errno = errno == EMFILE || errno == ENFILE ? ENOMEM
@@ -1323,9 +1326,8 @@ void *shared_alloc(size_t len, const char *name)
 			return NULL;
 		}
 		madvise(p, maplen, MADV_DONTFORK);
-		if ((__atomic_load_n(&fork_gen, __ATOMIC_SEQ_CST) == gen &&
-		     __atomic_load_n(&forking_pid, __ATOMIC_SEQ_CST) !=
-		         getpid()) ||
+		if ((__atomic_load_n(&pp->fork_gen, __ATOMIC_SEQ_CST) == gen &&
+		     !__atomic_load_n(&pp->forking, __ATOMIC_SEQ_CST)) ||
 		    tries == 16)
 			break;
 		munmap(p, maplen);
@@ -1592,8 +1594,8 @@ void shared_thawed(forkshim_handle h)
 /* The table's forked hook (parent phase, table lock held). */
 static void on_forked(void)
 {
-	__atomic_fetch_add(&fork_gen, 1, __ATOMIC_SEQ_CST);
-	__atomic_store_n(&forking_pid, 0, __ATOMIC_SEQ_CST);
+	__atomic_fetch_add(&pp->fork_gen, 1, __ATOMIC_SEQ_CST);
+	__atomic_store_n(&pp->forking, 0, __ATOMIC_SEQ_CST);
 }
 
 static const struct table_hook hook = {
