@@ -1379,9 +1379,9 @@ class SharedRef(object):
     ``with`` block, or when the SharedRef is garbage collected; workers
     already forked keep their snapshot, and processes that imported a
     token keep their mapping.  A SharedRef made in a multiprocessing worker
-    (a result) keeps its shared memory until the worker exits, and the
-    family's root keeps it after that (see README: the parent may unpickle
-    the result after the worker is gone)."""
+    (a result) keeps its shared memory until its receiver has mapped it
+    (the receiver acks it, see _sent), whatever becomes of the SharedRef;
+    the worker's exit waits for that."""
 
     __slots__ = ("obj", "readonly", "handle", "_finalizer", "_warned",
                  "_site", "_pkg", "_holds", "_locked", "_result",
