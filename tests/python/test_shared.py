@@ -283,6 +283,20 @@ class ResultsBack(unittest.TestCase):
         self.assertFalse(stuck, "the worker is still waiting")
         self.assertEqual(p.exitcode, 0)
 
+    def test_process_that_returns_right_after_putting_its_result(self):
+        # Queue.put pickles in a feeder thread, during the process's exit:
+        # the result must still be kept until the parent maps it.
+        c = ctx("spawn")
+        queue = c.Queue()
+        p = c.Process(target=workers.result_and_return,
+                      args=(queue, 1 << 16))
+        p.start()
+        got = queue.get(timeout=WAIT)
+        p.join(WAIT)
+        self.assertEqual(p.exitcode, 0)
+        self.assertTrue(is_memfd(workers.mapping_of(got.ctypes.data)))
+        self.assertEqual(float(got.sum()), 5.0 * (1 << 16))
+
     def test_result_pickled_now_and_loaded_after_the_worker_exited(self):
         with ctx("forkserver").Pool(1, maxtasksperchild=1) as pool:
             blob = pool.apply(workers.token_of, (0,))

@@ -1403,6 +1403,11 @@ class SharedRef(object):
         self.handle = 0
         mp = sys.modules.get("multiprocessing")
         self._result = mp is not None and mp.parent_process() is not None
+        if self._result and _sapi is not None:
+            # The exit's wait registered now, in the user's thread: a
+            # Queue's feeder pickles a put result later, maybe while the
+            # process is already running its exit finalizers.
+            _ack_pipe()
         if is_array and self.readonly and obj.flags.writeable:
             # A parent's later write would not reach the workers (they
             # hold a snapshot or a sealed copy): make it raise instead.
