@@ -131,16 +131,30 @@ def worker_cost(before, after):
     return cpu, flt
 
 
+_OWN_TRACKER = None
+
+
+def attach_shm(name):
+    """The parent's block, attached.  A worker forked before the parent's
+    resource tracker started gets a tracker of its own at its first attach,
+    which would unlink the block when the worker exits (CPython gh-82300):
+    such a worker unregisters each attach.  One that shares the parent's
+    tracker (spawn, forkserver, a later fork) must not: that would drop
+    the parent's own registration (a KeyError in the tracker at unlink)."""
+    global _OWN_TRACKER
+    from multiprocessing import resource_tracker, shared_memory
+    if _OWN_TRACKER is None:
+        _OWN_TRACKER = resource_tracker._resource_tracker._fd is None
+    shm = shared_memory.SharedMemory(name)
+    if _OWN_TRACKER:
+        resource_tracker.unregister(shm._name, "shared_memory")
+    return shm
+
+
 def task_shm(arg):
     import numpy
-    from multiprocessing import shared_memory
     name, shape, i = arg
-    shm = shared_memory.SharedMemory(name)
-    # A worker forked before the parent's tracker started, or spawned,
-    # has a tracker of its own that would unlink the block when the worker
-    # exits (CPython gh-82300): the parent owns it.
-    from multiprocessing import resource_tracker
-    resource_tracker.unregister(shm._name, "shared_memory")
+    shm = attach_shm(name)
     try:
         a = numpy.ndarray(shape, numpy.float64, buffer=shm.buf)
         s = part(a, i)
