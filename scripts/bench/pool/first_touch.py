@@ -56,14 +56,9 @@ def in_child(fn):
         finally:
             os._exit(0)
     os.close(w)
-    out = b""
-    while True:
-        b = os.read(r, 4096)
-        if not b:
-            break
-        out += b
-    os.close(r)
     os.waitpid(pid, 0)
+    out = os.read(r, 4096)  # one short write, in the pipe's buffer
+    os.close(r)
     return eval(out)  # our own child's tuple of numbers
 
 
