@@ -261,6 +261,42 @@ class ResultsBack(unittest.TestCase):
                     time.sleep(0.5)  # the workers are gone
                     self.check(results, 6)
 
+    def test_worker_exits_once_its_result_is_mapped_and_dropped(self):
+        # The parent maps the result, drops it, and only then lets the
+        # worker exit: the worker must learn that the result was mapped
+        # (an ack), not look for the mapping, gone by then, until its wait
+        # ends (an hour here).  Before the ack it waited out the hour.
+        c = ctx("spawn")
+        queue, done = c.Queue(), c.Event()
+        p = c.Process(target=workers.result_then_exit,
+                      args=(queue, done, 1 << 16))
+        p.start()
+        got = queue.get(timeout=WAIT)
+        self.assertTrue(is_memfd(workers.mapping_of(got.ctypes.data)))
+        self.assertEqual(float(got.sum()), 3.0 * (1 << 16))
+        del got
+        done.set()
+        p.join(WAIT)
+        stuck = p.exitcode is None
+        if stuck:
+            p.kill()
+        self.assertFalse(stuck, "the worker is still waiting")
+        self.assertEqual(p.exitcode, 0)
+
+    def test_process_that_returns_right_after_putting_its_result(self):
+        # Queue.put pickles in a feeder thread, during the process's exit:
+        # the result must still be kept until the parent maps it.
+        c = ctx("spawn")
+        queue = c.Queue()
+        p = c.Process(target=workers.result_and_return,
+                      args=(queue, 1 << 16))
+        p.start()
+        got = queue.get(timeout=WAIT)
+        p.join(WAIT)
+        self.assertEqual(p.exitcode, 0)
+        self.assertTrue(is_memfd(workers.mapping_of(got.ctypes.data)))
+        self.assertEqual(float(got.sum()), 5.0 * (1 << 16))
+
     def test_result_pickled_now_and_loaded_after_the_worker_exited(self):
         with ctx("forkserver").Pool(1, maxtasksperchild=1) as pool:
             blob = pool.apply(workers.token_of, (0,))

@@ -133,6 +133,26 @@ def die(_):
     os.kill(os.getpid(), signal.SIGKILL)
 
 
+def result_then_exit(queue, done, n):
+    """A spawn-started Process: puts share(result) on the queue, then
+    exits once told to.  Its exit may wait for the result's receiver for
+    an hour (forkshim._RESULT_WAIT): it must be told that the receiver
+    mapped it, not wait out the hour."""
+    import numpy
+    forkshim._RESULT_WAIT = 3600.0
+    queue.put(forkshim.share(numpy.full(n, 3.0)))
+    done.wait(WAIT_TASK)
+
+
+WAIT_TASK = 120
+
+
+def result_and_return(queue, n):
+    """A spawn-started Process: puts share(result) on the queue and ends."""
+    import numpy
+    queue.put(forkshim.share(numpy.full(n, 5.0)))
+
+
 def token_of(arg):
     """The worker's result, its raw token bytes (by pickling a share())."""
     import numpy

@@ -33,9 +33,12 @@ import contextlib
 import ctypes
 import errno
 import gc
+import itertools
 import operator
 import os
 import pickle
+import stat
+import struct
 import sys
 import threading
 import time
@@ -1014,7 +1017,7 @@ _cache = collections.OrderedDict()  # per worker: package -> object
 _CACHE_MAX = 32
 
 
-def _load_shared(version, tokens, spans, inline, typename):
+def _load_shared(version, tokens, spans, inline, typename, ack=None):
     """Unpickles a share() proxy sent by token: the object rebuilt from
     shared memory, its buffers zero-copy and read-only; or an Unresolved
     whose first use raises the HandleError.  Never raises (see Unresolved).
@@ -1031,6 +1034,8 @@ def _load_shared(version, tokens, spans, inline, typename):
             _cache.move_to_end(key)
             return hit
         views = [_import(t, what) for t in tokens]
+        if ack is not None:  # a worker's result: mapped here now
+            _send_ack(ack)
         bufs = [(views[s[0]][s[1]:s[1] + s[2]] if s is not None else b"")
                 for s in (spans if inline is not None else spans[:-1])]
         if inline is None:
@@ -1045,12 +1050,8 @@ def _load_shared(version, tokens, spans, inline, typename):
             while len(_cache) > _CACHE_MAX:
                 _cache.popitem(last=False)
         return obj
-    except HandleError as e:
-        return Unresolved(e)
-    except Exception as e:  # a forged stream's fields
-        return Unresolved(HandleError(
-            errno.EBADF, "forkshim: malformed share() pickle (%s: %s)"
-            % (type(e).__name__, e)))
+    except Exception as e:  # HandleError, or a forged stream's fields
+        return _unresolved(e)
 
 
 def returns_shared(fn):
@@ -1094,12 +1095,8 @@ def _restore(handle, typename, addr, length, readonly=False):
         if not readonly or _is_readonly(obj):
             return obj
         return _readonly_view(obj)
-    except HandleError as e:
-        return Unresolved(e)
-    except Exception as e:  # a forged stream's fields
-        return Unresolved(HandleError(
-            errno.EBADF, "forkshim: malformed share() pickle (%s: %s)"
-            % (type(e).__name__, e)))
+    except Exception as e:  # HandleError, or a forged stream's fields
+        return _unresolved(e)
 
 
 def _readonly_copy(obj):
@@ -1107,9 +1104,17 @@ def _readonly_copy(obj):
     try:
         return _readonly_view(obj)
     except Exception as e:
-        return Unresolved(HandleError(
-            errno.EBADF, "forkshim: malformed share() pickle (%s: %s)"
-            % (type(e).__name__, e)))
+        return _unresolved(e)
+
+
+def _unresolved(e):
+    """The Unresolved an unpickling function returns for exception e: its
+    HandleError, or EBADF for a malformed pickle's (forged fields)."""
+    if isinstance(e, HandleError):
+        return Unresolved(e)
+    return Unresolved(HandleError(
+        errno.EBADF, "forkshim: malformed share() pickle (%s: %s)"
+        % (type(e).__name__, e)))
 
 
 def _raise_unresolved(self, *args, **kwargs):
@@ -1213,84 +1218,109 @@ def _unusable_reason(handle):
     return "%s: %s" % (_errname(err), _MEANING.get(err, os.strerror(err)))
 
 
-# Results a worker sent by token: [handles, object, memfd inodes].  The
-# shim's table names a shared freeze of ordinary memory by the freezer's
-# address: were that memory freed and reused for the next result, a freeze
-# of the same range would be taken for this one's; and thawing a result
-# before the parent maps it would make it ESTALE there.  So a result stays
-# frozen, with what it was copied from, until the parent maps it (seen in
-# /proc/PARENT/maps); then it is thawed (the parent's mapping keeps the
-# pages).  A worker about to exit waits for that (up to 5 s): a spawn or
-# forkserver worker is its own family's root, and its results die with it.
-_sent = []
+# Results a worker sent by token.  The shim's table names a shared freeze
+# of ordinary memory by the freezer's address: were that memory freed and
+# reused for the next result, a freeze of the same range would be taken
+# for this one's; and a spawn or forkserver worker is the root of its own
+# process family (SHARED.md), so its regions end when it exits.  So a
+# result stays frozen, with what it was copied from, until its receiver
+# has mapped it.  The receiver says so right after importing the tokens:
+# it opens this process's ack pipe through /proc/PID/fd/N (the access the
+# shim's import needs anyway) and writes the result's number; then the
+# result is thawed here (the receiver's mapping keeps the pages).  A worker
+# about to exit waits for the acks of what it sent, until they come, its
+# parent exits, or _RESULT_WAIT seconds pass (a result nobody unpickles).
+_sent = {}  # result number -> (handles, object)
+_ack = None  # (pid, read fd, write fd, the pipe's inode), made on first use
 _RESULT_WAIT = 5.0
+_ACK = struct.Struct("=Q")
+_result_numbers = itertools.count(1)
 
 
-def _inodes_of(regions):
-    """memfd inodes of the regions the tokens name, by mapping them here a
-    moment (import, /proc/self/maps, release)."""
-    out = set()
-    views = []
-    for tok in regions:
+def _ack_pipe():
+    """This process's ack pipe (a new one in a forked child, which owns
+    none of its parent's results)."""
+    global _ack, _sent
+    if _ack is not None and _ack[0] == os.getpid():
+        return _ack
+    if _ack is not None:
+        os.close(_ack[1])
+        os.close(_ack[2])
+        _sent = {}
+    r, w = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
+    _ack = (os.getpid(), r, w, os.fstat(r).st_ino)
+    util = __import__("multiprocessing.util").util
+    # After a Queue's feeder thread has pickled and sent what was put
+    # (its join runs at -5): a result put last is in _sent by then.
+    util.Finalize(None, _wait_results, exitpriority=-10)
+    return _ack
+
+
+def _take_acks():
+    """Thaws the results whose acks came."""
+    if _ack is None or _ack[0] != os.getpid():
+        return
+    while True:
         try:
-            views.append(_import(tok))
-        except HandleError:
-            pass
-    addrs = [_address(v) for v in views if v.nbytes]
-    with open("/proc/self/maps") as f:
-        for line in f:
-            fields = line.split(None, 5)
-            lo, hi = (int(x, 16) for x in fields[0].split("-"))
-            if any(lo <= a < hi for a in addrs) and len(fields) > 5:
-                out.add(int(fields[4]))
-    for v in views:
-        v.release()
-    return out
-
-
-def _parent_maps():
-    mp = sys.modules.get("multiprocessing")
-    parent = mp.parent_process() if mp is not None else None
-    if parent is None:
-        return None
-    inodes = set()
-    try:
-        with open("/proc/%d/maps" % parent.pid) as f:
-            for line in f:
-                if "/memfd:" in line:
-                    inodes.add(int(line.split(None, 5)[4]))
-    except OSError:
-        return None
-    return inodes
-
-
-def _sweep():
-    """Thaws the results the parent maps now.  True when none is left."""
-    if not _sent:
-        return True
-    mapped = _parent_maps()
-    if mapped is None:
-        return False
-    for rec in list(_sent):
-        if rec[2] and rec[2] <= mapped:
-            _sent.remove(rec)
-            for h in rec[0]:
-                _api.thaw(h)
-    return not _sent
+            data = os.read(_ack[1], _ACK.size * 512)
+        except (BlockingIOError, InterruptedError):
+            return
+        for (key,) in _ACK.iter_unpack(data[:len(data) // 8 * 8]):
+            rec = _sent.pop(key, None)
+            if rec is not None:
+                for h in rec[0]:
+                    _api.thaw(h)
+        if len(data) < _ACK.size * 512:
+            return
 
 
 def _wait_results():
+    """At a worker's exit: until every result it sent is mapped by its
+    receiver, the parent has exited, or _RESULT_WAIT seconds passed."""
+    import select
     deadline = time.monotonic() + _RESULT_WAIT
-    while not _sweep() and time.monotonic() < deadline:
-        time.sleep(0.002)
+    mp = sys.modules.get("multiprocessing")
+    parent = mp.parent_process() if mp is not None else None
+    gone = getattr(parent, "sentinel", None)
+    while True:
+        _take_acks()
+        left = deadline - time.monotonic()
+        if not _sent or left <= 0 or _ack is None:
+            return
+        fds = [_ack[1]] + ([gone] if gone is not None else [])
+        try:
+            if gone in select.select(fds, [], [], left)[0]:
+                return  # the parent exited: nobody will map them
+        except (OSError, ValueError):
+            return
 
 
-def _sent_result(obj, handles, tokens):
-    if not _sent:
-        util = __import__("multiprocessing.util").util
-        util.Finalize(None, _wait_results, exitpriority=100)
-    _sweep()
-    _sent.append([handles, obj, _inodes_of(tokens)])
+def _sent_result(obj, handles):
+    """Records a result sent by token; what its receiver needs to ack it."""
+    _take_acks()
+    pid, _, w, ino = _ack_pipe()
+    key = next(_result_numbers)
+    _sent[key] = (handles, obj)
+    return (pid, w, ino, key)
+
+
+def _send_ack(ack):
+    """Tells a result's sender that its tokens are mapped here (see _sent).
+    Writes only to the very pipe the sender named (a FIFO of that inode);
+    anything else is ignored."""
+    try:
+        pid, fd, ino, key = ack
+        path = "/proc/%d/fd/%d" % (pid, fd)
+        if not stat.S_ISFIFO(os.stat(path).st_mode):
+            return
+        f = os.open(path, os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        try:
+            if os.fstat(f).st_ino == ino:
+                os.write(f, _ACK.pack(key))
+        finally:
+            os.close(f)
+    except (OSError, TypeError, ValueError, OverflowError, struct.error):
+        pass
 
 
 _not_loaded_registry = {}  # warnings' once-per-line registry
@@ -1350,9 +1380,9 @@ class SharedRef(object):
     ``with`` block, or when the SharedRef is garbage collected; workers
     already forked keep their snapshot, and processes that imported a
     token keep their mapping.  A SharedRef made in a multiprocessing worker
-    (a result) keeps its shared memory until the worker exits, and the
-    family's root keeps it after that (see README: the parent may unpickle
-    the result after the worker is gone)."""
+    (a result) keeps its shared memory until its receiver has mapped it
+    (the receiver acks it, see _sent), whatever becomes of the SharedRef;
+    the worker's exit waits for that."""
 
     __slots__ = ("obj", "readonly", "handle", "_finalizer", "_warned",
                  "_site", "_pkg", "_holds", "_locked", "_result",
@@ -1374,6 +1404,11 @@ class SharedRef(object):
         self.handle = 0
         mp = sys.modules.get("multiprocessing")
         self._result = mp is not None and mp.parent_process() is not None
+        if self._result and _sapi is not None:
+            # The exit's wait registered now, in the user's thread: a
+            # Queue's feeder pickles a put result later, maybe while the
+            # process is already running its exit finalizers.
+            _ack_pipe()
         if is_array and self.readonly and obj.flags.writeable:
             # A parent's later write would not reach the workers (they
             # hold a snapshot or a sealed copy): make it raise instead.
@@ -1427,10 +1462,10 @@ class SharedRef(object):
                 tokens, spans, inline, handles, notes = _pack(
                     self.obj, _label(self.obj, None))
                 self._holds.extend(handles)
-                if self._result:
-                    _sent_result(self.obj, handles, tokens)
                 self._pkg = (1, tokens, spans, inline,
                              type(self.obj).__name__)
+                if self._result:
+                    self._pkg += (_sent_result(self.obj, handles),)
                 for note in notes:
                     filename, lineno, module, _ = self._site
                     warnings.warn_explicit(

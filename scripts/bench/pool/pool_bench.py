@@ -158,6 +158,17 @@ def pss_kib(pid):
     return 0
 
 
+def release_all(keep):
+    """Ends what a hand-off kept: SharedRefs released, shared_memory
+    blocks closed and unlinked."""
+    for k in keep:
+        if isinstance(k, forkshim.SharedRef):
+            k.release()
+        else:
+            k.close()
+            k.unlink()
+
+
 class Sampler(threading.Thread):
     """Peak of the summed PSS of this process and its descendants."""
 
@@ -247,12 +258,7 @@ def measure(case, method, mib, nobjects):
     t4 = time.perf_counter()
     cpu = time.process_time() - cpu0
     sampler.stop()
-    for k in keep:
-        if isinstance(k, forkshim.SharedRef):
-            k.release()
-        else:
-            k.close()
-            k.unlink()
+    release_all(keep)
     got = sum(results)
     return {
         "case": case, "method": method,

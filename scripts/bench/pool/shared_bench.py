@@ -20,14 +20,20 @@ by another process, in a second run of each way (not timed; not for
 pickle); "interp" is that sum with the warm pool before the data exists.
 
 results: a warm Pool(2) runs 16 tasks, each returning a RES MiB array the
-worker made beforehand (4 per worker, made in the pool's initializer,
-outside the timing); the parent sums each result.  Ways: pickle (the array
-returned), share (forkshim.share of a forkshim.empty array), share+copy
-(forkshim.share of an ordinary array), shm (a block per result, created
-and filled by the task; the parent attaches, sums, unlinks).
+worker made beforehand (one per task in each worker, made in the pool's
+initializer, outside the timing); the parent sums each result.  Ways:
+pickle (the array returned), share (forkshim.share of a forkshim.empty
+array), share+copy (forkshim.share of an ordinary array: one copy into
+shared memory in the worker), shm (a block per result, created and filled
+by the task; the parent attaches, sums, unlinks).
 
-Each measurement runs in a fresh process under the shim; rounds alternate
-the order of the ways.
+CPU: the parent's and the workers' CPU seconds over the timed part (each
+worker reports its own before and after), steadier than wall time on a
+loaded machine.
+
+Each measurement runs in a fresh process under the shim; each round runs
+every (start method, way) pair, odd rounds in the reverse order, so that
+the ways compared alternate.
 
     shared_bench.py [--repeat N] [--methods fork,forkserver,spawn]
                     [--ways pickle,share,share+copy,shm,global]
@@ -37,6 +43,7 @@ the order of the ways.
 import argparse
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -51,7 +58,7 @@ import forkshim  # noqa: E402
 # Workers import this module when they start: numpy too, before the timing
 # (the first task would otherwise pay for importing it).
 import numpy  # noqa: E402,F401
-from pool_bench import pss_kib, family_pids  # noqa: E402
+from pool_bench import family_pids, pss_kib, release_all  # noqa: E402
 
 
 class Sampler(object):
@@ -87,6 +94,13 @@ _RESULTS = []
 # ------------------------------------------------------------- tasks
 
 
+def cpu_now():
+    """(pid, CPU seconds of this process so far, its minor faults)."""
+    t = os.times()
+    return (os.getpid(), t.user + t.system,
+            resource.getrusage(resource.RUSAGE_SELF).ru_minflt)
+
+
 def part(obj, i):
     n = len(obj) // TASKS
     return float(obj[i * n:(i + 1) * n].sum())
@@ -101,33 +115,77 @@ def task_global(i):
     return part(_GLOBAL, i)
 
 
+def worker_cost(before, after):
+    """Summed CPU seconds and minor faults of the workers between two
+    lists of cpu_now() tuples (a worker's last one counts)."""
+    first, last = {}, {}
+    for pid, cpu, flt in before:
+        first[pid] = (cpu, flt)
+    for pid, cpu, flt in after:
+        if pid not in last or cpu > last[pid][0]:
+            last[pid] = (cpu, flt)
+    cpu = sum(c - first.get(pid, (0.0, 0))[0]
+              for pid, (c, f) in last.items())
+    flt = sum(f - first.get(pid, (0.0, 0))[1]
+              for pid, (c, f) in last.items())
+    return cpu, flt
+
+
+_OWN_TRACKER = None
+
+
+def attach_shm(name):
+    """The parent's block, attached.  A worker forked before the parent's
+    resource tracker started gets a tracker of its own at its first attach,
+    which would unlink the block when the worker exits (CPython gh-82300):
+    such a worker unregisters each attach.  One that shares the parent's
+    tracker (spawn, forkserver, a later fork) must not: that would drop
+    the parent's own registration (a KeyError in the tracker at unlink)."""
+    global _OWN_TRACKER
+    from multiprocessing import resource_tracker, shared_memory
+    if _OWN_TRACKER is None:
+        _OWN_TRACKER = resource_tracker._resource_tracker._fd is None
+    shm = shared_memory.SharedMemory(name)
+    if _OWN_TRACKER:
+        resource_tracker.unregister(shm._name, "shared_memory")
+    return shm
+
+
 def task_shm(arg):
     import numpy
-    from multiprocessing import shared_memory
     name, shape, i = arg
-    shm = shared_memory.SharedMemory(name)
-    # A worker forked before the parent's tracker started, or spawned,
-    # has a tracker of its own that would unlink the block when the worker
-    # exits (CPython gh-82300): the parent owns it.
-    from multiprocessing import resource_tracker
-    resource_tracker.unregister(shm._name, "shared_memory")
+    shm = attach_shm(name)
     try:
         a = numpy.ndarray(shape, numpy.float64, buffer=shm.buf)
         s = part(a, i)
-        del a
+        del a  # shm.close() refuses while a view exists
         return s
     finally:
         shm.close()
 
 
 def noop(_):
-    return os.getpid()
+    time.sleep(0.02)  # so that every worker takes some
+    return cpu_now()
+
+
+def workers_now(pool):
+    """cpu_now() of every worker (tasks again until each answered)."""
+    seen = {}
+    for _ in range(50):
+        for r in pool.map(noop, range(WORKERS * 4), chunksize=1):
+            seen[r[0]] = r
+        if len(seen) >= WORKERS:
+            break
+    return list(seen.values())
 
 
 def init_results(way, mib):
+    """The results this worker may return, one per task, made before the
+    timing (so that no way pays for making them)."""
     import numpy
     n = mib * (1 << 20) // 8
-    for k in range(4):
+    for k in range(TASKS):
         a = forkshim.empty(n) if way == "share" else numpy.empty(n)
         a[:] = k
         _RESULTS.append(a)
@@ -135,13 +193,10 @@ def init_results(way, mib):
 
 def result_task(arg):
     way, i = arg
-    a = _RESULTS[i % len(_RESULTS)]
+    a = _RESULTS[i]
     if way == "pickle":
         return a
     if way in ("share", "share+copy"):
-        if way == "share+copy":
-            a = a.copy()  # a fresh array each time (so a fresh copy)
-            _RESULTS[i % len(_RESULTS)] = a
         return forkshim.share(a)
     from multiprocessing import shared_memory
     import numpy
@@ -167,7 +222,7 @@ def measure_handoff(method, way, mib, sample=False):
     pool = None
     if way != "global":  # a pool made before the data
         pool = ctx.Pool(WORKERS)
-        pool.map(noop, range(WORKERS * 4))
+        workers_now(pool)
     interp = sum(pss_kib(p) for p in family_pids(os.getpid())) / 1024.0
     obj = forkshim.empty(n) if way == "share" else numpy.empty(n)
     obj[:] = numpy.arange(n, dtype=numpy.float64)
@@ -175,11 +230,12 @@ def measure_handoff(method, way, mib, sample=False):
     if way == "global":
         _GLOBAL = obj
         pool = ctx.Pool(WORKERS)
-        pool.map(noop, range(WORKERS * 4))
+    before = workers_now(pool)
     sampler = Sampler() if sample else None
     if sampler:
         sampler.start()
     keep = []
+    c0 = cpu_now()
     t0 = time.perf_counter()
     if way in ("share", "share+copy"):
         ref = forkshim.share(obj)
@@ -197,17 +253,14 @@ def measure_handoff(method, way, mib, sample=False):
         args, fn = [(shm.name, obj.shape, i) for i in range(TASKS)], task_shm
     got = sum(pool.map(fn, args, chunksize=1))
     t1 = time.perf_counter()
+    c1 = cpu_now()
     if sampler:
         sampler.stop()
+    wcpu, wflt = worker_cost(before, workers_now(pool))
     pool.close()
     pool.join()
-    for k in keep:
-        if isinstance(k, forkshim.SharedRef):
-            k.release()
-        else:
-            k.close()
-            k.unlink()
-    return {"s": t1 - t0,
+    release_all(keep)
+    return {"s": t1 - t0, "cpu": c1[1] - c0[1] + wcpu, "wflt": wflt,
             "pss": sampler.peak_kib / 1024.0 if sampler else None,
             "interp": interp, "data": obj.nbytes / 2.0 ** 20,
             "ok": abs(got - want) <= 1e-9 * abs(want)}
@@ -220,8 +273,9 @@ def measure_results(method, way, mib):
     ctx = multiprocessing.get_context(method)
     pool = ctx.Pool(WORKERS, initializer=init_results, initargs=(
         "share" if way == "share" else "plain", mib))
-    pool.map(noop, range(WORKERS * 4))
+    before = workers_now(pool)
     total = 0.0
+    c0 = cpu_now()
     t0 = time.perf_counter()
     for r in pool.imap_unordered(result_task, [(way, i)
                                                for i in range(TASKS)]):
@@ -237,12 +291,14 @@ def measure_results(method, way, mib):
             total += float(r.sum())
         del r
     t1 = time.perf_counter()
+    c1 = cpu_now()
+    wcpu, wflt = worker_cost(before, workers_now(pool))
     pool.close()
     pool.join()
     n = mib * (1 << 20) // 8
-    want = float(sum((i % 4) * n for i in range(TASKS)))
-    # Each worker's i % 4 picks its own k; only the count is certain.
-    return {"s": t1 - t0, "ok": total >= 0 and (want >= 0)}
+    want = float(sum(i * n for i in range(TASKS)))
+    return {"s": t1 - t0, "cpu": c1[1] - c0[1] + wcpu, "wflt": wflt,
+            "pflt": c1[2] - c0[2], "ok": total == want}
 
 # ----------------------------------------------------------- driver
 
@@ -282,66 +338,70 @@ def main():
              os.cpu_count()))
     rows = []
     for rep in range(args.repeat):
-        order = ways if rep % 2 == 0 else ways[::-1]
         for case in args.cases.split(","):
-            for method in methods:
-                for way in order:
-                    if way == "global" and (case != "handoff"
-                                            or method != "fork"):
-                        continue
-                    if way == "global":
-                        m = "fork"
-                    else:
-                        m = method
-                    r = run_one(case, m, way, args)
-                    if case == "handoff" and way != "pickle":
-                        # PSS in a run of its own: the sampler's /proc
-                        # walks would slow the timed run.
-                        q = run_one(case, m, way, args, pss=True)
-                        r["pss"] = q["pss"]
-                        r["ok"] = r["ok"] and q["ok"]
-                    r.update(case=case, method=m, way=way, rep=rep)
-                    rows.append(r)
-                    extra = ("  peak PSS %.0f MiB (interp %.0f + data %.0f)"
-                             % (r["pss"], r["interp"], r["data"])
-                             if r.get("pss") else "")
-                    print("  run %d %-8s %-10s %-10s %8.3f s%s%s" % (
-                        rep + 1, case, m, way, r["s"], extra,
-                        "" if r["ok"] else "  WRONG RESULT"), flush=True)
+            pairs = [(m, w) for m in methods for w in ways
+                     if w != "global" or (case, m) == ("handoff", "fork")]
+            for m, way in (pairs if rep % 2 == 0 else pairs[::-1]):
+                r = run_one(case, m, way, args)
+                if case == "handoff" and way != "pickle":
+                    # PSS in a run of its own: the sampler's /proc walks
+                    # would slow the timed run.
+                    q = run_one(case, m, way, args, pss=True)
+                    r["pss"] = q["pss"] / (q["interp"] + q["data"])
+                    r["ok"] = r["ok"] and q["ok"]
+                r.update(case=case, method=m, way=way, rep=rep)
+                rows.append(r)
+                extra = ("  peak PSS %.2fx (interp + data)" % r["pss"]
+                         if r.get("pss") else "")
+                print("  run %d %-8s %-10s %-10s %8.3f s  CPU %6.2f s%s%s"
+                      % (rep + 1, case, m, way, r["s"], r["cpu"], extra,
+                         "" if r["ok"] else "  WRONG RESULT"), flush=True)
 
-    def med(case, method, way, key="s"):
-        v = [r[key] for r in rows if (r["case"], r["method"], r["way"])
-             == (case, method, way)]
-        return (statistics.median(v), min(v), max(v)) if v else None
+    def get(case, method, way, key="s"):
+        return {r["rep"]: r[key] for r in rows
+                if (r["case"], r["method"], r["way"]) == (case, method, way)}
 
+    def spread(v, fmt):
+        v = list(v)
+        if not v:
+            return "-"
+        return (fmt + " (" + fmt + "-" + fmt + ")") % (
+            statistics.median(v), min(v), max(v))
+
+    def ratio(num, den, fmt="%.1fx"):
+        # One ratio a round (the two runs of a round are neighbours).
+        return spread((num[k] / den[k] for k in num if k in den), fmt)
+
+    print("median (min-max) of %d rounds; ratios are taken in each round"
+          % args.repeat)
     print()
-    glob = med("handoff", "fork", "global")
     for case in args.cases.split(","):
-        print("| %s | start method | way | wall (median, min-max) | vs pickle "
-              "| vs fork+global |%s" % (case, " peak PSS / (interp + data) |"
-                                         if case == "handoff" else ""))
-        print("|---|---|---|---|---|---|%s" % ("---|" if case == "handoff"
-                                               else ""))
+        hand = case == "handoff"
+        print("| %s | start method | way | wall s | CPU s | wall vs pickle | "
+              "CPU vs pickle |%s" % (case, " wall vs fork+global | CPU vs "
+                                     "fork+global | peak PSS / (interp + "
+                                     "data) |" if hand else ""))
+        print("|---" * (10 if hand else 7) + "|")
         for method in methods:
-            pk = med(case, method, "pickle")
             for way in ways:
-                m = med(case, method, way)
-                if m is None:
+                w, c = get(case, method, way), get(case, method, way, "cpu")
+                if not w:
                     continue
-                vs_p = "%.0fx" % (pk[0] / m[0]) if pk and way != "pickle" \
-                    else "-"
-                vs_g = "%.2fx" % (m[0] / glob[0]) if glob and \
-                    case == "handoff" else "-"
-                pss = ""
-                if case == "handoff" and way == "pickle":
-                    pss = " - |"
-                elif case == "handoff":
-                    ps = med(case, method, way, "pss")[0]
-                    base = (med(case, method, way, "interp")[0]
-                            + med(case, method, way, "data")[0])
-                    pss = " %.0f MiB, %.2fx |" % (ps, ps / base)
-                print("| %s | %s | %s | %.3f s (%.3f-%.3f) | %s | %s |%s" % (
-                    case, method, way, m[0], m[1], m[2], vs_p, vs_g, pss))
+                pw = get(case, method, "pickle")
+                pc = get(case, method, "pickle", "cpu")
+                line = "| %s | %s | %s | %s | %s | %s | %s |" % (
+                    case, method, way, spread(w.values(), "%.3f"),
+                    spread(c.values(), "%.2f"),
+                    ratio(pw, w) if way != "pickle" else "-",
+                    ratio(pc, c) if way != "pickle" else "-")
+                if hand:
+                    gw = get(case, "fork", "global")
+                    gc = get(case, "fork", "global", "cpu")
+                    line += " %s | %s | %s |" % (
+                        ratio(w, gw, "%.2fx"), ratio(c, gc, "%.2fx"),
+                        spread(get(case, method, way, "pss").values(),
+                               "%.2fx") if way != "pickle" else "-")
+                print(line)
         print()
     return 0 if all(r["ok"] for r in rows) else 1
 
