@@ -87,6 +87,10 @@ def pool():
     lookup = bytearray(b"\x33" * (16 * PAGE))
     freeze(weights, b"py-weights")
     freeze(lookup, b"py-lookup")
+    # The region's page 0 holds the buffer's start: the first whole page
+    # is page 1, or page 0 when malloc gave a page-aligned buffer.
+    print("lookup first whole page %d" % (address(lookup) % PAGE != 0),
+          flush=True)
     tasks = [("weights", p) for p in range(4)] + \
             [("lookup", p) for p in range(4)]
     ctx = multiprocessing.get_context("fork")
