@@ -23,10 +23,6 @@
  * (shared.h).  One relaxed store, async-signal-safe. */
 #define STORE_USED() __atomic_store_n(&shared_used, 1, __ATOMIC_RELAXED)
 
-/* This process uses forkshim: its first fork makes the family directory
- * (shared.h).  One relaxed store, async-signal-safe. */
-#define STORE_USED() __atomic_store_n(&shared_used, 1, __ATOMIC_RELAXED)
-
 /* Start-up of the modules above init, in this order (init.h). */
 static void start_core(void)
 {
