@@ -103,31 +103,28 @@ Test(freeze, unknown_flag_fails_with_einval)
 	          "a rejected flag left the page frozen");
 }
 
-/* Protection itself is not tested here: only that the flag is taken. */
-Test(freeze, guard_flag_is_accepted_and_reported_by_info)
+/* A freeze with flag is taken, and info reports the flag. */
+static void expect_flag_taken(unsigned flag, const char *what)
 {
 	unsigned char *p = map_pages(1);
 	struct forkshim_info info;
-	forkshim_handle h =
-	    forkshim_freeze(p, page_size(), "g", FORKSHIM_GUARD);
+	forkshim_handle h = forkshim_freeze(p, page_size(), what, flag);
 
-	cr_assert(h != 0, "freeze with FORKSHIM_GUARD: %s", strerror(errno));
+	cr_assert(h != 0, "freeze with %s: %s", what, strerror(errno));
 	cr_assert(forkshim_info(h, &info) == 0);
-	cr_expect(info.flags == FORKSHIM_GUARD, "flags %#x", info.flags);
+	cr_expect(info.flags == flag, "%s: flags %#x", what, info.flags);
 	cr_expect(forkshim_thaw(h) == 0);
+}
+
+/* Protection itself is not tested here: only that the flag is taken. */
+Test(freeze, guard_flag_is_accepted_and_reported_by_info)
+{
+	expect_flag_taken(FORKSHIM_GUARD, "FORKSHIM_GUARD");
 }
 
 Test(freeze, observe_flag_is_accepted_and_reported_by_info)
 {
-	unsigned char *p = map_pages(1);
-	struct forkshim_info info;
-	forkshim_handle h =
-	    forkshim_freeze(p, page_size(), "o", FORKSHIM_OBSERVE);
-
-	cr_assert(h != 0, "freeze with FORKSHIM_OBSERVE: %s", strerror(errno));
-	cr_assert(forkshim_info(h, &info) == 0);
-	cr_expect(info.flags == FORKSHIM_OBSERVE, "flags %#x", info.flags);
-	cr_expect(forkshim_thaw(h) == 0);
+	expect_flag_taken(FORKSHIM_OBSERVE, "FORKSHIM_OBSERVE");
 }
 
 Test(freeze, unmapped_memory_fails_with_efault)
