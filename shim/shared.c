@@ -1017,7 +1017,8 @@ static int region_check(int fd, struct region_head *rh)
 	if (seals < 0 ||
 	    (rh->magic != REGION_MAGIC && rh->magic != REGION_MAGIC2) ||
 	    rh->frozen != 1 || rh->data_off < HEAD_SPACE ||
-	    rh->data_off > HUGE_SIZE || rh->data_off % pg != 0 ||
+	    rh->data_off > HUGE_SIZE ||
+	    (rh->magic == REGION_MAGIC2 && rh->data_off % pg != 0) ||
 	    (seals & (F_SEAL_WRITE | F_SEAL_SHRINK | F_SEAL_GROW)) !=
 	        (F_SEAL_WRITE | F_SEAL_SHRINK | F_SEAL_GROW) ||
 	    fstat(fd, &st) != 0 || rh->len == 0 ||
