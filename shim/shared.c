@@ -35,10 +35,17 @@
 	__atomic_compare_exchange_n((p), (expected), (v), 0, __ATOMIC_ACQ_REL, \
 	                            __ATOMIC_RELAXED)
 
-#define HEAD_SPACE 4096u                   /* page 0 of a region's memfd */
-#define REGION_MAGIC 0x3147455253464b46ull /* "FKSREG1" */
-#define DIR_MAGIC 0x3152494453464b46ull    /* "FKSDIR1" */
-#define TOKEN_MAGIC 0x314b5446u            /* "FTK1" */
+#define HEAD_SPACE 4096u                    /* page 0 of a region's memfd */
+#define REGION_MAGIC 0x3147455253464b46ull  /* "FKSREG1": data at HEAD_SPACE */
+#define REGION_MAGIC2 0x3247455253464b46ull /* "FKSREG2": at data_off */
+/* A PMD: the kernel maps a shmem huge page with one entry only where the
+ * file offset and the address agree modulo this.  Regions of HUGE_MIN or
+ * more lay their data out so that they do (see data_offset); smaller ones
+ * keep the FKSREG1 layout. */
+#define HUGE_SIZE (2u << 20)
+#define HUGE_MIN (4u << 20)
+#define DIR_MAGIC 0x3152494453464b46ull /* "FKSDIR1" */
+#define TOKEN_MAGIC 0x314b5446u         /* "FTK1" */
 #define SEALS_FROZEN (F_SEAL_WRITE | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL)
 #define SECRET_BYTES 16
 #define DIR_SLOTS 4096u
@@ -59,6 +66,7 @@ struct region_head {
 	uint32_t frozen; /* 1 once sealed */
 	uint64_t freezer_start;
 	char name[FORKSHIM_NAME_MAX];
+	uint64_t data_off; /* FKSREG2: where the data's page starts */
 };
 
 /* Slot states (low 2 bits of state; the rest counts reuses). */
@@ -151,8 +159,8 @@ struct owned { /* a region this process froze, or allocated */
 	size_t maplen;
 	uintptr_t addr; /* the frozen range */
 	size_t len;
-	int32_t slot; /* directory slot, -1 none */
-	uint32_t pad;
+	int32_t slot;      /* directory slot, -1 none */
+	uint32_t data_off; /* where map's page starts in the memfd */
 	uint8_t secret[SECRET_BYTES];
 };
 
@@ -950,10 +958,14 @@ static uintptr_t import_put(const struct import *n, int ref)
 }
 
 /* Maps the data of an opened, checked region read-only: at the page of
- * `addr` (same), or trying it first (try_same), or anywhere. */
-static uintptr_t map_region(int fd, uint64_t addr, uint64_t len, int same,
+ * `addr` (same), or trying it first (try_same), or anywhere.  A region laid
+ * out for huge pages is advised so (MADV_HUGEPAGE; with shmem_enabled
+ * "advise" the kernel also picked a congruent address for "anywhere"). */
+static uintptr_t map_region(int fd, const struct region_head *rh, int same,
                             int try_same, size_t *maplen_out)
 {
+	uint64_t addr = rh->addr, len = rh->len;
+	off_t at = (off_t)rh->data_off;
 	size_t pg = page_size(), off = (size_t)(addr % pg);
 	size_t maplen = round_up(off + (size_t)len, pg);
 	uintptr_t want = (uintptr_t)(addr - off);
@@ -961,7 +973,7 @@ static uintptr_t map_region(int fd, uint64_t addr, uint64_t len, int same,
 
 	if (same || try_same) {
 		p = mmap((void *)want, maplen, PROT_READ,
-		         MAP_SHARED | MAP_FIXED_NOREPLACE, fd, (off_t)pg);
+		         MAP_SHARED | MAP_FIXED_NOREPLACE, fd, at);
 		if (p != MAP_FAILED && (uintptr_t)p != want) {
 			munmap(p, maplen); /* an old kernel took it as a hint */
 			p = MAP_FAILED;
@@ -975,28 +987,43 @@ static uintptr_t map_region(int fd, uint64_t addr, uint64_t len, int same,
 		}
 	}
 	if (p == MAP_FAILED)
-		p = mmap(NULL, maplen, PROT_READ, MAP_SHARED, fd, (off_t)pg);
+		p = mmap(NULL, maplen, PROT_READ, MAP_SHARED, fd, at);
 	if (p == MAP_FAILED) {
 		errno = ENOMEM;
 		return 0;
 	}
+#ifdef MADV_HUGEPAGE
+	if (rh->data_off != HEAD_SPACE)
+		madvise(p, maplen, MADV_HUGEPAGE);
+#endif
 	*maplen_out = maplen;
 	return (uintptr_t)p + off;
 }
 
-/* Reads and checks an opened region's header and seals. */
+/* Reads and checks an opened region's header and seals; rh->data_off is
+ * then where the data's first page is in the memfd. */
 static int region_check(int fd, struct region_head *rh)
 {
 	struct stat st;
 	int seals = fcntl(fd, F_GET_SEALS);
+	size_t pg = page_size();
 
-	if (pread(fd, rh, sizeof(*rh), 0) != (ssize_t)sizeof(*rh) ||
-	    rh->magic != REGION_MAGIC || rh->frozen != 1 || seals < 0 ||
+	if (pread(fd, rh, sizeof(*rh), 0) != (ssize_t)sizeof(*rh)) {
+		errno = EBADF;
+		return -1;
+	}
+	if (rh->magic == REGION_MAGIC)
+		rh->data_off = HEAD_SPACE;
+	if (seals < 0 ||
+	    (rh->magic != REGION_MAGIC && rh->magic != REGION_MAGIC2) ||
+	    rh->frozen != 1 || rh->data_off < HEAD_SPACE ||
+	    rh->data_off > HUGE_SIZE ||
+	    (rh->magic == REGION_MAGIC2 && rh->data_off % pg != 0) ||
 	    (seals & (F_SEAL_WRITE | F_SEAL_SHRINK | F_SEAL_GROW)) !=
 	        (F_SEAL_WRITE | F_SEAL_SHRINK | F_SEAL_GROW) ||
 	    fstat(fd, &st) != 0 || rh->len == 0 ||
-	    (uint64_t)st.st_size <
-	        HEAD_SPACE + rh->addr % page_size() + rh->len) {
+	    rh->len > (uint64_t)st.st_size ||
+	    (uint64_t)st.st_size < rh->data_off + rh->addr % pg + rh->len) {
 		errno = EBADF;
 		return -1;
 	}
@@ -1054,7 +1081,7 @@ const void *shared_deref_late(forkshim_handle h, size_t *len)
 		goto none;
 	}
 	memset(&n, 0, sizeof(n));
-	n.data = map_region(fd, rh.addr, rh.len, 0, 1, &n.maplen);
+	n.data = map_region(fd, &rh, 0, 1, &n.maplen);
 	close(fd);
 	if (n.data == 0)
 		goto none;
@@ -1245,13 +1272,84 @@ void shared_reaped(void)
 
 /* ---- alloc, freeze, thaw ---- */
 
+/* Where the data's first page (at page_addr in the freezer) starts in a
+ * region's memfd.  Small regions: right after the header page, as always.
+ * Regions of HUGE_MIN or more: at an offset congruent to page_addr modulo
+ * HUGE_SIZE (page_addr 0: the data alone in its huge pages, 2 MiB in), so
+ * that where shmem huge pages are allowed every whole 2 MiB of the data is
+ * one huge page, mapped with one PMD at the freezer's address (late
+ * children, same-address imports) and anywhere (the kernel then picks a
+ * congruent address itself). */
+static uint32_t data_offset(uintptr_t page_addr, size_t maplen)
+{
+	if (maplen < HUGE_MIN)
+		return HEAD_SPACE;
+	return HEAD_SPACE +
+	       (uint32_t)((page_addr - HEAD_SPACE) & (HUGE_SIZE - 1));
+}
+
+/* A region's memfd with the aligned layout, before it is sized: its
+ * header page is made now, small, so that shmem_enabled "within_size"
+ * does not give it a 2 MiB page of its own later. */
+static int head_page_small(int fd, uint32_t data_off)
+{
+	if (data_off == HEAD_SPACE)
+		return 0;
+	return pwrite(fd, "", 1, 0) == 1 ? 0 : -1;
+}
+
+/* Whether shmem_enabled is "advise": then only a mapping advised
+ * MADV_HUGEPAGE gets huge pages, and pwrite does not ("always" and
+ * "within_size" give them to pwrite too).  Read, never written. */
+static int shmem_advise(void)
+{
+	char buf[128];
+	ssize_t n;
+	int fd = open("/sys/kernel/mm/transparent_hugepage/shmem_enabled",
+	              O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		return 0;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return 0;
+	buf[n] = '\0';
+	for (char *p = buf; *p; p++)
+		if (strncmp(p, "[advise]", 8) == 0)
+			return 1;
+	return 0;
+}
+
+/* With shmem_enabled "advise": the data's pages made huge through an
+ * advised mapping, for the pwrite that follows to fill (pwrite alone would
+ * make small ones).  Best effort: on any failure pwrite makes them. */
+static void huge_prefill(int fd, uint32_t data_off, size_t maplen)
+{
+#if defined(MADV_HUGEPAGE) && defined(MADV_POPULATE_WRITE)
+	void *p = mmap(NULL, maplen, PROT_READ | PROT_WRITE, MAP_SHARED, fd,
+	               (off_t)data_off);
+
+	if (p == MAP_FAILED)
+		return;
+	if (madvise(p, maplen, MADV_HUGEPAGE) == 0)
+		madvise(p, maplen, MADV_POPULATE_WRITE);
+	munmap(p, maplen);
+#else
+	(void)fd;
+	(void)data_off;
+	(void)maplen;
+#endif
+}
+
 static int fill_head(int fd, const struct owned *o, const char *name,
                      int frozen)
 {
 	struct region_head rh;
 
 	memset(&rh, 0, sizeof(rh));
-	rh.magic = REGION_MAGIC;
+	rh.magic = o->data_off == HEAD_SPACE ? REGION_MAGIC : REGION_MAGIC2;
+	rh.data_off = o->data_off;
 	rh.len = o->len;
 	rh.addr = o->addr;
 	memcpy(rh.secret, o->secret, SECRET_BYTES);
@@ -1277,6 +1375,7 @@ static void identity(struct owned *o)
 void *shared_alloc(size_t len, const char *name)
 {
 	size_t pg = page_size(), maplen;
+	uint32_t data_off;
 	struct owned *o, c;
 	void *p;
 	int fd;
@@ -1290,6 +1389,7 @@ void *shared_alloc(size_t len, const char *name)
 		return NULL;
 	}
 	maplen = round_up(len, pg);
+	data_off = data_offset(0, maplen);
 	for (int tries = 0;; tries++) {
 		uint64_t gen;
 		int spins = 0;
@@ -1313,13 +1413,14 @@ void *shared_alloc(size_t len, const char *name)
 			                                           : ENOSYS;
 			return NULL;
 		}
-		if (ftruncate(fd, (off_t)(HEAD_SPACE + maplen)) != 0) {
+		if (head_page_small(fd, data_off) != 0 ||
+		    ftruncate(fd, (off_t)(data_off + maplen)) != 0) {
 			close(fd);
 			errno = ENOMEM;
 			return NULL;
 		}
 		p = mmap(NULL, maplen, PROT_READ | PROT_WRITE, MAP_SHARED, fd,
-		         (off_t)HEAD_SPACE);
+		         (off_t)data_off);
 		if (p == MAP_FAILED) {
 			close(fd);
 			errno = ENOMEM;
@@ -1333,6 +1434,12 @@ void *shared_alloc(size_t len, const char *name)
 		munmap(p, maplen);
 		close(fd);
 	}
+#ifdef MADV_HUGEPAGE
+	/* Before the populate: with shmem_enabled "advise" this is what
+	 * makes its pages huge (a no-op that succeeds with "never"). */
+	if (data_off != HEAD_SPACE)
+		madvise(p, maplen, MADV_HUGEPAGE);
+#endif
 #ifdef MADV_POPULATE_WRITE
 	/* The caller fills it all: pages allocated in one call cost much
 	 * less than a first-touch fault each (see README), and a shortage
@@ -1356,6 +1463,7 @@ void *shared_alloc(size_t len, const char *name)
 	c.alloc = 1;
 	c.map = (uintptr_t)p;
 	c.maplen = maplen;
+	c.data_off = data_off;
 	c.addr = (uintptr_t)p;
 	c.len = len;
 	c.freezer = getpid(); /* the allocating process, until the freeze */
@@ -1432,7 +1540,7 @@ forkshim_handle shared_freeze(const void *addr, size_t len, const char *name,
 		rofd = reopen_ro(local.fd);
 		if (rofd < 0 || mmap((void *)local.map, local.maplen, PROT_READ,
 		                     MAP_SHARED | MAP_FIXED, rofd,
-		                     (off_t)HEAD_SPACE) == MAP_FAILED) {
+		                     (off_t)local.data_off) == MAP_FAILED) {
 			if (rofd >= 0)
 				close(rofd);
 			STORE_REL(&o->state, OWN_ALLOC);
@@ -1446,7 +1554,7 @@ forkshim_handle shared_freeze(const void *addr, size_t len, const char *name,
 			/* Another process maps it writable: put ours back. */
 			if (mmap((void *)local.map, local.maplen,
 			         PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED,
-			         local.fd, (off_t)HEAD_SPACE) != MAP_FAILED)
+			         local.fd, (off_t)local.data_off) != MAP_FAILED)
 				madvise((void *)local.map, local.maplen,
 				        MADV_DONTFORK);
 			STORE_REL(&o->state, OWN_ALLOC);
@@ -1480,19 +1588,23 @@ forkshim_handle shared_freeze(const void *addr, size_t len, const char *name,
 		errno = errno == EMFILE || errno == ENFILE ? ENOMEM : ENOSYS;
 		return 0;
 	}
-	size_t off = (uintptr_t)addr % pg;
-	size_t done = 0;
+	size_t off = (uintptr_t)addr % pg, done = 0;
+	size_t maplen = round_up(off + len, pg);
 
-	if (ftruncate(fd, (off_t)(HEAD_SPACE + round_up(off + len, pg))) != 0 ||
+	local.data_off = data_offset((uintptr_t)addr - off, maplen);
+	if (head_page_small(fd, local.data_off) != 0 ||
+	    ftruncate(fd, (off_t)(local.data_off + maplen)) != 0 ||
 	    new_secret(local.secret) < 0) {
 		close(fd);
 		errno = ENOMEM;
 		return 0;
 	}
+	if (local.data_off != HEAD_SPACE && shmem_advise())
+		huge_prefill(fd, local.data_off, maplen);
 	while (done < len) {
 		size_t chunk = len - done < (1u << 30) ? len - done : 1u << 30;
 		ssize_t w = pwrite(fd, (const char *)addr + done, chunk,
-		                   (off_t)(HEAD_SPACE + off + done));
+		                   (off_t)(local.data_off + off + done));
 
 		if (w < 0 && errno == EINTR)
 			continue;
@@ -1817,9 +1929,9 @@ const void *shared_import(const struct forkshim_token *tok, unsigned flags,
 			}
 	}
 	if (n.data == 0)
-		n.data = map_region(fd, rh.addr, rh.len,
-		                    (flags & FORKSHIM_SAME_ADDRESS) != 0, 0,
-		                    &n.maplen);
+		n.data =
+		    map_region(fd, &rh, (flags & FORKSHIM_SAME_ADDRESS) != 0, 0,
+		               &n.maplen);
 	close(fd);
 	if (n.data == 0)
 		return NULL;

@@ -335,6 +335,128 @@ Test(shared, copy_freeze_exports_and_imports_here)
 	free(buf);
 }
 
+/* ---- huge pages ---- */
+
+/* shmem_enabled's chosen word ("never", "advise", ...), or "" unread. */
+static void shmem_setting(char *out, size_t size)
+{
+	char buf[128] = "";
+	FILE *f =
+	    fopen("/sys/kernel/mm/transparent_hugepage/shmem_enabled", "r");
+	char *a, *b;
+
+	out[0] = '\0';
+	if (f == NULL)
+		return;
+	if (fgets(buf, sizeof(buf), f) != NULL &&
+	    (a = strchr(buf, '[')) != NULL && (b = strchr(a, ']')) != NULL &&
+	    (size_t)(b - a) < size) {
+		memcpy(out, a + 1, (size_t)(b - a - 1));
+		out[b - a - 1] = '\0';
+	}
+	fclose(f);
+}
+
+/* kB of the mapping holding addr that /proc/self/smaps says are mapped by
+ * PMDs (ShmemPmdMapped, FilePmdMapped, AnonHugePages); -1 not found. */
+static long pmd_mapped_kib(const void *addr)
+{
+	FILE *f = fopen("/proc/self/smaps", "r");
+	char line[512];
+	long kib = -1, v;
+	int in = 0;
+
+	cr_assert(f != NULL);
+	while (fgets(line, sizeof(line), f) != NULL) {
+		unsigned long lo, hi;
+		char key[64];
+
+		/* A mapping's first line ("lo-hi perms ..."): no field name
+		 * is hex digits and a dash. */
+		if (sscanf(line, "%lx-%lx ", &lo, &hi) == 2) {
+			if (in)
+				break;
+			in = (uintptr_t)addr >= lo && (uintptr_t)addr < hi;
+			if (in)
+				kib = 0;
+			continue;
+		}
+		if (in && sscanf(line, "%63[^:]: %ld kB", key, &v) == 2 &&
+		    (strcmp(key, "ShmemPmdMapped") == 0 ||
+		     strcmp(key, "FilePmdMapped") == 0 ||
+		     strcmp(key, "AnonHugePages") == 0))
+			kib += v;
+	}
+	fclose(f);
+	return kib;
+}
+
+/* Where shmem huge pages are allowed, a big shared region (forkshim_alloc
+ * or a copy from an odd address) is mapped by PMDs in the freezer and in
+ * an import: its data is laid out congruent to its address modulo 2 MiB,
+ * and its pages are made huge (MADV_HUGEPAGE before the populate, or the
+ * copy's prefill with "advise").  Skipped where they are not. */
+Test(shared, big_region_is_mapped_with_huge_pages)
+{
+	size_t len = 24 * MIB + 17, want_kib = (24 / 2 - 2) * 2048;
+	unsigned char *buf, *p, *a;
+	struct forkshim_token tok;
+	forkshim_handle h;
+	char set[32];
+	long kib;
+
+	shmem_setting(set, sizeof(set));
+	if (set[0] == '\0' || strcmp(set, "never") == 0 ||
+	    strcmp(set, "deny") == 0)
+		cr_skip_test("shmem huge pages are off (transparent_hugepage/"
+		             "shmem_enabled: %s): nothing to check",
+		             set[0] ? set : "unreadable");
+
+	/* forkshim_alloc: the freezer's own mapping, then an import. */
+	p = forkshim_alloc(len, "huge-alloc");
+	cr_assert(p != NULL, "%s", strerror(errno));
+	fill(p, len, 21);
+	h = forkshim_freeze(p, len, "huge-alloc", FORKSHIM_SHARED);
+	cr_assert(h != 0, "%s", strerror(errno));
+	uint64_t sum = checksum(p, len);
+	kib = pmd_mapped_kib(p);
+	cr_expect(kib >= (long)want_kib,
+	          "shmem_enabled %s: the freezer's alloc mapping has %ld kB "
+	          "PMD-mapped of %zu kB",
+	          set, kib, len / 1024);
+	cr_assert(forkshim_export(h, &tok) == 0);
+	a = (unsigned char *)forkshim_import(&tok, 0, NULL);
+	cr_assert(a != NULL, "%s", strerror(errno));
+	cr_expect(checksum(a, len) == sum);
+	kib = pmd_mapped_kib(a);
+	cr_expect(kib >= (long)want_kib,
+	          "shmem_enabled %s: an import of an alloc'd region has %ld "
+	          "kB PMD-mapped of %zu kB",
+	          set, kib, len / 1024);
+	cr_expect(forkshim_release(a) == 0);
+	cr_assert(forkshim_thaw(h) == 0);
+
+	/* A copy of ordinary memory at an odd address. */
+	buf = malloc(len + 64);
+	cr_assert(buf != NULL);
+	p = buf + 13;
+	fill(p, len, 22);
+	h = forkshim_freeze(p, len, "huge-copy", FORKSHIM_SHARED);
+	cr_assert(h != 0, "%s", strerror(errno));
+	cr_assert(forkshim_export(h, &tok) == 0);
+	a = (unsigned char *)forkshim_import(&tok, 0, NULL);
+	cr_assert(a != NULL, "%s", strerror(errno));
+	cr_expect(checksum(a, len) == checksum(p, len));
+	kib = pmd_mapped_kib(a);
+	cr_expect(kib >= (long)want_kib,
+	          "shmem_enabled %s: an import of a copied region has %ld kB "
+	          "PMD-mapped of %zu kB",
+	          set, kib, len / 1024);
+	cr_expect(forkshim_release(a) == 0);
+	cr_assert(forkshim_thaw(h) == 0);
+	free(buf);
+}
+
 /* ---- tokens that must map nothing ---- */
 
 /* The token's check, as shim/shared.c computes it: a test of the secret
