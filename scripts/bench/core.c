@@ -841,7 +841,7 @@ static void measure_fork_case(struct fork_case *c)
 		die("out of memory");
 	for (int r = 0; r < c->rounds; r++) {
 		struct worker w[ARMS];
-		double m[ARMS];
+		double m[ARMS] = {0}; /* arms this run skips stay 0 */
 
 		for (int i = 0; i < c->narms; i++)
 			worker_start(&w[arm_of(c, i)], c->modes[arm_of(c, i)],
