@@ -60,6 +60,28 @@ static inline bool guard_line_has(const char *from, const char *prefix,
 	return hit != NULL && (end == NULL || hit < end);
 }
 
+/* Runs script with /bin/sh as user and group nobody (65534), without the
+ * shim; asserts it exited 0. */
+static inline void guard_as_nobody(const char *script)
+{
+	const char *argv[] = {"/usr/bin/setpriv",
+	                      "--reuid=65534",
+	                      "--regid=65534",
+	                      "--clear-groups",
+	                      "/bin/sh",
+	                      "-c",
+	                      script,
+	                      NULL};
+	struct host_env e;
+	struct host_run r;
+
+	HOST_RUN(&r, argv, .envp = guard_env(&e, NULL, NULL, 0),
+	         .timeout_s = 30);
+	cr_assert(host_exited_with(&r, 0), "as nobody: %s: " HOST_RUN_FMT,
+	          script, HOST_RUN_ARGS(r));
+	host_run_free(&r);
+}
+
 /* ---- report directories ---- */
 
 static inline void guard_mkdir(char *dir, size_t size)

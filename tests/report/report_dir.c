@@ -62,26 +62,6 @@ static void in_base(char *out, size_t size, const char *name)
 	snprintf(out, size, "%s/%s", base, name);
 }
 
-static void as_nobody(const char *script)
-{
-	const char *argv[] = {"/usr/bin/setpriv",
-	                      "--reuid=65534",
-	                      "--regid=65534",
-	                      "--clear-groups",
-	                      "/bin/sh",
-	                      "-c",
-	                      script,
-	                      NULL};
-	struct host_env e;
-	struct host_run r;
-
-	HOST_RUN(&r, argv, .envp = guard_env(&e, NULL, NULL, 0),
-	         .timeout_s = 30);
-	cr_assert(host_exited_with(&r, 0), "as nobody: %s: " HOST_RUN_FMT,
-	          script, HOST_RUN_ARGS(r));
-	host_run_free(&r);
-}
-
 /* Refused: exit 2, nothing run, a message with each of says. */
 static void refused(const char *path, const char *const says[])
 {
@@ -142,7 +122,7 @@ Test(report_dir, a_directory_another_user_made_first_is_refused)
 	/* Even private to nobody, it is not ours: nobody could read and
 	 * replace what we write. */
 	snprintf(script, sizeof(script), "mkdir -m 0700 %s", path);
-	as_nobody(script);
+	guard_as_nobody(script);
 	snprintf(uid, sizeof(uid), "owned by uid 65534");
 	snprintf(want, sizeof(want),
 	         "owned by you (uid %u) and not writable by group or others",
@@ -181,7 +161,7 @@ Test(report_dir, a_symbolic_link_is_refused_even_to_our_own_directory)
 	cr_assert_eq(mkdir(target, 0700), 0);
 	in_base(path, sizeof(path), "link");
 	snprintf(script, sizeof(script), "ln -s %s %s", target, path);
-	as_nobody(script);
+	guard_as_nobody(script);
 	refused(path, (const char *const[]){path, "a symbolic link", NULL});
 }
 

@@ -228,26 +228,6 @@ Test(hostile, svg_is_well_formed_xml)
 
 /* ---- files another user plants ---- */
 
-static void as_nobody(const char *script)
-{
-	const char *argv[] = {"/usr/bin/setpriv",
-	                      "--reuid=65534",
-	                      "--regid=65534",
-	                      "--clear-groups",
-	                      "/bin/sh",
-	                      "-c",
-	                      script,
-	                      NULL};
-	struct host_env e;
-	struct host_run r;
-
-	HOST_RUN(&r, argv, .envp = guard_env(&e, NULL, NULL, 0),
-	         .timeout_s = 30);
-	cr_assert(host_exited_with(&r, 0), "as nobody: %s: " HOST_RUN_FMT,
-	          script, HOST_RUN_ARGS(r));
-	host_run_free(&r);
-}
-
 Test(hostile, a_fifo_and_a_link_to_dev_zero_from_another_user_are_skipped)
 {
 	char script[512];
@@ -263,7 +243,7 @@ Test(hostile, a_fifo_and_a_link_to_dev_zero_from_another_user_are_skipped)
 	         "ln -s /dev/zero report-667.jsonl; mkfifo audit-668.jsonl; "
 	         "ln -s /dev/zero audit-669.jsonl",
 	         dir);
-	as_nobody(script);
+	guard_as_nobody(script);
 	report(&r, dir, NULL, NULL, 20);
 	cr_assert(host_exited_with(&r, 0), HOST_RUN_FMT, HOST_RUN_ARGS(r));
 	cr_expect(strstr(r.out.data, "2 processes, 1 region") != NULL, "%s",
