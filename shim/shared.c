@@ -796,26 +796,26 @@ static int dir_find(const struct directory *d, forkshim_handle h, uint64_t ino,
 static int dir_open(const struct directory *d, const struct dir_slot *c,
                     struct stat *st)
 {
-	int fd = -1;
+	/* The freezer's descriptor, then the root's copy. */
+	const struct {
+		pid_t pid;
+		uint64_t start;
+		int fd;
+	} holder[2] = {{c->freezer, c->freezer_start, c->freezer_fd},
+	               {d->h.root, d->h.root_start, c->root_fd}};
 
-	if (alive(c->freezer, c->freezer_start, 0)) {
-		fd = open_proc_fd(c->freezer, c->freezer_fd, st);
+	for (int i = 0; i < 2; i++) {
+		int fd;
+
+		if (holder[i].fd < 0 ||
+		    !alive(holder[i].pid, holder[i].start, 0))
+			continue;
+		fd = open_proc_fd(holder[i].pid, holder[i].fd, st);
 		if (fd < 0 && (errno == EACCES || errno == EPERM)) {
 			errno = EACCES;
 			return -1;
 		}
-		if (fd >= 0 && (st->st_ino == c->ino && st->st_dev == c->dev))
-			return fd;
-		if (fd >= 0)
-			close(fd);
-	}
-	if (c->root_fd >= 0 && alive(d->h.root, d->h.root_start, 0)) {
-		fd = open_proc_fd(d->h.root, c->root_fd, st);
-		if (fd < 0 && (errno == EACCES || errno == EPERM)) {
-			errno = EACCES;
-			return -1;
-		}
-		if (fd >= 0 && (st->st_ino == c->ino && st->st_dev == c->dev))
+		if (fd >= 0 && st->st_ino == c->ino && st->st_dev == c->dev)
 			return fd;
 		if (fd >= 0)
 			close(fd);
