@@ -247,6 +247,44 @@ static void check_shared(struct doctor *d)
 	close(fd);
 }
 
+/* Shared regions get 2 MiB pages only where the kernel gives shmem huge
+ * pages; with "never" (Debian's default) every importer maps them 4 KiB at
+ * a time.  A detail: forkshim reads the setting and never changes it. */
+static void check_shmem_huge(struct doctor *d)
+{
+	static const char knob[] =
+	    "/sys/kernel/mm/transparent_hugepage/shmem_enabled";
+	char buf[128] = "", *l, *r;
+	FILE *f = fopen(knob, "re");
+
+	if (f != NULL) {
+		if (fgets(buf, sizeof(buf), f) == NULL)
+			buf[0] = 0;
+		fclose(f);
+	}
+	l = strchr(buf, '[');
+	r = l ? strchr(l, ']') : NULL;
+	if (r == NULL) {
+		detail(d, "huge pages",
+		       "unknown (%s unreadable): shared "
+		       "regions may be mapped in 4 KiB pages",
+		       knob);
+		return;
+	}
+	*r = 0;
+	if (strcmp(l + 1, "never") == 0 || strcmp(l + 1, "deny") == 0)
+		detail(d, "huge pages",
+		       "off for shared regions (shmem_enabled: %s): processes "
+		       "that import them read 4 KiB pages; to allow 2 MiB "
+		       "pages, as root: echo advise > %s",
+		       l + 1, knob);
+	else
+		detail(d, "huge pages",
+		       "on for shared regions of 4 MiB or more "
+		       "(shmem_enabled: %s)",
+		       l + 1);
+}
+
 /* The verdict for a program the shim can be preloaded into, from what it
  * and its libraries import. */
 static void judge_imports(struct doctor *d, unsigned imports, bool go,
@@ -605,6 +643,7 @@ int doctor_main(int argc, char **argv)
 		examine(&d, path, path, 0);
 
 	check_shared(&d);
+	check_shmem_huge(&d);
 	if (lib != NULL)
 		detail(&d, "shim", "%s (what forkshim preloads)", lib);
 	else

@@ -98,6 +98,47 @@ Test(doctor, python3_can_be_preloaded_and_calls_fork)
 	host_run_free(&r);
 }
 
+/* The shmem huge page setting, read here too: where it is off, the doctor
+ * says how to turn it on. */
+Test(doctor, says_whether_shared_regions_get_huge_pages)
+{
+	struct host_run r;
+	char buf[128] = "", want[160];
+	FILE *f =
+	    fopen("/sys/kernel/mm/transparent_hugepage/shmem_enabled", "re");
+	char *l, *e;
+
+	cr_assert_not_null(f, "no shmem_enabled on this kernel");
+	cr_assert_not_null(fgets(buf, sizeof(buf), f));
+	fclose(f);
+	l = strchr(buf, '[');
+	e = l ? strchr(l, ']') : NULL;
+	cr_assert_not_null(e, "%s", buf);
+	*e = 0;
+	doctor(&r, "/usr/bin/python3", NULL);
+	expect_verdict(&r, 0,
+	               "forkshim doctor: ok: /usr/bin/python3 can be "
+	               "preloaded; it calls fork");
+	if (strcmp(l + 1, "never") == 0 || strcmp(l + 1, "deny") == 0) {
+		snprintf(want, sizeof(want),
+		         "\n  huge pages   off for shared regions "
+		         "(shmem_enabled: %s)",
+		         l + 1);
+		cr_expect(strstr(r.out.data, want), "%s", r.out.data);
+		cr_expect(strstr(r.out.data,
+		                 "as root: echo advise > /sys/kernel/mm/"
+		                 "transparent_hugepage/shmem_enabled\n"),
+		          "%s", r.out.data);
+	} else {
+		snprintf(want, sizeof(want),
+		         "\n  huge pages   on for shared regions of 4 MiB or "
+		         "more (shmem_enabled: %s)\n",
+		         l + 1);
+		cr_expect(strstr(r.out.data, want), "%s", r.out.data);
+	}
+	host_run_free(&r);
+}
+
 Test(doctor, bash_found_in_path_can_be_preloaded_and_calls_fork)
 {
 	struct host_run r;
