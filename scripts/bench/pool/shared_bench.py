@@ -3,10 +3,13 @@ global cannot reach (spawn and forkserver workers, a pool made before the
 data) and results coming back from workers.
 
 hand-off: a MIB MiB float64 array reaches a warm Pool(2) of the given start
-method, made before the data; 16 tasks each receive the whole array and sum
-their sixteenth.  Timed: preparing the hand-off + pool.map (the pool's
-start and the data's creation are left out).  Ways:
-  pickle   the array in every task's arguments
+method, made before the data; 16 tasks each sum their sixteenth of it.
+Timed: preparing the hand-off + pool.map (the pool's start and the data's
+creation are left out).  Ways:
+  pickle   each task's sixteenth (a slice) in its arguments: the array
+           goes down the pipes once, as a user would send it
+  pickle-whole  the whole array in every task's arguments (16 times the
+           bytes: minutes here; not run unless named in --ways)
   share    forkshim.share() of an array made with forkshim.empty()
            (sealed in place: no copy)
   share+copy  forkshim.share() of an ordinary numpy array (one copy into
@@ -17,7 +20,9 @@ start and the data's creation are left out).  Ways:
            baseline every target compares with)
 Peak summed PSS of the parent and its descendants is sampled every 20 ms
 by another process, in a second run of each way (not timed; not for
-pickle); "interp" is that sum with the warm pool before the data exists.
+pickle) in the first PSS_ROUNDS rounds (1 by default: memory does not
+move with the machine's load as time does); "interp" is that sum with the
+warm pool before the data exists.
 
 results: a warm Pool(2) runs 16 tasks, each returning a RES MiB array the
 worker made beforehand (one per task in each worker, made in the pool's
@@ -31,6 +36,11 @@ CPU: the parent's and the workers' CPU seconds over the timed part (each
 worker reports its own before and after), steadier than wall time on a
 loaded machine.
 
+The header says which transparent huge page settings the figures were
+taken under: with shmem_enabled "never" (Debian's default) shared memory
+is mapped in 4 KiB pages while numpy's arrays, hence fork + global, get
+2 MiB anonymous pages (see first_touch.py and README's "Huge pages").
+
 Each measurement runs in a fresh process under the shim; each round runs
 every (start method, way) pair, odd rounds in the reverse order, so that
 the ways compared alternate.
@@ -38,6 +48,7 @@ the ways compared alternate.
     shared_bench.py [--repeat N] [--methods fork,forkserver,spawn]
                     [--ways pickle,share,share+copy,shm,global]
                     [--cases handoff,results] [--mib M] [--res-mib R]
+                    [--pss-rounds PSS_ROUNDS]
 """
 
 import argparse
@@ -109,6 +120,10 @@ def part(obj, i):
 def task_object(arg):
     obj, i = arg
     return part(obj, i)
+
+
+def task_slice(arg):
+    return float(arg.sum())
 
 
 def task_global(i):
@@ -242,6 +257,9 @@ def measure_handoff(method, way, mib, sample=False):
         keep.append(ref)
         args, fn = [(ref, i) for i in range(TASKS)], task_object
     elif way == "pickle":
+        k = n // TASKS
+        args, fn = [obj[i * k:(i + 1) * k] for i in range(TASKS)], task_slice
+    elif way == "pickle-whole":
         args, fn = [(obj, i) for i in range(TASKS)], task_object
     elif way == "global":
         args, fn = list(range(TASKS)), task_global
@@ -303,6 +321,16 @@ def measure_results(method, way, mib):
 # ----------------------------------------------------------- driver
 
 
+def thp_setting(name):
+    """The selected value of /sys/kernel/mm/transparent_hugepage/NAME."""
+    try:
+        with open("/sys/kernel/mm/transparent_hugepage/" + name) as f:
+            words = f.read().split()
+    except OSError:
+        return "unknown"
+    return next((w[1:-1] for w in words if w.startswith("[")), "unknown")
+
+
 def run_one(case, method, way, args, pss=False):
     cmd = [sys.executable, "-B", os.path.abspath(__file__), "--one", case,
            method, way, "--mib", str(args.mib), "--res-mib",
@@ -322,6 +350,7 @@ def main():
     p.add_argument("--cases", default="handoff,results")
     p.add_argument("--mib", type=int, default=256)
     p.add_argument("--res-mib", type=int, default=16)
+    p.add_argument("--pss-rounds", type=int, default=1)
     args = p.parse_args()
     if args.one:
         case, method, way = args.one
@@ -336,14 +365,18 @@ def main():
     print("forkshim shared-memory benchmark: python %s, shim %s, %d cores"
           % (sys.version.split()[0], forkshim.version() or "NOT LOADED",
              os.cpu_count()))
+    print("transparent huge pages: shmem_enabled %s, enabled %s"
+          % (thp_setting("shmem_enabled"), thp_setting("enabled")))
     rows = []
     for rep in range(args.repeat):
         for case in args.cases.split(","):
             pairs = [(m, w) for m in methods for w in ways
-                     if w != "global" or (case, m) == ("handoff", "fork")]
+                     if (w != "global" or (case, m) == ("handoff", "fork"))
+                     and (w != "pickle-whole" or case == "handoff")]
             for m, way in (pairs if rep % 2 == 0 else pairs[::-1]):
                 r = run_one(case, m, way, args)
-                if case == "handoff" and way != "pickle":
+                if (case == "handoff" and not way.startswith("pickle")
+                        and rep < args.pss_rounds):
                     # PSS in a run of its own: the sampler's /proc walks
                     # would slow the timed run.
                     q = run_one(case, m, way, args, pss=True)
@@ -397,10 +430,11 @@ def main():
                 if hand:
                     gw = get(case, "fork", "global")
                     gc = get(case, "fork", "global", "cpu")
+                    pss = [v for v in get(case, method, way, "pss").values()
+                           if v is not None]
                     line += " %s | %s | %s |" % (
                         ratio(w, gw, "%.2fx"), ratio(c, gc, "%.2fx"),
-                        spread(get(case, method, way, "pss").values(),
-                               "%.2fx") if way != "pickle" else "-")
+                        spread(pss, "%.2fx"))
                 print(line)
         print()
     return 0 if all(r["ok"] for r in rows) else 1
