@@ -394,6 +394,54 @@ class Tokens(unittest.TestCase):
             self.assertEqual(pool.apply(workers.pid, (0,)) > 0, True)
 
 
+HUGE_PAGES = textwrap.dedent("""
+    import multiprocessing, sys
+    sys.path.insert(0, %(here)r)
+    import numpy, forkshim, workers
+    if __name__ == "__main__":
+        with multiprocessing.get_context("forkserver").Pool(2) as pool:
+            pool.map(workers.pid, range(2))
+            small = forkshim.share(numpy.ones(1 << 18))
+            pool.map(workers.received, [small] * 2)
+            big = forkshim.share(numpy.ones(1 << 20))
+            pool.map(workers.received, [big] * 2)
+            again = forkshim.share(numpy.ones(1 << 21))
+            pool.map(workers.received, [again] * 2)
+            print("done")
+""")
+
+
+@needs_shim
+class HugePages(unittest.TestCase):
+    """Where the kernel gives shared memory no huge pages (shmem_enabled
+    never or deny), the first share() of 4 MiB or more sent to a pool
+    by token says so once, at the user's line, with the command that
+    allows them; not for a small object, not again, and not where huge
+    pages are allowed."""
+
+    def test_said_once_at_the_first_big_share(self):
+        setting = forkshim._shmem_huge_setting()
+        env = dict(os.environ, PYTHONPATH=os.path.join(REPO, "inject",
+                                                       "python"))
+        p = subprocess.run([sys.executable, "-c", HUGE_PAGES % {
+            "here": HERE}], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            env=env, timeout=WAIT)
+        out, err = p.stdout.decode(), p.stderr.decode()
+        self.assertEqual((p.returncode, out), (0, "done\n"), err)
+        said = [line for line in err.splitlines()
+                if "HugePagesWarning" in line]
+        if setting in ("never", "deny"):
+            self.assertEqual(len(said), 1, err)
+            self.assertIn("<string>:10: HugePagesWarning: forkshim: share() "
+                          "of ndarray of 8.0 MiB: ", said[0])
+            self.assertIn("(shmem_enabled is %s)" % setting, said[0])
+            self.assertTrue(said[0].endswith(
+                "as root: echo advise > /sys/kernel/mm/"
+                "transparent_hugepage/shmem_enabled"), said[0])
+        else:
+            self.assertEqual(said, [], err)
+
+
 @needs_shim
 class KilledWorker(unittest.TestCase):
     def test_worker_killed_mid_task_breaks_only_that_executor(self):

@@ -50,7 +50,8 @@ __all__ = [
     "available", "version", "freeze", "thaw", "frozen", "share", "SharedRef",
     "unwrap", "resolve", "visible", "info", "sharing", "prepare_fork",
     "HandleError", "FallbackWarning", "Unresolved", "Info", "Sharing",
-    "empty", "zeros", "returns_shared", "SharedWarning", "TOKEN_SIZE",
+    "empty", "zeros", "returns_shared", "SharedWarning", "HugePagesWarning",
+    "TOKEN_SIZE",
     "observe", "Observed", "FrozenMapping",
 ]
 
@@ -1466,6 +1467,8 @@ class SharedRef(object):
                              type(self.obj).__name__)
                 if self._result:
                     self._pkg += (_sent_result(self.obj, handles),)
+                _say_huge_pages(sum(s[2] for s in spans if s is not None),
+                                self._site, _describe(self.obj))
                 for note in notes:
                     filename, lineno, module, _ = self._site
                     warnings.warn_explicit(
@@ -1553,6 +1556,50 @@ class SharedRef(object):
 class SharedWarning(UserWarning):
     """share() had to copy part of an object it shares (a non-contiguous
     view spanning much more than its elements)."""
+
+
+class HugePagesWarning(UserWarning):
+    """The kernel gives shared memory no huge pages here (shmem_enabled
+    "never" or "deny"): processes that import a big shared object read it
+    in 4 KiB pages.  Once per process, at the first share() of 4 MiB or
+    more that goes by token, in the main process."""
+
+
+_SHMEM_KNOB = "/sys/kernel/mm/transparent_hugepage/shmem_enabled"
+_HUGE_MIN = 4 << 20  # regions laid out for huge pages (shim/shared.c)
+_huge_said = False
+
+
+def _shmem_huge_setting():
+    """The selected word of shmem_enabled, or None when unreadable."""
+    try:
+        with open(_SHMEM_KNOB) as f:
+            words = f.read().split()
+    except OSError:
+        return None
+    return next((w[1:-1] for w in words if w.startswith("[")), None)
+
+
+def _say_huge_pages(nbytes, site, what):
+    """The HugePagesWarning, where it applies (see its docstring)."""
+    global _huge_said
+    if _huge_said or nbytes < _HUGE_MIN:
+        return
+    mp = sys.modules.get("multiprocessing")
+    if mp is not None and mp.parent_process() is not None:
+        return  # a worker's result: the main process is told, not each worker
+    _huge_said = True
+    setting = _shmem_huge_setting()
+    if setting not in ("never", "deny"):
+        return
+    filename, lineno, module, _ = site
+    warnings.warn_explicit(
+        "forkshim: share() of %s: processes that import it read it in "
+        "4 KiB pages (shmem_enabled is %s), slower than a fork child "
+        "reads a numpy array (2 MiB pages); to let shared memory use "
+        "2 MiB pages, as root: echo advise > %s"
+        % (what, setting, _SHMEM_KNOB), HugePagesWarning, filename, lineno,
+        module)
 
 
 def _is_buffer(obj):
