@@ -59,6 +59,7 @@ import statistics
 import subprocess
 import sys
 import time
+import warnings
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(HERE)))
@@ -66,6 +67,8 @@ sys.path.insert(0, os.path.join(REPO, "inject", "python"))
 sys.path.insert(0, HERE)
 
 import forkshim  # noqa: E402
+# The header states the huge page setting: not again in every run.
+warnings.simplefilter("ignore", forkshim.HugePagesWarning)
 # Workers import this module when they start: numpy too, before the timing
 # (the first task would otherwise pay for importing it).
 import numpy  # noqa: E402,F401
