@@ -1,9 +1,10 @@
 # shellcheck shell=bash
 # Sourced by benchmark scripts (scripts/bench/shared, scripts/bench/pool/run)
 # for --try-shmem-thp[=advise|within_size|always], as root:
-#   shmem_thp_arg ARG      prints the value ARG asks for (advise when bare),
-#                          nothing when ARG is another argument; exits 2 on
-#                          a value it does not take
+#   shmem_thp_arg NAME ARG prints the value ARG asks for (advise when
+#                          bare), nothing when ARG is another argument;
+#                          exits 2 on a value it does not take (NAME: the
+#                          caller, in the message)
 #   shmem_thp_try NAME V   sets /sys/kernel/mm/transparent_hugepage/
 #                          shmem_enabled to V for this run only, says so,
 #                          and puts the value it found back on exit,
@@ -14,12 +15,12 @@
 shmem_thp_knob=/sys/kernel/mm/transparent_hugepage/shmem_enabled
 
 shmem_thp_arg() {
-  case $1 in
+  case $2 in
     --try-shmem-thp) echo advise ;;
     --try-shmem-thp=advise | --try-shmem-thp=within_size | \
-      --try-shmem-thp=always) echo "${1#*=}" ;;
+      --try-shmem-thp=always) echo "${2#*=}" ;;
     --try-shmem-thp=*)
-      echo "--try-shmem-thp takes advise, within_size or always" >&2
+      echo "$1: --try-shmem-thp takes advise, within_size or always" >&2
       exit 2
       ;;
   esac
