@@ -783,6 +783,98 @@ Test(shared, result_from_exited_child_to_parent_and_sibling)
 	cr_expect(forkshim_release(q) == 0);
 }
 
+/* The same, but the sibling imports while the child is a zombie: exited,
+ * its descriptors closed, and the root (this process) has neither reaped
+ * it nor called into forkshim since, so it has not collected the
+ * descriptor the child handed it at freeze. */
+static int is_zombie(pid_t pid)
+{
+	char path[64], buf[256], *p;
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	fd = open(path, O_RDONLY);
+	if (fd < 0)
+		return 0;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return 0;
+	buf[n] = '\0';
+	p = strrchr(buf, ')');
+	return p != NULL && p[1] == ' ' && p[2] == 'Z';
+}
+
+Test(shared, sibling_imports_result_of_a_zombie_before_the_root_collects)
+{
+	size_t len = 4 * MIB;
+	int tok_pipe[2], sib_out[2], st;
+	pid_t sibling, child;
+	uint64_t a[3], want;
+
+	forkshim_api(1);
+	cr_assert(pipe(tok_pipe) == 0 && pipe(sib_out) == 0);
+	sibling = fork();
+	cr_assert(sibling >= 0);
+	if (sibling == 0) {
+		struct forkshim_token t;
+		pid_t from;
+		size_t n = 0;
+		const void *q;
+		uint64_t r[3] = {0, 0, 0};
+
+		if (read_all(tok_pipe[0], &from, sizeof(from)) < 0 ||
+		    read_all(tok_pipe[0], &t, sizeof(t)) < 0)
+			_exit(91);
+		for (int i = 0; i < 20000 && !is_zombie(from); i++)
+			usleep(1000);
+		r[2] = (uint64_t)is_zombie(from);
+		q = forkshim_import(&t, 0, &n);
+		r[0] = q == NULL ? (uint64_t)errno : 0;
+		r[1] = q == NULL ? 0 : checksum(q, n);
+		write_all(sib_out[1], r, sizeof(r));
+		_exit(0);
+	}
+	child = fork();
+	cr_assert(child >= 0);
+	if (child == 0) {
+		unsigned char *p = forkshim_alloc(len, "zombie's result");
+		forkshim_handle h;
+		struct forkshim_token t;
+		pid_t self = getpid();
+
+		if (p == NULL)
+			_exit(92);
+		fill(p, len, 33);
+		h = forkshim_freeze(p, len, "zombie's result", FORKSHIM_SHARED);
+		if (h == 0 || forkshim_export(h, &t) != 0)
+			_exit(93);
+		write_all(tok_pipe[1], &self, sizeof(self));
+		write_all(tok_pipe[1], &t, sizeof(t));
+		_exit(0);
+	}
+	/* No wait and no forkshim call until the sibling has answered. */
+	int got = read_all(sib_out[0], a, sizeof(a));
+
+	cr_assert(waitpid(child, &st, 0) == child);
+	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "child %#x", st);
+	cr_assert(waitpid(sibling, &st, 0) == sibling);
+	cr_assert(got == 0 && WIFEXITED(st) && WEXITSTATUS(st) == 0,
+	          "sibling %#x", st);
+	cr_assert(a[2] == 1, "the child was not seen as a zombie");
+	{
+		unsigned char *ref = malloc(len);
+
+		fill(ref, len, 33);
+		want = checksum(ref, len);
+		free(ref);
+	}
+	cr_expect(a[0] == 0, "sibling import before the root collected: %s",
+	          strerror((int)a[0]));
+	cr_expect(a[1] == want);
+}
+
 /* ---- immutability ---- */
 
 Test(shared, every_write_path_fails_in_owner_and_importer)
