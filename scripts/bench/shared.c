@@ -6,10 +6,11 @@
  *   fork        fork of a process holding 1, 2, 4 GiB frozen shared
  *               (forkshim_alloc), against the same program with the shim
  *               loaded and no shared region (the target's baseline),
- *               with one page frozen shared, and without the shim; and
- *               of one holding 1 GiB private frozen, for comparison.
- *               Long-lived processes fork on command, arms in turn;
- *               median ratio with a ~95% interval and a verdict (below)
+ *               with one page frozen private or shared, and without the
+ *               shim; and of one holding 1 GiB private frozen, for
+ *               comparison.  A fresh process per arm and round forks on
+ *               command, arms in turn: median ratio over rounds with a
+ *               ~95% interval and a verdict (see bench_fork)
  *   alloc       forkshim_alloc + fill + freeze shared of 1 GiB, against
  *               malloc + fill of 1 GiB
  *   copy        freeze shared of 1 GiB of existing memory (one copy),
@@ -22,7 +23,8 @@
  *
  *   bench_shared [--rounds R] [--only NAME] [--forks N] [--fork-rounds R]
  * --rounds: the other rows' rounds (5); --forks: forks per arm and round
- * of the fork rows (200); --fork-rounds: their rounds (15).
+ * of the fork rows (200); --fork-rounds: their rounds (9: the fewest
+ * with a ~95% interval narrower than the range).
  * Worker modes (exec'd by the benchmark itself): reader HEX, sink,
  * forker MODE. */
 #include <alloca.h>
@@ -229,9 +231,9 @@ static int worker_sink(void)
 }
 
 /* ---- fork ----
- * Four long-lived processes (this program re-executed as "forker MODE")
- * fork on command, in slices of FORK_SLICE forks, taking turns in a
- * rotating order, so that the machine's drift falls on every arm alike:
+ * Five processes (this program re-executed as "forker MODE") fork on
+ * command, in slices of FORK_SLICE forks, taking turns in a rotating
+ * order, so that the machine's drift falls on every arm alike:
  *   held  the shim loaded, holding N GiB frozen shared (forkshim_alloc,
  *         populated, frozen, read once here as a user would), then for
  *         comparison 1 GiB private frozen;
@@ -245,9 +247,13 @@ static int worker_sink(void)
  * Each fork is timed three ways: the parent thread's CPU time in fork()
  * (CLOCK_THREAD_CPUTIME_ID: where the kernel copies the address space,
  * and little moved by other processes), the wall time of fork() in the
- * parent, and the wall time of fork + _exit + waitpid.  A round is
- * fork_iters forks of each arm; its figure is the ratio of the arms'
- * medians in it; over the rounds, stats.h's median and ~95% interval. */
+ * parent, and the wall time of fork + _exit + waitpid.  A round starts
+ * a fresh process of each arm and times fork_iters forks of each; its
+ * figure is the ratio of the arms' medians in it; over the rounds,
+ * stats.h's median and ~95% interval.  Fresh processes each round: two
+ * identical processes here fork up to 7% apart for the whole of their
+ * lives (where their memory landed), which long-lived arms would turn
+ * into a steady bias no interval shows. */
 
 enum farm { F_HELD, F_SHIM, F_PRIV, F_PAGE, F_NONE, FARMS };
 static const char *const FARM_MODE[FARMS] = {"held", "shim", "ppage", "page",
@@ -264,7 +270,7 @@ static const char *const FCLOCK_LABEL[FCLOCKS] = {
 #define FORK_WARMUP 3
 #define FORK_RUN_MAX 1024              /* forks a forker times per command */
 static unsigned long fork_iters = 200; /* --forks: per arm and round */
-static int fork_rounds = 15;           /* --fork-rounds */
+static int fork_rounds = 9;            /* --fork-rounds */
 
 /* Checksums stored here are used: the reads are not elided. */
 static volatile uint64_t sink_sum;
@@ -416,8 +422,10 @@ static int worker_forker(const char *mode)
 			}
 			if (held == 0)
 				die("freeze");
-			/* Read here, as a user would: its page tables exist. */
-			sink_sum = checksum(p, len);
+			/* Read here, as a user would: its page tables exist
+			 * (a word a page: the faults, not the sum). */
+			for (size_t o = 0; o < len; o += 4096)
+				sink_sum += *(volatile uint64_t *)(p + o);
 			printf("held %ld\n", vmpte_kib());
 			continue;
 		}
@@ -547,9 +555,10 @@ static void print_load(const char *when)
 
 /* One row: the held arm holding gib GiB of kind, against the three
  * others; prints the verdict against limit (none when limit is 0). */
-static void fork_row(struct forker *w, const char *kind, unsigned long gib,
-                     unsigned long iters, int nrounds, double limit)
+static void fork_row(const char *kind, unsigned long gib, unsigned long iters,
+                     int nrounds, double limit)
 {
+	struct forker w[FARMS];
 	unsigned long slices = iters / FORK_SLICE ? iters / FORK_SLICE : 1;
 	unsigned long per = iters / slices; /* <= 2 * FORK_SLICE */
 	double *v[FARMS], *col = calloc(per * slices, sizeof(double));
@@ -557,7 +566,6 @@ static void fork_row(struct forker *w, const char *kind, unsigned long gib,
 	double faults[FARMS][2] = {{0}};
 
 	iters = per * slices;
-	forker_hold(&w[F_HELD], kind, gib);
 	for (int a = 0; a < FARMS; a++) {
 		v[a] = calloc(iters * FCLOCKS, sizeof(double));
 		for (int c = 0; c < FCLOCKS; c++) {
@@ -572,6 +580,9 @@ static void fork_row(struct forker *w, const char *kind, unsigned long gib,
 	for (int r = 0; r < nrounds; r++) {
 		double m[FARMS][FCLOCKS];
 
+		for (int a = 0; a < FARMS; a++)
+			forker_start(&w[a], (enum farm)a);
+		forker_hold(&w[F_HELD], kind, gib);
 		for (unsigned long s = 0; s < slices; s++)
 			for (int i = 0; i < FARMS; i++) {
 				int a =
@@ -580,6 +591,8 @@ static void fork_row(struct forker *w, const char *kind, unsigned long gib,
 				forker_run(&w[a], per, v[a] + s * per * FCLOCKS,
 				           faults[a]);
 			}
+		for (int a = 0; a < FARMS; a++)
+			forker_stop(&w[a]);
 		for (int a = 0; a < FARMS; a++)
 			for (int c = 0; c < FCLOCKS; c++) {
 				for (unsigned long i = 0; i < iters; i++)
@@ -593,7 +606,8 @@ static void fork_row(struct forker *w, const char *kind, unsigned long gib,
 	}
 	printf("fork, %lu GiB frozen %s: %lu forks per arm and round in "
 	       "slices of %lu, arms in turn, %d rounds; page tables (VmPTE) "
-	       "held %ld kB, shim %ld kB, ppage %ld kB, page %ld kB, none %ld "
+	       "(last round) held %ld kB, shim %ld kB, ppage %ld kB, page %ld "
+	       "kB, none %ld "
 	       "kB\n",
 	       gib, kind, iters, per, nrounds, w[F_HELD].pte_kib,
 	       w[F_SHIM].pte_kib, w[F_PRIV].pte_kib, w[F_PAGE].pte_kib,
@@ -637,21 +651,15 @@ static void fork_row(struct forker *w, const char *kind, unsigned long gib,
 
 static void bench_fork(void)
 {
-	struct forker w[FARMS];
-
 	print_load("before the fork rows");
 	printf("fork rows: held / X is the median over rounds of the "
 	       "per-round ratio of medians, [~95%% interval of that median "
 	       "(order statistics)]; ok when the whole interval meets the "
 	       "target, MISSED when none of it does, else unresolved\n");
-	for (int a = 0; a < FARMS; a++)
-		forker_start(&w[a], (enum farm)a);
 	for (unsigned long gib = 1; gib <= 4; gib *= 2)
-		fork_row(w, "shared", gib, fork_iters, fork_rounds, 1.10);
+		fork_row("shared", gib, fork_iters, fork_rounds, 1.10);
 	/* For comparison: private frozen memory, fewer forks. */
-	fork_row(w, "private", 1, 20, 5, 0);
-	for (int a = 0; a < FARMS; a++)
-		forker_stop(&w[a]);
+	fork_row("private", 1, 20, 5, 0);
 	print_load("after the fork rows");
 }
 
