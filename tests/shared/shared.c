@@ -14,6 +14,7 @@
 #include <string.h>
 #include <dirent.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -873,6 +874,57 @@ Test(shared, sibling_imports_result_of_a_zombie_before_the_root_collects)
 	cr_expect(a[0] == 0, "sibling import before the root collected: %s",
 	          strerror((int)a[0]));
 	cr_expect(a[1] == want);
+}
+
+/* ---- capacity ---- */
+
+static int open_fds(void)
+{
+	DIR *d = opendir("/proc/self/fd");
+	int n = 0;
+
+	while (d != NULL && readdir(d) != NULL)
+		n++;
+	if (d != NULL)
+		closedir(d);
+	return n;
+}
+
+/* A process holds at most 4096 shared regions and allocations (each
+ * keeps its memfd's descriptor, so RLIMIT_NOFILE usually ends it sooner):
+ * the next forkshim_alloc answers ENOMEM and changes nothing (no
+ * descriptor, no mapping left behind); a thaw makes room again. */
+Test(shared, the_4097th_shared_region_is_enomem_and_changes_nothing)
+{
+	enum { CAP = 4096 };
+	struct rlimit rl;
+	static forkshim_handle h[CAP];
+	char *p;
+	int fds;
+
+	cr_assert(getrlimit(RLIMIT_NOFILE, &rl) == 0);
+	if (rl.rlim_max != RLIM_INFINITY && rl.rlim_max < CAP + 600)
+		cr_skip_test("RLIMIT_NOFILE's hard limit %lu is below %d",
+		             (unsigned long)rl.rlim_max, CAP + 600);
+	rl.rlim_cur = CAP + 600;
+	cr_assert(setrlimit(RLIMIT_NOFILE, &rl) == 0);
+	for (int i = 0; i < CAP; i++) {
+		p = forkshim_alloc(4096, "cap");
+		cr_assert(p != NULL, "alloc %d: %s", i, strerror(errno));
+		p[0] = (char)i;
+		h[i] = forkshim_freeze(p, 4096, "cap", FORKSHIM_SHARED);
+		cr_assert(h[i] != 0, "freeze %d: %s", i, strerror(errno));
+	}
+	fds = open_fds();
+	errno = 0;
+	p = forkshim_alloc(4096, "one too many");
+	cr_expect(p == NULL && errno == ENOMEM, "4097th: %p %s", (void *)p,
+	          strerror(errno));
+	cr_expect(open_fds() == fds, "descriptors %d, were %d", open_fds(),
+	          fds);
+	cr_assert(forkshim_thaw(h[7]) == 0);
+	p = forkshim_alloc(4096, "room again");
+	cr_expect(p != NULL, "after a thaw: %s", strerror(errno));
 }
 
 /* ---- immutability ---- */
