@@ -591,22 +591,31 @@ static int fd_is(int fd, uint64_t ino)
  * (flags MSG_PEEK or 0): the bytes read (sizeof(*m) for a whole message),
  * 0 for an empty queue, -1 with errno; *fd the descriptor received
  * (close-on-exec), else -1. */
+/* Room for one descriptor's control message, aligned. */
+union fd_cmsg {
+	struct cmsghdr c;
+	char buf[CMSG_SPACE(sizeof(int))];
+};
+
+static void handoff_msg(struct msghdr *msg, struct iovec *iov, char *cbuf,
+                        size_t clen)
+{
+	memset(msg, 0, sizeof(*msg));
+	msg->msg_iov = iov;
+	msg->msg_iovlen = 1;
+	msg->msg_control = cbuf;
+	msg->msg_controllen = clen;
+}
+
 static int handoff_send(int sock, const struct handoff *m, int fd)
 {
 	struct iovec iov = {(void *)m, sizeof(*m)};
-	union {
-		struct cmsghdr c;
-		char buf[CMSG_SPACE(sizeof(int))];
-	} u;
+	union fd_cmsg u;
 	struct msghdr msg;
 	struct cmsghdr *c;
 
-	memset(&msg, 0, sizeof(msg));
 	memset(&u, 0, sizeof(u));
-	msg.msg_iov = &iov;
-	msg.msg_iovlen = 1;
-	msg.msg_control = u.buf;
-	msg.msg_controllen = sizeof(u.buf);
+	handoff_msg(&msg, &iov, u.buf, sizeof(u.buf));
 	c = CMSG_FIRSTHDR(&msg);
 	c->cmsg_level = SOL_SOCKET;
 	c->cmsg_type = SCM_RIGHTS;
@@ -621,21 +630,14 @@ static int handoff_send(int sock, const struct handoff *m, int fd)
 static ssize_t handoff_recv(int sock, struct handoff *m, int *fd, int flags)
 {
 	struct iovec iov = {m, sizeof(*m)};
-	union {
-		struct cmsghdr c;
-		char buf[CMSG_SPACE(sizeof(int))];
-	} u;
+	union fd_cmsg u;
 	struct msghdr msg;
 	struct cmsghdr *c;
 	ssize_t n;
 
 	*fd = -1;
 	do {
-		memset(&msg, 0, sizeof(msg));
-		msg.msg_iov = &iov;
-		msg.msg_iovlen = 1;
-		msg.msg_control = u.buf;
-		msg.msg_controllen = sizeof(u.buf);
+		handoff_msg(&msg, &iov, u.buf, sizeof(u.buf));
 		n = recvmsg(sock, &msg,
 		            flags | MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
 	} while (n < 0 && errno == EINTR);
