@@ -2,10 +2,11 @@
 # README's C examples of shared regions (late child, exec'd worker, result
 # back) compile as printed, warning-free, and run: every ```c block of the
 # section "Shared frozen regions" is one program, linked with the shim.
-#   readme_examples.sh README.md LIBFORKSHIM INCLUDE_DIR CC
+#   readme_examples.sh README.md LIBFORKSHIM INCLUDE_DIR CC [SANITIZER_RT]
+# SANITIZER_RT (a sanitizer build's runtime) is preloaded into each example.
 set -euo pipefail
 
-readme=$1 lib=$2 inc=$3 cc=$4
+readme=$1 lib=$2 inc=$3 cc=$4 rt=${5:-}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
@@ -27,7 +28,7 @@ for src in "$work"/example*.c; do
   "$cc" -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -I"$inc" -o "$exe" \
     "$src" -L"$(dirname "$lib")" -l:"$(basename "$lib")" \
     -Wl,-rpath,"$(dirname "$lib")"
-  if ! out=$("$exe" 2>&1); then
+  if ! out=$(env ${rt:+LD_PRELOAD="$rt"} "$exe" 2>&1); then
     echo "readme_examples: $name failed:" >&2
     echo "$out" >&2
     exit 1
