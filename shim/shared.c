@@ -7,6 +7,7 @@
 #include <sched.h>
 #include <stdint.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/random.h>
 #include <sys/resource.h>
@@ -585,6 +586,70 @@ static int fd_is(int fd, uint64_t ino)
 	       st.st_ino == ino;
 }
 
+/* One hand-off message on the directory's socket: m and, by SCM_RIGHTS,
+ * fd.  Both never block.  handoff_send: 0, or -1 with errno.  handoff_recv
+ * (flags MSG_PEEK or 0): the bytes read (sizeof(*m) for a whole message),
+ * 0 for an empty queue, -1 with errno; *fd the descriptor received
+ * (close-on-exec), else -1. */
+/* Room for one descriptor's control message, aligned. */
+union fd_cmsg {
+	struct cmsghdr c;
+	char buf[CMSG_SPACE(sizeof(int))];
+};
+
+static void handoff_msg(struct msghdr *msg, struct iovec *iov, char *cbuf,
+                        size_t clen)
+{
+	memset(msg, 0, sizeof(*msg));
+	msg->msg_iov = iov;
+	msg->msg_iovlen = 1;
+	msg->msg_control = cbuf;
+	msg->msg_controllen = clen;
+}
+
+static int handoff_send(int sock, const struct handoff *m, int fd)
+{
+	struct iovec iov = {(void *)m, sizeof(*m)};
+	union fd_cmsg u;
+	struct msghdr msg;
+	struct cmsghdr *c;
+
+	memset(&u, 0, sizeof(u));
+	handoff_msg(&msg, &iov, u.buf, sizeof(u.buf));
+	c = CMSG_FIRSTHDR(&msg);
+	c->cmsg_level = SOL_SOCKET;
+	c->cmsg_type = SCM_RIGHTS;
+	c->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(c), &fd, sizeof(int));
+	return sendmsg(sock, &msg, MSG_DONTWAIT | MSG_NOSIGNAL) ==
+	               (ssize_t)sizeof(*m)
+	           ? 0
+	           : -1;
+}
+
+static ssize_t handoff_recv(int sock, struct handoff *m, int *fd, int flags)
+{
+	struct iovec iov = {m, sizeof(*m)};
+	union fd_cmsg u;
+	struct msghdr msg;
+	struct cmsghdr *c;
+	ssize_t n;
+
+	*fd = -1;
+	do {
+		handoff_msg(&msg, &iov, u.buf, sizeof(u.buf));
+		n = recvmsg(sock, &msg,
+		            flags | MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+	} while (n < 0 && errno == EINTR);
+	if (n < 0)
+		return errno == EAGAIN || errno == EWOULDBLOCK ? 0 : -1;
+	c = CMSG_FIRSTHDR(&msg);
+	if (c != NULL && c->cmsg_level == SOL_SOCKET &&
+	    c->cmsg_type == SCM_RIGHTS)
+		memcpy(fd, CMSG_DATA(c), sizeof(int));
+	return n;
+}
+
 /* The root takes the descriptors children sent, then closes its copies
  * of dead slots and frees them. */
 static unsigned drainers; /* threads in dir_drain */
@@ -601,30 +666,11 @@ static void dir_drain(void)
 	seen = LOAD_ACQ(&d->h.changes);
 	for (;;) {
 		struct handoff m;
-		struct iovec iov = {&m, sizeof(m)};
-		union {
-			struct cmsghdr c;
-			char buf[CMSG_SPACE(sizeof(int))];
-		} u;
-		struct msghdr msg;
-		struct cmsghdr *c;
-		int fd = -1;
-		ssize_t n;
+		int fd;
+		ssize_t n = handoff_recv(d->h.rx, &m, &fd, 0);
 
-		memset(&msg, 0, sizeof(msg));
-		msg.msg_iov = &iov;
-		msg.msg_iovlen = 1;
-		msg.msg_control = u.buf;
-		msg.msg_controllen = sizeof(u.buf);
-		n = recvmsg(d->h.rx, &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
-		if (n < 0 && errno == EINTR)
-			continue;
 		if (n <= 0)
 			break;
-		c = CMSG_FIRSTHDR(&msg);
-		if (c != NULL && c->cmsg_level == SOL_SOCKET &&
-		    c->cmsg_type == SCM_RIGHTS)
-			memcpy(&fd, CMSG_DATA(c), sizeof(int));
 		if (fd < 0)
 			continue;
 		fd = fd_high(fd);
@@ -699,28 +745,8 @@ static void dir_publish(struct owned *o)
 		STORE(&s->root_fd, -1);
 		if (d->h.root != getpid() && fd_is(d->h.tx, d->h.tx_ino)) {
 			struct handoff m = {i, 0, st, o->ino};
-			struct iovec iov = {&m, sizeof(m)};
-			union {
-				struct cmsghdr c;
-				char buf[CMSG_SPACE(sizeof(int))];
-			} u;
-			struct msghdr msg;
-			struct cmsghdr *c;
 
-			memset(&msg, 0, sizeof(msg));
-			memset(&u, 0, sizeof(u));
-			msg.msg_iov = &iov;
-			msg.msg_iovlen = 1;
-			msg.msg_control = u.buf;
-			msg.msg_controllen = sizeof(u.buf);
-			c = CMSG_FIRSTHDR(&msg);
-			c->cmsg_level = SOL_SOCKET;
-			c->cmsg_type = SCM_RIGHTS;
-			c->cmsg_len = CMSG_LEN(sizeof(int));
-			memcpy(CMSG_DATA(c), &o->fd, sizeof(int));
-			if (sendmsg(d->h.tx, &msg,
-			            MSG_DONTWAIT | MSG_NOSIGNAL) !=
-			    (ssize_t)sizeof(m))
+			if (handoff_send(d->h.tx, &m, o->fd) != 0)
 				log_warn("cannot hand a shared region to the "
 				         "family root (errno %d): it goes when "
 				         "this process exits",
@@ -791,8 +817,68 @@ static int dir_find(const struct directory *d, forkshim_handle h, uint64_t ino,
 	return -1;
 }
 
+/* The way to an exited freezer's region before the root has collected
+ * it, for any process of the family but the root (a sibling given the
+ * token, say): the freezer sent the descriptor at freeze, and it waits in
+ * the directory socket's queue, whose two ends every process forked from
+ * the root since the directory exists holds.  One pass through the queue,
+ * a message at a time: peek at the head (its descriptor arrives here, a
+ * duplicate), put a copy of it at the tail, then take the head; keep the
+ * duplicate when it is c's region.  So every message stays in the queue
+ * for the root, at every moment but one: when the head taken is not the
+ * one peeked at (the root or another process took that one meanwhile),
+ * the one taken goes back at once.  A kill -9 between that take and its
+ * return loses that message's descriptor (the result it named answers
+ * ENOENT once its freezer has exited).  A message duplicated by a kill
+ * between send and take is dropped by the root (the slot holds one copy).
+ * Async-signal-safe.  The descriptor, or -1. */
+static int dir_fetch(const struct directory *from, const struct dir_slot *c,
+                     struct stat *st)
+{
+	struct directory *d = LOAD_ACQ(&dir);
+	int queued = 0, got = -1;
+
+	if (d == NULL || d->h.root != from->h.root ||
+	    d->h.root_start != from->h.root_start || d->h.root == getpid() ||
+	    !fd_is(d->h.rx, d->h.rx_ino) || !fd_is(d->h.tx, d->h.tx_ino) ||
+	    ioctl(d->h.rx, FIONREAD, &queued) != 0)
+		return -1;
+	for (int left = queued / (int)sizeof(struct handoff);
+	     left > 0 && got < 0; left--) {
+		struct handoff pm, m;
+		struct stat ps;
+		int pfd, fd;
+
+		if (handoff_recv(d->h.rx, &pm, &pfd, MSG_PEEK) !=
+		        (ssize_t)sizeof(pm) ||
+		    pfd < 0 || handoff_send(d->h.tx, &pm, pfd) != 0) {
+			if (pfd >= 0)
+				close(pfd);
+			break;
+		}
+		if (handoff_recv(d->h.rx, &m, &fd, 0) > 0 && fd >= 0) {
+			if (memcmp(&m, &pm, sizeof(m)) != 0 &&
+			    handoff_send(d->h.tx, &m, fd) != 0)
+				log_warn("a shared region's hand-off to the "
+				         "family root was lost (errno %d)",
+				         errno);
+			close(fd);
+		}
+		__atomic_fetch_add(&d->h.changes, 1, __ATOMIC_RELEASE);
+		if (fstat(pfd, &ps) == 0 && ps.st_ino == c->ino &&
+		    ps.st_dev == c->dev) {
+			*st = ps;
+			got = pfd;
+		} else {
+			close(pfd);
+		}
+	}
+	return got;
+}
+
 /* Opens the holder of a slot: the freezer while it lives, else the
- * root's copy.  -1 with errno (EACCES when the kernel refused). */
+ * root's copy, else (not collected yet) the hand-off queue's.  -1 with errno
+ * (EACCES when the kernel refused). */
 static int dir_open(const struct directory *d, const struct dir_slot *c,
                     struct stat *st)
 {
@@ -819,6 +905,12 @@ static int dir_open(const struct directory *d, const struct dir_slot *c,
 			return fd;
 		if (fd >= 0)
 			close(fd);
+	}
+	if (c->root_fd < 0) {
+		int fd = dir_fetch(d, c, st);
+
+		if (fd >= 0)
+			return fd;
 	}
 	errno = ENOENT;
 	return -1;

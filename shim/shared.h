@@ -36,7 +36,12 @@
  * descriptor lives in the socket's queue, whatever happens to the child,
  * until the root takes it (its wait wrappers, and every shared call it
  * makes) and keeps it in the slot.  So a child's result stays importable
- * after the child exited, until the child thaws it or the root exits.  A
+ * after the child exited, until the child thaws it or the root exits.
+ * Before the root has taken it, another process of the family (a sibling:
+ * it inherited both ends of the socket) finds it in the queue itself: it
+ * peeks at each message, puts a copy back and takes the original, keeping
+ * the descriptor it looks for (dir_fetch).  An exec'd process has no end of
+ * the socket: it gets ENOENT until the root has taken it.  A
  * thaw in the freezer marks the slot dead; the root closes its copy at
  * its next drain.  No named object: when every process that holds or maps
  * a region is gone, the kernel frees it (also after kill -9).

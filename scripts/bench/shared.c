@@ -3,12 +3,14 @@
  * (lowest and highest per-round ratio).  Run it through scripts/bench/shared
  * (the shim preloaded; the workers it execs inherit it).
  *
- *   fork        fork + _exit + waitpid of a process holding 1, 2, 4 GiB
- *               frozen shared (forkshim_alloc), against a process forked
- *               from it before the region existed, which froze one page
- *               shared of its own (the same shim state: table, directory,
- *               registries; only the size differs); and of one holding
- *               1 GiB private frozen, for comparison
+ *   fork        fork of a process holding 1, 2, 4 GiB frozen shared
+ *               (forkshim_alloc), against the same program with the shim
+ *               loaded and no shared region (the target's baseline),
+ *               with one page frozen private or shared, and without the
+ *               shim; and of one holding 1 GiB private frozen, for
+ *               comparison.  A fresh process per arm and round forks on
+ *               command, arms in turn: median ratio over rounds with a
+ *               ~95% interval and a verdict (see bench_fork)
  *   alloc       forkshim_alloc + fill + freeze shared of 1 GiB, against
  *               malloc + fill of 1 GiB
  *   copy        freeze shared of 1 GiB of existing memory (one copy),
@@ -19,12 +21,13 @@
  *   handoff     256 MiB to 4 exec'd workers by token (time until each
  *               holds the bytes), against the bytes down a pipe to each
  *
- *   bench_shared [--rounds R] [--only NAME] [--clock wall|cpu]
- * --clock cpu times each fork by the forking thread's CPU time
- * (CLOCK_THREAD_CPUTIME_ID around fork() in the parent, where the kernel
- * copies the address space), not wall time around fork + waitpid: steadier
- * on a loaded machine, where waiting for a core dominates the wall time.
- * Worker modes (exec'd by the benchmark itself): reader HEX, sink. */
+ *   bench_shared [--rounds R] [--only NAME] [--forks N] [--fork-rounds R]
+ * --rounds: the other rows' rounds (5); --forks: forks per arm and round
+ * of the fork rows (200); --fork-rounds: their rounds (9: the fewest
+ * with a ~95% interval narrower than the range).
+ * Worker modes (exec'd by the benchmark itself): reader HEX, sink,
+ * forker MODE. */
+#include <alloca.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -39,6 +42,7 @@
 #include <unistd.h>
 
 #include "forkshim_client.h"
+#include "stats.h"
 
 #define MIB (1ul << 20)
 #define GIB (1ul << 30)
@@ -46,7 +50,6 @@
 static const struct forkshim_api *api;
 static char self_exe[4096];
 static int rounds = 5;
-static int cpu_clock; /* --clock cpu: forks timed in the parent's CPU time */
 
 static double now_ns(void)
 {
@@ -63,22 +66,6 @@ static void die(const char *what)
 	exit(1);
 }
 
-static int cmp(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return (x > y) - (x < y);
-}
-
-static double median(const double *v, int n)
-{
-	double s[256];
-
-	memcpy(s, v, sizeof(double) * (size_t)n);
-	qsort(s, (size_t)n, sizeof(double), cmp);
-	return n % 2 ? s[n / 2] : (s[n / 2 - 1] + s[n / 2]) / 2;
-}
-
 /* One line: medians of A and B, their ratio, and the spread of the
  * per-round ratios. */
 static void report(const char *what, const double *a, const double *b, int n,
@@ -93,9 +80,15 @@ static void report(const char *what, const double *a, const double *b, int n,
 		lo = r[i] < lo ? r[i] : lo;
 		hi = r[i] > hi ? r[i] : hi;
 	}
+	double ma, mb, sa[256], sb[256];
+
+	memcpy(sa, a, sizeof(double) * (size_t)n);
+	memcpy(sb, b, sizeof(double) * (size_t)n);
+	ma = median(sa, (size_t)n);
+	mb = median(sb, (size_t)n);
 	printf("%-44s A %9.3f %s  B %9.3f %s  A/B %7.3f  [%.3f .. %.3f]  %s\n",
-	       what, median(a, n) / scale, unit, median(b, n) / scale, unit,
-	       median(a, n) / median(b, n), lo, hi, target);
+	       what, ma / scale, unit, mb / scale, unit, ma / mb, lo, hi,
+	       target);
 	fflush(stdout);
 }
 
@@ -145,6 +138,17 @@ static int from_hex(const char *s, struct forkshim_token *t)
 		t->bytes[i] = (unsigned char)v;
 	}
 	return 0;
+}
+
+/* Makes every page of a writable region resident without a fault each
+ * where the kernel can (MADV_POPULATE_WRITE); writes it when it cannot. */
+static void populate(void *p, size_t len)
+{
+#ifdef MADV_POPULATE_WRITE
+	if (madvise(p, len, MADV_POPULATE_WRITE) == 0)
+		return;
+#endif
+	memset(p, 0x5a, len);
 }
 
 /* ---- workers (exec'd) ---- */
@@ -226,7 +230,50 @@ static int worker_sink(void)
 	return 0;
 }
 
-/* ---- fork ---- */
+/* ---- fork ----
+ * Five processes (this program re-executed as "forker MODE") fork on
+ * command, in slices of FORK_SLICE forks, taking turns in a rotating
+ * order, so that the machine's drift falls on every arm alike:
+ *   held  the shim loaded, holding N GiB frozen shared (forkshim_alloc,
+ *         populated, frozen, read once here as a user would), then for
+ *         comparison 1 GiB private frozen;
+ *   shim  the shim loaded (its function table fetched) and no region at
+ *         all: "the same process without it", the target's baseline;
+ *   ppage the shim loaded holding one page frozen private: the table
+ *         with one region, no shared state;
+ *   page  the shim loaded holding one page frozen shared: the shim's
+ *         shared state (table, directory, registries) without the size;
+ *   none  no shim preloaded.
+ * Each fork is timed three ways: the parent thread's CPU time in fork()
+ * (CLOCK_THREAD_CPUTIME_ID: where the kernel copies the address space,
+ * and little moved by other processes), the wall time of fork() in the
+ * parent, and the wall time of fork + _exit + waitpid.  A round starts
+ * a fresh process of each arm and times fork_iters forks of each; its
+ * figure is the ratio of the arms' medians in it; over the rounds,
+ * stats.h's median and ~95% interval.  Fresh processes each round: two
+ * identical processes here fork up to 7% apart for the whole of their
+ * lives (where their memory landed), which long-lived arms would turn
+ * into a steady bias no interval shows. */
+
+enum farm { F_HELD, F_SHIM, F_PRIV, F_PAGE, F_NONE, FARMS };
+static const char *const FARM_MODE[FARMS] = {"held", "shim", "ppage", "page",
+                                             "none"};
+static const char *const FARM_LABEL[FARMS] = {
+    "held", "shim loaded, no shared region", "shim + 1 page frozen private",
+    "shim + 1 page frozen shared", "no shim"};
+enum fclock { FC_CPU, FC_WALL, FC_CYCLE, FCLOCKS };
+static const char *const FCLOCK_LABEL[FCLOCKS] = {
+    "fork() CPU time in the parent", "fork() wall time in the parent",
+    "fork + _exit + waitpid wall time"};
+
+#define FORK_SLICE 10
+#define FORK_WARMUP 3
+#define FORK_RUN_MAX 1024              /* forks a forker times per command */
+static unsigned long fork_iters = 200; /* --forks: per arm and round */
+static int fork_rounds = 9;            /* --fork-rounds */
+
+/* Checksums stored here are used: the reads are not elided. */
+static volatile uint64_t sink_sum;
 
 static double cpu_ns(void)
 {
@@ -236,157 +283,384 @@ static double cpu_ns(void)
 	return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
 }
 
-static double fork_once(void)
+/* One fork: out[FC_*] in ns. */
+static void fork_sample(double out[FCLOCKS])
 {
-	double t = cpu_clock ? cpu_ns() : now_ns(), d = 0;
+	double c0 = cpu_ns(), w0 = now_ns(), c1, w1;
 	pid_t pid = fork();
 	int st;
 
-	if (pid < 0)
-		die("fork");
 	if (pid == 0)
 		_exit(0);
-	if (cpu_clock)
-		d = cpu_ns() - t;
-	waitpid(pid, &st, 0);
-	if (!cpu_clock)
-		d = now_ns() - t;
-	return d;
-}
-
-#define FORKS 21
-
-static double fork_median(void)
-{
-	double v[FORKS];
-
-	for (int i = 0; i < FORKS; i++)
-		v[i] = fork_once();
-	return median(v, FORKS);
-}
-
-/* A helper forked before the region, holding one page frozen shared: on
- * each byte it gets it measures FORKS forks and answers their median. */
-struct helper {
-	pid_t pid;
-	int to, from;
-};
-
-static struct helper helper_start(void)
-{
-	int a[2], b[2];
-	struct helper h;
-
-	if (pipe(a) || pipe(b))
-		die("pipe");
-	h.pid = fork();
-	if (h.pid < 0)
+	c1 = cpu_ns();
+	w1 = now_ns();
+	if (pid < 0)
 		die("fork");
-	if (h.pid == 0) {
-		char *one = api->alloc(4096, "one page");
-		char c;
+	if (waitpid(pid, &st, 0) != pid || st != 0)
+		die("waitpid");
+	out[FC_CYCLE] = now_ns() - w0;
+	out[FC_WALL] = w1 - w0;
+	out[FC_CPU] = c1 - c0;
+}
 
-		close(a[1]);
-		close(b[0]);
+static long vmpte_kib(void)
+{
+	char line[128];
+	long kib = -1;
+	FILE *f = fopen("/proc/self/status", "r");
+
+	while (f != NULL && fgets(line, sizeof(line), f))
+		if (sscanf(line, "VmPTE: %ld", &kib) == 1)
+			break;
+	if (f != NULL)
+		fclose(f);
+	return kib;
+}
+
+/* The timed forks of one "run n": warm-up forks first (once), then n
+ * samples into v; faults per fork (parent, child) into faults.  After a
+ * fork the parent's first write to each of its private pages faults
+ * (copy-on-write), so every arm must write the same number of pages: the
+ * stack pages of these frames would depend on where the stack started
+ * (argv and environment sizes differ between arms), so forker_timed
+ * moves it to the same offset in a page first. */
+static __attribute__((noinline)) void forker_forks(unsigned long n, int *warm,
+                                                   double *v, double faults[2])
+{
+	struct rusage s0, s1, k0, k1;
+
+	for (double w[FCLOCKS]; *warm < FORK_WARMUP; (*warm)++)
+		fork_sample(w);
+	getrusage(RUSAGE_SELF, &s0);
+	getrusage(RUSAGE_CHILDREN, &k0);
+	for (unsigned long i = 0; i < n; i++)
+		fork_sample(v + i * FCLOCKS);
+	getrusage(RUSAGE_SELF, &s1);
+	getrusage(RUSAGE_CHILDREN, &k1);
+	faults[0] = (double)(s1.ru_minflt - s0.ru_minflt) / (double)n;
+	faults[1] = (double)(k1.ru_minflt - k0.ru_minflt) / (double)n;
+}
+
+static void forker_timed(unsigned long n, int *warm, double *v,
+                         double faults[2])
+{
+	uintptr_t sp = (uintptr_t)__builtin_frame_address(0);
+	char *pad = alloca((sp & 4095) + 1024);
+
+	__asm__ volatile("" : : "r"(pad) : "memory");
+	forker_forks(n, warm, v, faults);
+}
+
+/* "forker MODE": sets itself up and says "ready with|without VmPTE";
+ * then answers "hold shared|private GIB" (drops what it held, holds
+ * that; "held VmPTE") and "run N" (N lines "cpu wall cycle" in ns, then
+ * "faults P C": minor faults per fork in the parent and the child). */
+static int worker_forker(const char *mode)
+{
+	/* Page-aligned and static: the pages the samples go to (written
+	 * after each fork: a fault each) lie alike in every arm. */
+	static double v[FORK_RUN_MAX * FCLOCKS] __attribute__((aligned(4096)));
+	char line[64], kind[16];
+	double faults[2];
+	forkshim_handle held = 0;
+	char *priv = NULL;
+	unsigned long n, gib;
+	int warm = 0;
+
+	if (strcmp(mode, "none") == 0) {
+		if (api != NULL)
+			die("forker none: the shim is loaded");
+	} else if (api == NULL) {
+		die("forker: the shim is not loaded");
+	} else if (strcmp(mode, "page") == 0) {
+		char *one = api->alloc(4096, "one page");
+
 		if (one == NULL)
 			die("forkshim_alloc");
 		one[0] = 1;
 		if (api->freeze(one, 4096, "one page", FORKSHIM_SHARED) == 0)
 			die("freeze shared");
-		while (read(a[0], &c, 1) == 1) {
-			double m = fork_median();
+		sink_sum = checksum(one, 4096);
+	} else if (strcmp(mode, "ppage") == 0) {
+		static char one[4096] __attribute__((aligned(4096)));
 
-			if (write(b[1], &m, sizeof(m)) != sizeof(m))
-				_exit(1);
-		}
-		_exit(0);
+		one[0] = 1;
+		if (api->freeze(one, 4096, "one page", 0) == 0)
+			die("freeze");
+	} else if (strcmp(mode, "shim") != 0 && strcmp(mode, "held") != 0) {
+		die("forker: unknown mode");
 	}
-	close(a[0]);
-	close(b[1]);
-	h.to = a[1];
-	h.from = b[0];
-	return h;
+	printf("ready %s %ld\n", api ? "with" : "without", vmpte_kib());
+	while (fgets(line, sizeof(line), stdin)) {
+		if (sscanf(line, "hold %15s %lu", kind, &gib) == 2 &&
+		    api != NULL) {
+			size_t len = gib * GIB;
+			char *p;
+
+			if (held != 0 && api->thaw(held) != 0)
+				die("thaw");
+			if (priv != NULL)
+				munmap(priv, GIB * 4);
+			held = 0;
+			priv = NULL;
+			if (strcmp(kind, "shared") == 0) {
+				p = api->alloc(len, "bench");
+				if (p == NULL)
+					die("forkshim_alloc");
+				populate(p, len);
+				held = api->freeze(p, len, "bench",
+				                   FORKSHIM_SHARED);
+			} else {
+				p = priv =
+				    mmap(NULL, GIB * 4, PROT_READ | PROT_WRITE,
+				         MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+				if (p == MAP_FAILED || gib > 4)
+					die("mmap");
+				madvise(p, len, MADV_NOHUGEPAGE);
+				populate(p, len);
+				held = api->freeze(p, len, "private", 0);
+			}
+			if (held == 0)
+				die("freeze");
+			/* Read here, as a user would: its page tables exist
+			 * (a word a page: the faults, not the sum). */
+			for (size_t o = 0; o < len; o += 4096)
+				sink_sum += *(volatile uint64_t *)(p + o);
+			printf("held %ld\n", vmpte_kib());
+			continue;
+		}
+		if (sscanf(line, "run %lu", &n) != 1 || n == 0 ||
+		    n > FORK_RUN_MAX)
+			break;
+		forker_timed(n, &warm, v, faults);
+		for (unsigned long i = 0; i < n; i++)
+			printf("%.0f %.0f %.0f\n", v[i * FCLOCKS],
+			       v[i * FCLOCKS + 1], v[i * FCLOCKS + 2]);
+		printf("faults %.3f %.3f\n", faults[0], faults[1]);
+		fflush(stdout);
+	}
+	return 0;
 }
 
-static double helper_median(struct helper *h)
-{
-	double m;
+struct forker {
+	pid_t pid;
+	FILE *to, *from;
+	long pte_kib;
+};
 
-	if (write(h->to, "f", 1) != 1 ||
-	    read(h->from, &m, sizeof(m)) != sizeof(m))
-		die("helper");
-	return m;
+extern char **environ;
+
+/* Starts "forker MODE"; without the shim (none), with environ minus
+ * LD_PRELOAD and FORKSHIM_* variables. */
+static void forker_start(struct forker *w, enum farm a)
+{
+	char *argv[] = {self_exe, "forker", (char *)FARM_MODE[a], NULL};
+	char line[64], with[16];
+	size_t n = 0, k = 0;
+	char **env;
+	int to[2], from[2];
+
+	while (environ[n])
+		n++;
+	env = calloc(n + 1, sizeof(*env));
+	if (env == NULL)
+		die("calloc");
+	for (size_t i = 0; i < n; i++)
+		if (a != F_NONE || (strncmp(environ[i], "LD_PRELOAD=", 11) &&
+		                    strncmp(environ[i], "FORKSHIM_", 9)))
+			env[k++] = environ[i];
+	if (pipe2(to, O_CLOEXEC) || pipe2(from, O_CLOEXEC))
+		die("pipe");
+	w->pid = fork();
+	if (w->pid < 0)
+		die("fork");
+	if (w->pid == 0) {
+		dup2(to[0], 0);
+		dup2(from[1], 1);
+		execve(self_exe, argv, env);
+		_exit(127);
+	}
+	free(env);
+	close(to[0]);
+	close(from[1]);
+	w->to = fdopen(to[1], "w");
+	w->from = fdopen(from[0], "r");
+	if (w->to == NULL || w->from == NULL ||
+	    fgets(line, sizeof(line), w->from) == NULL ||
+	    sscanf(line, "ready %15s %ld", with, &w->pte_kib) != 2 ||
+	    strcmp(with, a == F_NONE ? "without" : "with") != 0) {
+		fprintf(stderr, "bench_shared: forker %s did not start %s\n",
+		        FARM_MODE[a],
+		        a == F_NONE ? "without the shim" : "with the shim");
+		exit(1);
+	}
 }
 
-static void helper_stop(struct helper *h)
+static void forker_stop(struct forker *w)
 {
-	close(h->to);
-	close(h->from);
-	waitpid(h->pid, NULL, 0);
+	int st;
+
+	fclose(w->to);
+	fclose(w->from);
+	if (waitpid(w->pid, &st, 0) != w->pid || st != 0) {
+		fprintf(stderr, "bench_shared: a forker failed (%#x)\n", st);
+		exit(1);
+	}
 }
 
-/* Makes every page of a writable region resident without a fault each
- * where the kernel can (MADV_POPULATE_WRITE); writes it when it cannot. */
-static void populate(void *p, size_t len)
+static void forker_hold(struct forker *w, const char *kind, unsigned long gib)
 {
-#ifdef MADV_POPULATE_WRITE
-	if (madvise(p, len, MADV_POPULATE_WRITE) == 0)
-		return;
-#endif
-	memset(p, 0x5a, len);
+	char line[64];
+
+	fprintf(w->to, "hold %s %lu\n", kind, gib);
+	fflush(w->to);
+	if (fgets(line, sizeof(line), w->from) == NULL ||
+	    sscanf(line, "held %ld", &w->pte_kib) != 1)
+		die("forker hold");
+}
+
+/* n forks of w into v (FCLOCKS a fork); adds faults per fork. */
+static void forker_run(struct forker *w, unsigned long n, double *v,
+                       double faults[2])
+{
+	char line[128];
+	double p, c;
+
+	fprintf(w->to, "run %lu\n", n);
+	fflush(w->to);
+	for (unsigned long i = 0; i < n; i++)
+		if (fgets(line, sizeof(line), w->from) == NULL ||
+		    sscanf(line, "%lf %lf %lf", &v[i * FCLOCKS],
+		           &v[i * FCLOCKS + 1], &v[i * FCLOCKS + 2]) != 3)
+			die("forker run");
+	if (fgets(line, sizeof(line), w->from) == NULL ||
+	    sscanf(line, "faults %lf %lf", &p, &c) != 2)
+		die("forker faults");
+	faults[0] += p;
+	faults[1] += c;
+}
+
+static void print_load(const char *when)
+{
+	char buf[128] = "?";
+	FILE *f = fopen("/proc/loadavg", "r");
+
+	if (f != NULL) {
+		if (fgets(buf, sizeof(buf), f) == NULL)
+			strcpy(buf, "?\n");
+		fclose(f);
+	}
+	printf("load %s: %s", when, buf);
+}
+
+/* One row: the held arm holding gib GiB of kind, against the three
+ * others; prints the verdict against limit (none when limit is 0). */
+static void fork_row(const char *kind, unsigned long gib, unsigned long iters,
+                     int nrounds, double limit)
+{
+	struct forker w[FARMS];
+	unsigned long slices = iters / FORK_SLICE ? iters / FORK_SLICE : 1;
+	unsigned long per = iters / slices; /* <= 2 * FORK_SLICE */
+	double *v[FARMS], *col = calloc(per * slices, sizeof(double));
+	double *ratio[FARMS][FCLOCKS], *arm[FARMS][FCLOCKS];
+	double faults[FARMS][2] = {{0}};
+
+	iters = per * slices;
+	for (int a = 0; a < FARMS; a++) {
+		v[a] = calloc(iters * FCLOCKS, sizeof(double));
+		for (int c = 0; c < FCLOCKS; c++) {
+			ratio[a][c] = calloc((size_t)nrounds, sizeof(double));
+			arm[a][c] = calloc((size_t)nrounds, sizeof(double));
+			if (ratio[a][c] == NULL || arm[a][c] == NULL)
+				die("calloc");
+		}
+		if (v[a] == NULL || col == NULL)
+			die("calloc");
+	}
+	for (int r = 0; r < nrounds; r++) {
+		double m[FARMS][FCLOCKS];
+
+		for (int a = 0; a < FARMS; a++)
+			forker_start(&w[a], (enum farm)a);
+		forker_hold(&w[F_HELD], kind, gib);
+		for (unsigned long s = 0; s < slices; s++)
+			for (int i = 0; i < FARMS; i++) {
+				int a =
+				    (int)((unsigned long)(i + r) + s) % FARMS;
+
+				forker_run(&w[a], per, v[a] + s * per * FCLOCKS,
+				           faults[a]);
+			}
+		for (int a = 0; a < FARMS; a++)
+			forker_stop(&w[a]);
+		for (int a = 0; a < FARMS; a++)
+			for (int c = 0; c < FCLOCKS; c++) {
+				for (unsigned long i = 0; i < iters; i++)
+					col[i] = v[a][i * FCLOCKS + c];
+				m[a][c] = median(col, iters);
+				arm[a][c][r] = m[a][c];
+			}
+		for (int a = 1; a < FARMS; a++)
+			for (int c = 0; c < FCLOCKS; c++)
+				ratio[a][c][r] = m[F_HELD][c] / m[a][c];
+	}
+	printf("fork, %lu GiB frozen %s: %lu forks per arm and round in "
+	       "slices of %lu, arms in turn, %d rounds; page tables (VmPTE) "
+	       "(last round) held %ld kB, shim %ld kB, ppage %ld kB, page %ld "
+	       "kB, none %ld "
+	       "kB\n",
+	       gib, kind, iters, per, nrounds, w[F_HELD].pte_kib,
+	       w[F_SHIM].pte_kib, w[F_PRIV].pte_kib, w[F_PAGE].pte_kib,
+	       w[F_NONE].pte_kib);
+	for (int c = 0; c < FCLOCKS; c++) {
+		struct spread s;
+
+		printf("  %s, ms (median over rounds):", FCLOCK_LABEL[c]);
+		for (int a = 0; a < FARMS; a++) {
+			stat_of(arm[a][c], (size_t)nrounds, &s);
+			printf(" %s %.4f%s", FARM_MODE[a], s.med / 1e6,
+			       a + 1 < FARMS ? "," : "\n");
+		}
+		for (int a = 1; a < FARMS; a++) {
+			stat_of(ratio[a][c], (size_t)nrounds, &s);
+			printf("    held / %-32s ", FARM_LABEL[a]);
+			print_stat("%.3f", &s);
+			if (limit > 0 && c != FC_CYCLE)
+				printf("  %s (target <= %.2f%s)",
+				       verdict(&s, limit, 1), limit,
+				       a == F_SHIM ? ", the target's baseline"
+				                   : ", for comparison");
+			printf("\n");
+		}
+	}
+	printf("  minor faults per fork, parent/child:");
+	for (int a = 0; a < FARMS; a++)
+		printf(" %s %.1f/%.1f%s", FARM_MODE[a],
+		       faults[a][0] / (double)(nrounds * (int)slices),
+		       faults[a][1] / (double)(nrounds * (int)slices),
+		       a + 1 < FARMS ? "," : "\n");
+	for (int a = 0; a < FARMS; a++) {
+		for (int c = 0; c < FCLOCKS; c++) {
+			free(ratio[a][c]);
+			free(arm[a][c]);
+		}
+		free(v[a]);
+	}
+	free(col);
 }
 
 static void bench_fork(void)
 {
-	static const size_t gib[] = {1, 2, 4};
-	double a[64], b[64];
-
-	for (size_t k = 0; k < 3; k++) {
-		struct helper h = helper_start();
-		size_t len = gib[k] * GIB;
-		char *p = api->alloc(len, "bench");
-		forkshim_handle hd;
-		char what[64];
-
-		if (p == NULL)
-			die("forkshim_alloc");
-		populate(p, len);
-		hd = api->freeze(p, len, "bench", FORKSHIM_SHARED);
-		if (hd == 0)
-			die("freeze shared");
-		checksum(p, len); /* mapped here too, as a user would */
-		for (int r = 0; r < rounds; r++) {
-			a[r] = fork_median();
-			b[r] = helper_median(&h);
-		}
-		snprintf(what, sizeof(what), "fork, %zu GiB frozen shared",
-		         gib[k]);
-		report(what, a, b, rounds, "ms", 1e6, "(target <= 1.10)");
-		api->thaw(hd);
-		helper_stop(&h);
-	}
-	/* For comparison: 1 GiB of private frozen memory. */
-	{
-		struct helper h = helper_start();
-		char *p = mmap(NULL, GIB, PROT_READ | PROT_WRITE,
-		               MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-		forkshim_handle hd;
-
-		if (p == MAP_FAILED)
-			die("mmap");
-		madvise(p, GIB, MADV_NOHUGEPAGE);
-		populate(p, GIB);
-		hd = api->freeze(p, GIB, "private", 0);
-		for (int r = 0; r < rounds; r++) {
-			a[r] = fork_median();
-			b[r] = helper_median(&h);
-		}
-		report("fork, 1 GiB frozen private (comparison)", a, b, rounds,
-		       "ms", 1e6, "");
-		api->thaw(hd);
-		munmap(p, GIB);
-		helper_stop(&h);
-	}
+	print_load("before the fork rows");
+	printf("fork rows: held / X is the median over rounds of the "
+	       "per-round ratio of medians, [~95%% interval of that median "
+	       "(order statistics)]; ok when the whole interval meets the "
+	       "target, MISSED when none of it does, else unresolved\n");
+	for (unsigned long gib = 1; gib <= 4; gib *= 2)
+		fork_row("shared", gib, fork_iters, fork_rounds, 1.10);
+	/* For comparison: private frozen memory, fewer forks. */
+	fork_row("private", 1, 20, 5, 0);
+	print_load("after the fork rows");
 }
 
 /* ---- alloc + fill + freeze; freeze's copy ---- */
@@ -556,7 +830,8 @@ static void bench_read(void)
 	printf("%-44s exec'd import %.0f faults/GiB, inherited %.0f "
 	       "faults/GiB (shmem_enabled: %s; target <= ~16400 without "
 	       "shmem huge pages, <= 600 with)\n",
-	       "  faults", median(fa, rounds), median(fb, rounds), thp);
+	       "  faults", median(fa, (size_t)rounds),
+	       median(fb, (size_t)rounds), thp);
 	api->thaw(h);
 	api->thaw(hq);
 	munmap(q, GIB);
@@ -675,15 +950,17 @@ int main(int argc, char **argv)
 
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	api = forkshim_client_get();
+	n = readlink("/proc/self/exe", self_exe, sizeof(self_exe) - 1);
+	if (n <= 0)
+		die("readlink");
+	self_exe[n] = '\0';
+	if (argc >= 3 && strcmp(argv[1], "forker") == 0)
+		return worker_forker(argv[2]); /* "none" runs without it */
 	if (api == NULL || !forkshim_client_has_shared(api)) {
 		fprintf(stderr, "bench_shared: the shim (with shared regions) "
 		                "is not preloaded\n");
 		return 1;
 	}
-	n = readlink("/proc/self/exe", self_exe, sizeof(self_exe) - 1);
-	if (n <= 0)
-		die("readlink");
-	self_exe[n] = '\0';
 	if (argc >= 3 && strcmp(argv[1], "reader") == 0)
 		return worker_reader(argv[2]);
 	if (argc >= 2 && strcmp(argv[1], "sink") == 0)
@@ -693,28 +970,31 @@ int main(int argc, char **argv)
 			rounds = atoi(argv[++i]);
 		else if (strcmp(argv[i], "--only") == 0 && i + 1 < argc)
 			only = argv[++i];
-		else if (strcmp(argv[i], "--clock") == 0 && i + 1 < argc &&
-		         (!strcmp(argv[i + 1], "cpu") ||
-		          !strcmp(argv[i + 1], "wall")))
-			cpu_clock = !strcmp(argv[++i], "cpu");
+		else if (strcmp(argv[i], "--forks") == 0 && i + 1 < argc)
+			fork_iters = strtoul(argv[++i], NULL, 10);
+		else if (strcmp(argv[i], "--fork-rounds") == 0 && i + 1 < argc)
+			fork_rounds = atoi(argv[++i]);
 		else {
 			fprintf(stderr,
 			        "bench_shared: unknown argument %s\nusage: "
 			        "bench_shared [--rounds R] [--only "
-			        "fork|alloc|copy|read|handoff] [--clock "
-			        "wall|cpu]\n",
+			        "fork|alloc|copy|read|handoff] [--forks N] "
+			        "[--fork-rounds R]\n",
 			        argv[i]);
 			return 2;
 		}
 	}
 	if (rounds < 1 || rounds > 64)
 		rounds = 5;
+	if (fork_iters < 1 || fork_iters > 100000 || fork_rounds < 1 ||
+	    fork_rounds > 1000) {
+		fprintf(stderr, "bench_shared: --forks 1..100000, "
+		                "--fork-rounds 1..1000\n");
+		return 2;
+	}
 	printf("bench_shared: %d rounds, A and B alternating; A/B is the "
-	       "ratio of medians, [lo .. hi] the per-round ratios; forks "
-	       "timed by %s\n",
-	       rounds,
-	       cpu_clock ? "the parent's CPU time in fork()"
-	                 : "wall time of fork + waitpid");
+	       "ratio of medians, [lo .. hi] the per-round ratios\n",
+	       rounds);
 	if (only == NULL || !strcmp(only, "fork"))
 		bench_fork();
 	if (only == NULL || !strcmp(only, "alloc"))

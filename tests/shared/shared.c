@@ -14,6 +14,7 @@
 #include <string.h>
 #include <dirent.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -781,6 +782,149 @@ Test(shared, result_from_exited_child_to_parent_and_sibling)
 
 	cr_expect(r.err == 0 && r.sum == want, "exec'd: %s", strerror(r.err));
 	cr_expect(forkshim_release(q) == 0);
+}
+
+/* The same, but the sibling imports while the child is a zombie: exited,
+ * its descriptors closed, and the root (this process) has neither reaped
+ * it nor called into forkshim since, so it has not collected the
+ * descriptor the child handed it at freeze. */
+static int is_zombie(pid_t pid)
+{
+	char path[64], buf[256], *p;
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	fd = open(path, O_RDONLY);
+	if (fd < 0)
+		return 0;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return 0;
+	buf[n] = '\0';
+	p = strrchr(buf, ')');
+	return p != NULL && p[1] == ' ' && p[2] == 'Z';
+}
+
+Test(shared, sibling_imports_result_of_a_zombie_before_the_root_collects)
+{
+	size_t len = 4 * MIB;
+	int tok_pipe[2], sib_out[2], st;
+	pid_t sibling, child;
+	uint64_t a[3], want;
+
+	forkshim_api(1);
+	cr_assert(pipe(tok_pipe) == 0 && pipe(sib_out) == 0);
+	sibling = fork();
+	cr_assert(sibling >= 0);
+	if (sibling == 0) {
+		struct forkshim_token t;
+		pid_t from;
+		size_t n = 0;
+		const void *q;
+		uint64_t r[3] = {0, 0, 0};
+
+		if (read_all(tok_pipe[0], &from, sizeof(from)) < 0 ||
+		    read_all(tok_pipe[0], &t, sizeof(t)) < 0)
+			_exit(91);
+		for (int i = 0; i < 20000 && !is_zombie(from); i++)
+			usleep(1000);
+		r[2] = (uint64_t)is_zombie(from);
+		q = forkshim_import(&t, 0, &n);
+		r[0] = q == NULL ? (uint64_t)errno : 0;
+		r[1] = q == NULL ? 0 : checksum(q, n);
+		write_all(sib_out[1], r, sizeof(r));
+		_exit(0);
+	}
+	child = fork();
+	cr_assert(child >= 0);
+	if (child == 0) {
+		unsigned char *p = forkshim_alloc(len, "zombie's result");
+		forkshim_handle h;
+		struct forkshim_token t;
+		pid_t self = getpid();
+
+		if (p == NULL)
+			_exit(92);
+		fill(p, len, 33);
+		h = forkshim_freeze(p, len, "zombie's result", FORKSHIM_SHARED);
+		if (h == 0 || forkshim_export(h, &t) != 0)
+			_exit(93);
+		write_all(tok_pipe[1], &self, sizeof(self));
+		write_all(tok_pipe[1], &t, sizeof(t));
+		_exit(0);
+	}
+	/* No wait and no forkshim call until the sibling has answered. */
+	int got = read_all(sib_out[0], a, sizeof(a));
+
+	cr_assert(waitpid(child, &st, 0) == child);
+	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "child %#x", st);
+	cr_assert(waitpid(sibling, &st, 0) == sibling);
+	cr_assert(got == 0 && WIFEXITED(st) && WEXITSTATUS(st) == 0,
+	          "sibling %#x", st);
+	cr_assert(a[2] == 1, "the child was not seen as a zombie");
+	{
+		unsigned char *ref = malloc(len);
+
+		fill(ref, len, 33);
+		want = checksum(ref, len);
+		free(ref);
+	}
+	cr_expect(a[0] == 0, "sibling import before the root collected: %s",
+	          strerror((int)a[0]));
+	cr_expect(a[1] == want);
+}
+
+/* ---- capacity ---- */
+
+static int open_fds(void)
+{
+	DIR *d = opendir("/proc/self/fd");
+	int n = 0;
+
+	while (d != NULL && readdir(d) != NULL)
+		n++;
+	if (d != NULL)
+		closedir(d);
+	return n;
+}
+
+/* A process holds at most 4096 shared regions and allocations (each
+ * keeps its memfd's descriptor, so RLIMIT_NOFILE usually ends it sooner):
+ * the next forkshim_alloc answers ENOMEM and changes nothing (no
+ * descriptor, no mapping left behind); a thaw makes room again. */
+Test(shared, the_4097th_shared_region_is_enomem_and_changes_nothing)
+{
+	enum { CAP = 4096 };
+	struct rlimit rl;
+	static forkshim_handle h[CAP];
+	char *p;
+	int fds;
+
+	cr_assert(getrlimit(RLIMIT_NOFILE, &rl) == 0);
+	if (rl.rlim_max != RLIM_INFINITY && rl.rlim_max < CAP + 600)
+		cr_skip_test("RLIMIT_NOFILE's hard limit %lu is below %d",
+		             (unsigned long)rl.rlim_max, CAP + 600);
+	rl.rlim_cur = CAP + 600;
+	cr_assert(setrlimit(RLIMIT_NOFILE, &rl) == 0);
+	for (int i = 0; i < CAP; i++) {
+		p = forkshim_alloc(4096, "cap");
+		cr_assert(p != NULL, "alloc %d: %s", i, strerror(errno));
+		p[0] = (char)i;
+		h[i] = forkshim_freeze(p, 4096, "cap", FORKSHIM_SHARED);
+		cr_assert(h[i] != 0, "freeze %d: %s", i, strerror(errno));
+	}
+	fds = open_fds();
+	errno = 0;
+	p = forkshim_alloc(4096, "one too many");
+	cr_expect(p == NULL && errno == ENOMEM, "4097th: %p %s", (void *)p,
+	          strerror(errno));
+	cr_expect(open_fds() == fds, "descriptors %d, were %d", open_fds(),
+	          fds);
+	cr_assert(forkshim_thaw(h[7]) == 0);
+	p = forkshim_alloc(4096, "room again");
+	cr_expect(p != NULL, "after a thaw: %s", strerror(errno));
 }
 
 /* ---- immutability ---- */
