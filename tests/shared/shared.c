@@ -1367,16 +1367,18 @@ static int kill_9_once(size_t len)
 	cr_log_info("Shmem %ld kB before, %ld kB holding, %ld kB after; "
 	            "MemAvailable %ld / %ld / %ld kB",
 	            base, held, after, avail_base, avail_held, avail_after);
-	/* Shmem and MemAvailable fall by the region while the family holds
-	 * it and come back after the kill.  This test runs alone in the
-	 * suite (RUN_SERIAL), but the machine's other processes move the
-	 * figures meanwhile: Shmem by less than 1 MiB in these seconds here
-	 * (judged within 1/4 of the region), MemAvailable by up to 330 MiB
-	 * (other builds and tests: judged within 1/2). */
+	/* Shmem falls by the region while the family holds it, and Shmem
+	 * and MemAvailable come back after the kill.  This test runs alone
+	 * in the suite (RUN_SERIAL), but the machine's other processes move
+	 * the figures meanwhile: Shmem by less than 1 MiB in these seconds
+	 * here (judged within 1/4 of the region), MemAvailable by up to
+	 * 330 MiB (other builds and tests: judged within 1/2).  How far
+	 * MemAvailable falls while the family holds the region is only
+	 * logged: the kernel's estimate counts clean page cache, which the
+	 * region's pages may displace, so it fell by 0.32 GiB for 1 GiB
+	 * held in one run on a loaded machine. */
 	return held - base >= kib * 3 / 4 && held - after >= kib * 3 / 4 &&
-	       after - base <= kib / 4 && avail_base - avail_held >= kib / 2 &&
-	       avail_after - avail_held >= kib / 2 &&
-	       avail_base - avail_after <= kib / 2;
+	       after - base <= kib / 4 && avail_base - avail_after <= kib / 2;
 }
 
 Test(shared, kill_9_of_family_frees_shmem, .timeout = 240)
@@ -1387,7 +1389,7 @@ Test(shared, kill_9_of_family_frees_shmem, .timeout = 240)
 
 	for (int attempt = 0; attempt < 3 && !ok; attempt++)
 		ok = kill_9_once(1024 * MIB);
-	cr_expect(ok, "Shmem and MemAvailable did not fall by 1 GiB while "
-	              "the family held it and come back after the kill, in 3 "
-	              "tries (see the log)");
+	cr_expect(ok, "Shmem did not fall by 1 GiB while the family held it, "
+	              "or Shmem and MemAvailable did not come back after the "
+	              "kill, in 3 tries (see the log)");
 }
