@@ -94,6 +94,64 @@ static struct {
 	size_t page;
 } t;
 
+/* The head of every array: the slots, names, free-ring positions, tree
+ * nodes and limbo positions a small table uses, in our .bss, together.
+ * The rest (t.entries and the others, indexed from 0 too, their first
+ * entries unused) is a reservation made only when a write would go past
+ * the head (rest_make).  A table with one region so adds no mapping and no
+ * page table to the process: every page table is copied by each fork and
+ * freed by each child's exit (issue 13: before, the 2 MiB-aligned arrays
+ * put the first page of each in a page table of its own).  Inherited by
+ * children as the rest is: private, copy-on-write. */
+#define HEAD_SLOTS 64u
+#define HEAD_NODES 128u
+
+static struct {
+	/* A one-region table touches the first two pages. */
+	struct entry entries[HEAD_SLOTS];
+	struct entry_cold cold[HEAD_SLOTS];
+	char names[HEAD_SLOTS][FORKSHIM_NAME_MAX];
+	struct tree_node nodes[HEAD_NODES];
+	/* Rings, while the rest is not there: thawed slots wait here (no
+	 * more than the head's slots) and retired nodes (no more than the
+	 * head's nodes). */
+	uint32_t free_ring[HEAD_SLOTS];
+	struct tree_limbo limbo[HEAD_NODES];
+} head;
+
+/* Slot `slot`'s fields: writers' (under the lock, rest_ensure done), and
+ * readers' after slot_exists. */
+static struct entry *entry_at(uint32_t slot)
+{
+	return slot < HEAD_SLOTS ? &head.entries[slot]
+	                         : &LOAD(&t.entries)[slot];
+}
+
+static struct entry_cold *cold_at(uint32_t slot)
+{
+	return slot < HEAD_SLOTS ? &head.cold[slot] : &LOAD(&t.cold)[slot];
+}
+
+static char *name_at(uint32_t slot)
+{
+	return slot < HEAD_SLOTS ? head.names[slot] : LOAD(&t.names)[slot];
+}
+
+/* Position i of the FIFO of thawed slots (writers only). */
+static uint32_t *ring_at(uint64_t i)
+{
+	if (t.free_ring != NULL)
+		return &t.free_ring[i % t.cap];
+	return &head.free_ring[i % HEAD_SLOTS];
+}
+
+/* Whether slot `slot` has memory: a slot past the head was never filled
+ * while the rest is not there (readers; the rest is published last). */
+static int slot_exists(uint32_t slot)
+{
+	return slot < HEAD_SLOTS || LOAD_ACQ(&t.entries) != NULL;
+}
+
 /* ---- hooks ---- */
 
 static const struct table_hook *hooks[TABLE_HOOKS_MAX];
@@ -203,11 +261,28 @@ void table_configure(size_t capacity)
 	t.pid = getpid();
 }
 
-/* Maps the table, at the first freeze (under the lock): a process that
- * never freezes has no table, and its forks copy nothing of ours. */
+/* Sets the table up, at the first freeze (under the lock), in the head
+ * arrays: a process that never freezes has none, and its forks copy
+ * nothing of ours. */
 static int table_create(void)
 {
-	size_t cap = t.cap, max_nodes = tree_nodes_for(cap);
+	t.tree.max_nodes = (uint32_t)tree_nodes_for(t.cap);
+	t.tree.head = head.nodes;
+	t.tree.head_limbo = head.limbo;
+	t.tree.head_nodes = HEAD_NODES;
+	t.tree.head_limbo_len = HEAD_NODES;
+	t.tree.st = &t.s.tree;
+	t.s.tree.node_bump = 1;
+	t.s.need_segment = 1;
+	STORE_REL(&t.ready, 1);
+	return 0;
+}
+
+/* Maps the rest of the arrays (under the lock), each aligned to 2 MiB for
+ * the huge pages a big table gets (grow_check). */
+static int rest_make(void)
+{
+	size_t cap = t.cap, max_nodes = t.tree.max_nodes;
 	size_t off[6], len[6] = {
 	                   cap * sizeof(struct entry),
 	                   cap * sizeof(struct entry_cold),
@@ -217,6 +292,7 @@ static int table_create(void)
 	                   max_nodes * sizeof(struct tree_limbo),
 	               };
 	size_t total = 0;
+	uint32_t *ring;
 	char *base;
 
 	for (int i = 0; i < 6; i++) {
@@ -226,10 +302,6 @@ static int table_create(void)
 	/* Reserved, not committed: only the pages in use cost memory. */
 	base = mmap(NULL, total + HUGE_ALIGN, PROT_READ | PROT_WRITE,
 	            MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-	if (pp == NULL) {
-		errno = ENOMEM;
-		return -1;
-	}
 	if (base == MAP_FAILED) {
 		log_error("cannot reserve %zu bytes for %zu regions: errno %d",
 		          total, cap, errno);
@@ -239,17 +311,31 @@ static int table_create(void)
 	t.map = base;
 	t.map_len = total + HUGE_ALIGN;
 	base = (char *)align_up((size_t)base, HUGE_ALIGN);
-	t.entries = (struct entry *)(base + off[0]);
 	t.cold = (struct entry_cold *)(base + off[1]);
 	t.names = (char(*)[FORKSHIM_NAME_MAX])(base + off[2]);
-	t.free_ring = (uint32_t *)(base + off[3]);
-	t.tree.nodes = (struct tree_node *)(base + off[4]);
-	t.tree.limbo = (struct tree_limbo *)(base + off[5]);
-	t.tree.max_nodes = (uint32_t)max_nodes;
-	t.tree.st = &t.s.tree;
-	t.s.tree.node_bump = 1;
-	t.s.need_segment = 1;
-	STORE_REL(&t.ready, 1);
+	/* Each ring moves before it is switched: a child forked meanwhile
+	 * (_Fork) finds either whole. */
+	ring = (uint32_t *)(base + off[3]);
+	for (uint64_t i = t.s.free_head; i != t.s.free_tail; i++)
+		ring[i % t.cap] = head.free_ring[i % HEAD_SLOTS];
+	STORE(&t.free_ring, ring);
+	tree_provide(&t.tree, (struct tree_node *)(base + off[4]),
+	             (struct tree_limbo *)(base + off[5]));
+	/* Last: readers take a slot past the head as existing from here. */
+	STORE_REL(&t.entries, (struct entry *)(base + off[0]));
+	return 0;
+}
+
+/* Before a write (under the lock, before its journal): makes the rest of
+ * the arrays if the write may reach past the head.  0, or -1 with ENOMEM
+ * and nothing changed. */
+static int rest_ensure(void)
+{
+	if (t.entries != NULL)
+		return 0;
+	if ((t.cap > HEAD_SLOTS && t.s.slot_bump >= HEAD_SLOTS) ||
+	    tree_wants_more(&t.tree))
+		return rest_make();
 	return 0;
 }
 
@@ -260,7 +346,7 @@ static void grow_check(void)
 {
 	enum { HUGE_FROM = 32768 };
 
-	if (!t.huge && t.s.slot_bump >= HUGE_FROM) {
+	if (!t.huge && t.s.slot_bump >= HUGE_FROM && t.map != NULL) {
 		t.huge = 1;
 		madvise(t.map, t.map_len, MADV_HUGEPAGE);
 	}
@@ -275,16 +361,16 @@ static void journal_begin(void)
 	t.j.line_depth = t.line.depth;
 	t.j.line_count = t.line.depth ? t.line.seg[t.line.depth - 1].count : 0;
 	t.j.slot = 0;
-	t.j.st = t.entries[0].st;
-	t.j.freezes = t.cold[0].freezes;
+	t.j.st = entry_at(0)->st;
+	t.j.freezes = cold_at(0)->freezes;
 	__atomic_store_n(&t.j.active, 1, __ATOMIC_SEQ_CST);
 }
 
 static void journal_slot(uint32_t slot)
 {
 	t.j.slot = slot;
-	t.j.st = t.entries[slot].st;
-	t.j.freezes = t.cold[slot].freezes;
+	t.j.st = entry_at(slot)->st;
+	t.j.freezes = cold_at(slot)->freezes;
 	__atomic_thread_fence(__ATOMIC_SEQ_CST);
 }
 
@@ -297,8 +383,8 @@ static void journal_end(void)
  * so restoring its root and allocator undoes every node it wrote. */
 static void journal_undo(void)
 {
-	STORE_REL(&t.entries[t.j.slot].st, t.j.st);
-	STORE(&t.cold[t.j.slot].freezes, t.j.freezes);
+	STORE_REL(&entry_at(t.j.slot)->st, t.j.st);
+	STORE(&cold_at(t.j.slot)->freezes, t.j.freezes);
 	t.s = t.j.saved;
 	STORE_REL(&t.line.depth, t.j.line_depth);
 	if (t.j.line_depth > 0)
@@ -474,7 +560,11 @@ static const struct entry *live_entry(forkshim_handle h, struct entry *copy)
 		errno = ENOENT; /* no region was ever frozen in this line */
 		return NULL;
 	}
-	e = &t.entries[handle_slot(h)];
+	if (!slot_exists(handle_slot(h))) {
+		errno = ENOENT; /* never filled */
+		return NULL;
+	}
+	e = entry_at(handle_slot(h));
 	st = LOAD_ACQ(&e->st);
 	if ((st & ENTRY_ID) == (h & ENTRY_ID) && (st & ENTRY_LIVE)) {
 		copy->st = st;
@@ -524,12 +614,12 @@ int table_info(forkshim_handle h, struct forkshim_info *out)
 	memset(&info, 0, sizeof(info));
 	info.addr = (const void *)(uintptr_t)copy.addr;
 	info.len = copy.len;
-	info.owner = LOAD(&t.cold[slot].owner);
-	info.flags = LOAD(&t.cold[slot].flags);
-	info.freezes = LOAD(&t.cold[slot].freezes);
-	if (LOAD(&t.cold[slot].named))
+	info.owner = LOAD(&cold_at(slot)->owner);
+	info.flags = LOAD(&cold_at(slot)->flags);
+	info.freezes = LOAD(&cold_at(slot)->freezes);
+	if (LOAD(&cold_at(slot)->named))
 		for (int i = 0; i < FORKSHIM_NAME_MAX - 1; i++)
-			info.name[i] = LOAD(&t.names[slot][i]);
+			info.name[i] = LOAD(&name_at(slot)[i]);
 	__atomic_thread_fence(__ATOMIC_ACQUIRE);
 	if (LOAD(&e->st) != copy.st) {
 		errno = ESTALE;
@@ -605,12 +695,17 @@ static void rotate_key(void)
 
 static uint32_t slot_take(void)
 {
-	uint64_t waiting = t.s.free_tail - t.s.free_head;
+	uint64_t waiting = t.s.free_tail - t.s.free_head, min = t.free_min;
 
 	/* FIFO reuse, and only once many wait: a slot comes back rarely, so
-	 * its 16-bit generation lasts long. */
-	if (waiting > 0 && (waiting >= t.free_min || t.s.slot_bump >= t.cap))
-		return t.free_ring[t.s.free_head++ % t.cap];
+	 * its 16-bit generation lasts long.  Within the head, once half of
+	 * it waits: a program that freezes and thaws a few regions keeps a
+	 * small table (a wrapped generation moves the key: see table_freeze).
+	 */
+	if (t.entries == NULL && min > HEAD_SLOTS / 2)
+		min = HEAD_SLOTS / 2;
+	if (waiting > 0 && (waiting >= min || t.s.slot_bump >= t.cap))
+		return *ring_at(t.s.free_head++);
 	return (uint32_t)t.s.slot_bump++;
 }
 
@@ -644,9 +739,9 @@ forkshim_handle table_freeze(const void *addr, size_t len, const char *name,
 	}
 	if (tree_lookup_locked(&t.tree, a + len - 1, &near) && near.end > a) {
 		if (near.start == a && near.end == a + len &&
-		    t.cold[handle_slot(near.handle)].freezes < UINT32_MAX) {
+		    cold_at(handle_slot(near.handle))->freezes < UINT32_MAX) {
 			__atomic_fetch_add(
-			    &t.cold[handle_slot(near.handle)].freezes, 1,
+			    &cold_at(handle_slot(near.handle))->freezes, 1,
 			    __ATOMIC_RELAXED);
 			writer_leave();
 			return near.handle;
@@ -662,14 +757,19 @@ forkshim_handle table_freeze(const void *addr, size_t len, const char *name,
 		return 0;
 	}
 
+	if (rest_ensure() < 0) {
+		writer_leave();
+		errno = ENOMEM;
+		return 0;
+	}
 	grow_check();
 	journal_begin();
 	uint32_t slot = slot_take();
 
 	journal_slot(slot);
 
-	uint64_t wrapped = t.entries[slot].st & ENTRY_WRAPPED;
-	uint32_t gen = handle_gen(t.entries[slot].st) + 1;
+	uint64_t wrapped = entry_at(slot)->st & ENTRY_WRAPPED;
+	uint32_t gen = handle_gen(entry_at(slot)->st) + 1;
 
 	if (gen > HANDLE_GEN_MAX) {
 		gen = 1; /* the old tags must not come back: next key */
@@ -680,7 +780,9 @@ forkshim_handle table_freeze(const void *addr, size_t len, const char *name,
 		rotate_key();
 	h = handle_make(slot, gen, handle_tag_for(t.s.key, slot, gen));
 
-	struct entry *e = &t.entries[slot];
+	struct entry *e = entry_at(slot);
+	struct entry_cold *cold = cold_at(slot);
+	char *slot_name = name_at(slot);
 
 	/* Readers that still hold this slot's previous state word must see it
 	 * change before they can see the new fields. */
@@ -690,17 +792,17 @@ forkshim_handle table_freeze(const void *addr, size_t len, const char *name,
 	STORE(&e->fseq, ++t.s.fseq);
 	/* Atomic stores: table_info may be reading a stale handle of the
 	 * slot (it then finds st changed, and drops what it read). */
-	STORE(&t.cold[slot].freezes, 1);
-	STORE(&t.cold[slot].flags, flags);
-	STORE(&t.cold[slot].owner, LOAD(&t.pid));
-	STORE(&t.cold[slot].named, name != NULL && name[0] != '\0');
+	STORE(&cold->freezes, 1);
+	STORE(&cold->flags, flags);
+	STORE(&cold->owner, LOAD(&t.pid));
+	STORE(&cold->named, name != NULL && name[0] != '\0');
 	if (name != NULL && name[0] != '\0') {
 		int i = 0;
 
 		for (; i < FORKSHIM_NAME_MAX - 1 && name[i] != '\0'; i++)
-			STORE(&t.names[slot][i], name[i]);
+			STORE(&slot_name[i], name[i]);
 		for (; i < FORKSHIM_NAME_MAX; i++)
-			STORE(&t.names[slot][i], '\0');
+			STORE(&slot_name[i], '\0');
 	}
 	STORE_REL(&e->st, (h & ENTRY_ID) | ENTRY_LIVE | wrapped);
 
@@ -734,17 +836,23 @@ int table_thaw(forkshim_handle h)
 		errno = err;
 		return -1;
 	}
-	if (t.cold[slot].freezes > 1) {
-		__atomic_fetch_sub(&t.cold[slot].freezes, 1, __ATOMIC_RELAXED);
+	if (cold_at(slot)->freezes > 1) {
+		__atomic_fetch_sub(&cold_at(slot)->freezes, 1,
+		                   __ATOMIC_RELAXED);
 		writer_leave();
 		return 0;
 	}
+	if (rest_ensure() < 0) {
+		writer_leave();
+		errno = ENOMEM;
+		return -1;
+	}
 	EACH_HOOK(thawing, h, (const void *)(uintptr_t)copy.addr, copy.len,
-	          t.cold[slot].flags);
+	          cold_at(slot)->flags);
 	journal_begin();
 	journal_slot(slot);
-	STORE_REL(&t.entries[slot].st, copy.st & ~ENTRY_LIVE);
-	STORE(&t.cold[slot].freezes, 0);
+	STORE_REL(&entry_at(slot)->st, copy.st & ~ENTRY_LIVE);
+	STORE(&cold_at(slot)->freezes, 0);
 	if (tree_remove(&t.tree, copy.addr) < 0) {
 		int err = errno;
 
@@ -753,7 +861,7 @@ int table_thaw(forkshim_handle h)
 		errno = err == ENOENT ? ESTALE : err;
 		return -1;
 	}
-	t.free_ring[t.s.free_tail++ % t.cap] = slot;
+	*ring_at(t.s.free_tail++) = slot;
 	t.s.live--;
 	journal_end();
 	writer_leave();
@@ -769,8 +877,8 @@ forkshim_handle table_next(uint32_t *slot)
 	if (!LOAD_ACQ(&t.ready))
 		return 0;
 	used = LOAD(&t.s.slot_bump);
-	for (; *slot < used && *slot < t.cap; (*slot)++) {
-		uint64_t st = LOAD_ACQ(&t.entries[*slot].st);
+	for (; *slot < used && *slot < t.cap && slot_exists(*slot); (*slot)++) {
+		uint64_t st = LOAD_ACQ(&entry_at(*slot)->st);
 
 		if (st & ENTRY_LIVE)
 			return (st & ENTRY_ID) | (*slot)++;

@@ -1,9 +1,11 @@
 /* table: the frozen regions of this process and its line.
  *
- * One anonymous private mapping, made at the first freeze and inherited
- * copy-on-write by every child, holds the slots (one per region), the
- * address index (tree.h) and the FIFO of thawed slots.  Nothing here calls
- * malloc.
+ * The slots (one per region), the address index (tree.h) and the FIFO of
+ * thawed slots are private memory inherited copy-on-write by every child:
+ * while the table is small (64 slots, 128 tree nodes) in the shim's .bss,
+ * beyond that also in one anonymous mapping made by the first write that
+ * needs it (ENOMEM, nothing changed, if it cannot be made).  Nothing here
+ * calls malloc.
  *
  * Writers (freeze, thaw) take the table lock; they record the state they
  * are about to change in a journal first, so that a child forked in the

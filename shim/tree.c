@@ -64,6 +64,48 @@ static void prefetch_node(const struct tree_node *node, int leaf)
 		__builtin_prefetch(p + off);
 }
 
+/* Node n, or NULL when it lies past the head and the rest is not there
+ * (only a reader going through reused nodes can ask for one). */
+static struct tree_node *node_at(const struct tree *t, uint32_t n)
+{
+	struct tree_node *rest;
+
+	if (n < t->head_nodes)
+		return &t->head[n];
+	rest = __atomic_load_n(&t->nodes, __ATOMIC_ACQUIRE);
+	return rest != NULL ? &rest[n] : NULL;
+}
+
+/* Limbo position i (writers only).  Until the rest is provided the limbo
+ * is the head's ring: it holds retired nodes, each once, so no more than
+ * the nodes handed out, which are head nodes. */
+static struct tree_limbo *limbo_at(const struct tree *t, uint64_t i)
+{
+	if (t->limbo != NULL)
+		return &t->limbo[i % t->max_nodes];
+	return &t->head_limbo[i % t->head_limbo_len];
+}
+
+int tree_wants_more(const struct tree *t)
+{
+	/* A write takes at most 2 * height + 3 nodes (node_reserve's need). */
+	uint64_t need = 2 * (uint64_t)HEIGHT(t->st->rootword) + 3;
+
+	return t->nodes == NULL && t->max_nodes > t->head_nodes &&
+	       t->st->node_bump + need > t->head_nodes;
+}
+
+void tree_provide(struct tree *t, struct tree_node *nodes,
+                  struct tree_limbo *limbo)
+{
+	const struct tree_state *st = t->st;
+
+	for (uint64_t i = st->limbo_head; i != st->limbo_tail; i++)
+		limbo[i % t->max_nodes] = t->head_limbo[i % t->head_limbo_len];
+	t->limbo = limbo;
+	__atomic_store_n(&t->nodes, nodes, __ATOMIC_RELEASE);
+}
+
 /* Descends from rootword; every value read is checked, so a descent through
  * reused nodes stays in bounds (the caller discards its answer). */
 static int descend(const struct tree *t, uint64_t rw, uint64_t addr,
@@ -75,9 +117,11 @@ static int descend(const struct tree *t, uint64_t rw, uint64_t addr,
 	    height > TREE_MAX_HEIGHT)
 		return 0;
 	for (uint32_t level = 1;; level++) {
-		const struct tree_node *node = &t->nodes[n];
+		const struct tree_node *node = node_at(t, n);
 		unsigned i;
 
+		if (node == NULL)
+			return 0;
 		prefetch_node(node, level == height);
 		i = keys_le(node->key, addr);
 		if (i == 0)
@@ -129,7 +173,7 @@ struct wide {
 
 static void load_wide(const struct tree *t, uint32_t n, struct wide *w)
 {
-	const struct tree_node *node = &t->nodes[n];
+	const struct tree_node *node = node_at(t, n);
 
 	w->count = node->count;
 	w->leaf = node->leaf;
@@ -180,7 +224,7 @@ static uint32_t node_alloc(struct tree *t)
 	struct tree_state *st = t->st;
 
 	if (st->limbo_head != st->limbo_tail) {
-		struct tree_limbo *l = &t->limbo[st->limbo_head % t->max_nodes];
+		struct tree_limbo *l = limbo_at(t, st->limbo_head);
 
 		if (l->op + TREE_GRACE <= st->ops) {
 			st->limbo_head++;
@@ -193,7 +237,7 @@ static uint32_t node_alloc(struct tree *t)
 static void node_retire(struct tree *t, uint32_t n)
 {
 	struct tree_state *st = t->st;
-	struct tree_limbo *l = &t->limbo[st->limbo_tail % t->max_nodes];
+	struct tree_limbo *l = limbo_at(t, st->limbo_tail);
 
 	l->node = n;
 	l->op = st->ops;
@@ -209,7 +253,7 @@ static int node_reserve(const struct tree *t, uint32_t need)
 
 	for (uint64_t i = st->limbo_head; i != st->limbo_tail && have < need;
 	     i++) {
-		if (t->limbo[i % t->max_nodes].op + TREE_GRACE > next_op)
+		if (limbo_at(t, i)->op + TREE_GRACE > next_op)
 			break;
 		have++;
 	}
@@ -221,7 +265,7 @@ static uint32_t emit(struct tree *t, const struct wide *w, uint32_t from,
                      uint32_t to)
 {
 	uint32_t n = node_alloc(t);
-	struct tree_node *node = &t->nodes[n];
+	struct tree_node *node = node_at(t, n);
 
 	/* Readers may still be descending through this node's last life; they
 	 * read it with atomic loads and discard what they read. */
@@ -271,7 +315,7 @@ static uint32_t walk(const struct tree *t, uint64_t key, struct path *p)
 	uint32_t n = ROOT(t->st->rootword), height = HEIGHT(t->st->rootword);
 
 	for (uint32_t level = 0; level + 1 < height; level++) {
-		const struct tree_node *node = &t->nodes[n];
+		const struct tree_node *node = node_at(t, n);
 		int i = last_le(node->key, node->count, key);
 
 		if (i < 0)
@@ -329,18 +373,18 @@ int tree_insert(struct tree *t, const struct tree_entry *e)
 
 		load_wide(t, parent, &w);
 		at_end = at_end && ppos + 1 == w.count;
-		w.key[ppos] = t->nodes[left].key[0];
+		w.key[ppos] = node_at(t, left)->key[0];
 		w.a[ppos] = left;
 		if (right != 0)
-			wide_insert(&w, ppos + 1, t->nodes[right].key[0], right,
-			            0);
+			wide_insert(&w, ppos + 1, node_at(t, right)->key[0],
+			            right, 0);
 		node_retire(t, parent);
 	}
 	if (right != 0) {
 		w.count = 0;
 		w.leaf = 0;
-		wide_insert(&w, 0, t->nodes[left].key[0], left, 0);
-		wide_insert(&w, 1, t->nodes[right].key[0], right, 0);
+		wide_insert(&w, 0, node_at(t, left)->key[0], left, 0);
+		wide_insert(&w, 1, node_at(t, right)->key[0], right, 0);
 		publish(t, emit(t, &w, 0, 2), height + 1);
 	} else {
 		publish(t, left, height);

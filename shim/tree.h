@@ -55,10 +55,20 @@ struct tree_state {
 	uint64_t limbo_head, limbo_tail;
 };
 
+/* Nodes [0, head_nodes) live in the head array (small, beside the rest of
+ * the caller's state), the others in nodes, indexed from 0 too (its first
+ * entries unused), which the caller provides with tree_provide() before a
+ * write that tree_wants_more() says may need it.  Until then the limbo is
+ * head_limbo, a ring of head_limbo_len >= head_nodes positions; from then
+ * on limbo, max_nodes positions.  max_nodes counts all nodes; node 0 is
+ * never used. */
 struct tree {
 	struct tree_state *st;
-	struct tree_node *nodes; /* max_nodes; node 0 is never used */
+	struct tree_node *nodes; /* NULL until provided */
 	struct tree_limbo *limbo;
+	struct tree_node *head;
+	struct tree_limbo *head_limbo;
+	uint32_t head_nodes, head_limbo_len;
 	uint32_t max_nodes;
 };
 
@@ -68,6 +78,14 @@ struct tree_entry {
 
 /* Nodes needed for `regions` live regions, with the limbo's slack. */
 size_t tree_nodes_for(size_t regions);
+
+/* Whether the next write may need a node past the head. */
+int tree_wants_more(const struct tree *t);
+/* Provides nodes and limbo (max_nodes each), under the writers' lock,
+ * outside a write: moves the limbo's entries there and publishes nodes for
+ * the readers. */
+void tree_provide(struct tree *t, struct tree_node *nodes,
+                  struct tree_limbo *limbo);
 
 /* Reader: the entry with the greatest start <= addr. 1 found, 0 none. */
 int tree_lookup(const struct tree *t, uint64_t addr, struct tree_entry *out);

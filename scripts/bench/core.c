@@ -1229,6 +1229,13 @@ int main(int argc, char **argv)
 	preload[SHIM] = shim;
 
 	printf("forkshim core benchmark\n");
+	printf("  arms        none: no LD_PRELOAD (the baseline of every "
+	       "target)\n"
+	       "              empty: LD_PRELOAD of a library with nothing in "
+	       "it, linked\n"
+	       "              with the shim's options (bench.cmake): what any "
+	       "preload costs\n"
+	       "              shim: LD_PRELOAD of libforkshim\n");
 	printf("  shim        %s\n", shim);
 	printf("  empty       %s\n", empty);
 	printf("  machine     %ld CPUs online, %ld MiB RAM\n",

@@ -4,9 +4,10 @@
  *   user: as root the scenario runs in a forked helper that becomes
  *   nobody): -1 with errno kept, no lock left held, the next fork works,
  *   and no record of the failed fork is left behind;
- *   the table cannot be mapped at the first freeze (RLIMIT_AS, or the
- *   process at vm.max_map_count): ENOMEM, nothing changed, and the freeze
- *   works once memory is there;
+ *   the table cannot grow past its head (the few regions it keeps in
+ *   the shim's own memory) because its mapping cannot be made (RLIMIT_AS,
+ *   or the process at vm.max_map_count): the head fills, the next freeze
+ *   is ENOMEM, nothing changed, and the freeze works once memory is there;
  *   a plugin host dlopens and dlcloses the shim 1,000 times;
  *   a set-user-ID copy of a host that links the shim ignores FORKSHIM_*;
  *   the environment is read even when the first call into the shim comes
@@ -221,8 +222,24 @@ static long maps_count(void)
 	return n;
 }
 
-/* After a first freeze failed with ENOMEM: nothing there, the lock free,
- * the same answer again, no mapping left behind. */
+/* Freezes small regions until one fails: the table's head fills without
+ * a mapping, then the freeze that needs one must fail with ENOMEM.  0, or
+ * the step that went wrong. */
+static char head_fill[4096][64];
+
+static int fill_the_head(void)
+{
+	for (size_t i = 0; i < sizeof(head_fill) / sizeof(head_fill[0]); i++) {
+		errno = 0;
+		if (forkshim_freeze(head_fill[i], sizeof(head_fill[i]), NULL,
+		                    0) == 0)
+			return i > 0 && errno == ENOMEM ? 0 : 3;
+	}
+	return 3; /* the whole table fitted in the head */
+}
+
+/* After a freeze failed with ENOMEM: nothing there, the lock free, the
+ * same answer again, no mapping left behind. */
 static int nothing_changed(long maps_before)
 {
 	int status;
@@ -292,6 +309,9 @@ static int table_under_rlimit_as(void)
 	if (setrlimit(RLIMIT_AS, &r) != 0)
 		return 2;
 	maps = maps_count();
+	rc = fill_the_head();
+	if (rc != 0)
+		return rc;
 	errno = 0;
 	h = forkshim_freeze(region[0], sizeof(region[0]), "first", 0);
 	if (h != 0 || errno != ENOMEM)
@@ -305,7 +325,8 @@ static int table_under_rlimit_as(void)
 	return works_now();
 }
 
-Test(table_create, first_freeze_under_rlimit_as_is_enomem_and_changes_nothing,
+Test(table_create,
+     freeze_past_the_head_under_rlimit_as_is_enomem_and_changes_nothing,
      .timeout = 30)
 {
 #ifdef UNDER_SANITIZER
@@ -347,6 +368,9 @@ static int table_at_the_map_count_limit(void)
 	         0) != MAP_FAILED)
 		return 2; /* not at the limit: the test is wrong */
 	maps = maps_count();
+	rc = fill_the_head();
+	if (rc != 0)
+		return rc;
 	errno = 0;
 	if (forkshim_freeze(region[0], sizeof(region[0]), "first", 0) != 0 ||
 	    errno != ENOMEM)
@@ -359,7 +383,7 @@ static int table_at_the_map_count_limit(void)
 }
 
 Test(table_create,
-     first_freeze_at_the_map_count_limit_is_enomem_and_changes_nothing,
+     freeze_past_the_head_at_the_map_count_limit_is_enomem_changes_nothing,
      .timeout = 30)
 {
 	expect_exit0(in_child(table_at_the_map_count_limit),

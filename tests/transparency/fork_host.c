@@ -30,7 +30,13 @@
  *       (pages of the shim's writable segment past what the loader writes:
  *       its .bss), "shim_bss_touched N" (how many of them are in memory,
  *       from /proc/self/pagemap) and "wipeonfork_maps N" (mappings advised
- *       MADV_WIPEONFORK, as the shim's per-process page is). */
+ *       MADV_WIPEONFORK, as the shim's per-process page is).
+ *   tp_fork_host table    a forkshim user (needs the shim) asks for the
+ *       API and forks once (what a first fork makes is there), then
+ *       freezes one page and forks again; prints "copied_maps_added N"
+ *       (private mappings not advised MADV_WIPEONFORK: the ones whose page
+ *       tables every fork copies and every child's exit frees) and
+ *       "pte_kib_added K" (VmPTE) that the freeze and fork added. */
 #include <alloca.h>
 #include <dlfcn.h>
 #include <errno.h>
@@ -405,6 +411,69 @@ static int run_idle(void)
 	return 0;
 }
 
+/* Private mappings not advised MADV_WIPEONFORK, and VmPTE in KiB. */
+static int copied_maps(long *maps, long *pte_kib)
+{
+	char line[512];
+	int private = 0;
+	FILE *f = fopen("/proc/self/smaps", "r");
+
+	*maps = 0;
+	if (f == NULL)
+		return -1;
+	while (fgets(line, sizeof(line), f)) {
+		char perms[8];
+
+		if (sscanf(line, "%*x-%*x %7s", perms) == 1 &&
+		    strchr(line, '-') < strchr(line, ' '))
+		private = perms[3] == 'p';
+		else if (strncmp(line, "VmFlags:", 8) == 0) *maps +=
+		    private && strstr(line, " wf") == NULL;
+	}
+	fclose(f);
+	f = fopen("/proc/self/status", "r");
+	*pte_kib = -1;
+	if (f == NULL)
+		return -1;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "VmPTE: %ld kB", pte_kib) == 1)
+			break;
+	fclose(f);
+	return *pte_kib < 0 ? -1 : 0;
+}
+
+static int fork_once(void)
+{
+	int status;
+	pid_t pid = fork();
+
+	if (pid == 0)
+		_exit(0);
+	return pid > 0 && waitpid(pid, &status, 0) == pid && status == 0 ? 0
+	                                                                 : -1;
+}
+
+static int run_table(void)
+{
+	static char page[4096] __attribute__((aligned(4096)));
+	const void *(*api)(unsigned);
+	unsigned long (*freeze)(const void *, size_t, const char *, unsigned);
+	long maps0, pte0, maps1, pte1;
+
+	*(void **)&api = dlsym(RTLD_DEFAULT, "forkshim_api");
+	*(void **)&freeze = dlsym(RTLD_DEFAULT, "forkshim_freeze");
+	if (api == NULL || freeze == NULL || api(1) == NULL)
+		return 1;
+	if (fork_once() < 0 || copied_maps(&maps0, &pte0) < 0)
+		return 1;
+	if (freeze(page, sizeof(page), "page", 0) == 0 || fork_once() < 0 ||
+	    copied_maps(&maps1, &pte1) < 0)
+		return 1;
+	printf("copied_maps_added %ld\npte_kib_added %ld\n", maps1 - maps0,
+	       pte1 - pte0);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	if (argc == 2 && strcmp(argv[1], "atfork") == 0)
@@ -417,8 +486,10 @@ int main(int argc, char **argv)
 		return run_faults(atol(argv[2]));
 	if (argc == 2 && strcmp(argv[1], "idle") == 0)
 		return run_idle();
+	if (argc == 2 && strcmp(argv[1], "table") == 0)
+		return run_table();
 	fprintf(stderr,
 	        "usage: tp_fork_host atfork | sigign N | faults N | order | "
-	        "idle\n");
+	        "idle | table\n");
 	return 2;
 }
