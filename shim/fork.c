@@ -78,15 +78,16 @@ static int child_alive(pid_t pid)
  * older record beside the newest: both go. */
 static uint64_t records_forget(pid_t pid)
 {
-	uint32_t used = LOAD_ACQ(&pp->kids_used);
+	uint32_t used = LOAD_ACQ(&procpage()->kids_used);
 	uint64_t birth = 0;
 
 	for (uint32_t i = 0; i < used; i++) {
-		uint64_t r = LOAD(&pp->kids[i]);
+		uint64_t r = LOAD(&procpage()->kids[i]);
 
 		if (r != 0 && record_pid(r) == pid &&
-		    CAS(&pp->kids[i], &r, 0)) {
-			__atomic_fetch_sub(&pp->kids_live, 1, __ATOMIC_RELAXED);
+		    CAS(&procpage()->kids[i], &r, 0)) {
+			__atomic_fetch_sub(&procpage()->kids_live, 1,
+			                   __ATOMIC_RELAXED);
 			if ((r & BIRTH_MASK) > birth)
 				birth = r & BIRTH_MASK;
 		}
@@ -104,17 +105,18 @@ static uint64_t records_forget(pid_t pid)
 
 static void records_sweep(void)
 {
-	uint32_t used = LOAD_ACQ(&pp->kids_used), live;
+	uint32_t used = LOAD_ACQ(&procpage()->kids_used), live;
 
 	for (uint32_t i = 0; i < used; i++) {
-		uint64_t r = LOAD(&pp->kids[i]);
+		uint64_t r = LOAD(&procpage()->kids[i]);
 
 		if (r != 0 && !child_alive(record_pid(r)) &&
-		    CAS(&pp->kids[i], &r, 0))
-			__atomic_fetch_sub(&pp->kids_live, 1, __ATOMIC_RELAXED);
+		    CAS(&procpage()->kids[i], &r, 0))
+			__atomic_fetch_sub(&procpage()->kids_live, 1,
+			                   __ATOMIC_RELAXED);
 	}
-	live = LOAD(&pp->kids_live);
-	__atomic_store_n(&pp->kids_sweep,
+	live = LOAD(&procpage()->kids_live);
+	__atomic_store_n(&procpage()->kids_sweep,
 	                 live < SWEEP_MIN / 2 ? SWEEP_MIN : 2 * live,
 	                 __ATOMIC_RELAXED);
 }
@@ -123,29 +125,30 @@ static void records_sweep(void)
  * half the records in use are set, else a new one past kids_used. */
 static int record_put(uint64_t rec)
 {
-	uint32_t used = LOAD_ACQ(&pp->kids_used);
+	uint32_t used = LOAD_ACQ(&procpage()->kids_used);
 
-	if (2 * LOAD(&pp->kids_live) < used || used == PROC_CHILD_MAX) {
-		uint32_t from = LOAD(&pp->kids_next);
+	if (2 * LOAD(&procpage()->kids_live) < used || used == PROC_CHILD_MAX) {
+		uint32_t from = LOAD(&procpage()->kids_next);
 
 		for (uint32_t k = 0; k < used; k++) {
 			uint32_t i = (from + k) % used;
 			uint64_t r = 0;
 
-			if (CAS(&pp->kids[i], &r, rec)) {
-				__atomic_store_n(&pp->kids_next, i + 1,
+			if (CAS(&procpage()->kids[i], &r, rec)) {
+				__atomic_store_n(&procpage()->kids_next, i + 1,
 				                 __ATOMIC_RELAXED);
-				__atomic_fetch_add(&pp->kids_live, 1,
+				__atomic_fetch_add(&procpage()->kids_live, 1,
 				                   __ATOMIC_RELAXED);
 				return 1;
 			}
 		}
 	}
 	while (used < PROC_CHILD_MAX) {
-		if (CAS(&pp->kids_used, &used, used + 1)) {
-			__atomic_store_n(&pp->kids[used], rec,
+		if (CAS(&procpage()->kids_used, &used, used + 1)) {
+			__atomic_store_n(&procpage()->kids[used], rec,
 			                 __ATOMIC_RELEASE);
-			__atomic_fetch_add(&pp->kids_live, 1, __ATOMIC_RELAXED);
+			__atomic_fetch_add(&procpage()->kids_live, 1,
+			                   __ATOMIC_RELAXED);
 			return 1;
 		}
 	}
@@ -156,16 +159,17 @@ static void record_child(pid_t pid, uint64_t birth)
 {
 	uint64_t rec = (uint64_t)pid << BIRTH_BITS |
 	               (birth < BIRTH_MASK ? birth : BIRTH_MASK);
-	uint32_t sweep = LOAD(&pp->kids_sweep);
+	uint32_t sweep = LOAD(&procpage()->kids_sweep);
 
-	if (LOAD(&pp->kids_live) >= (sweep != 0 ? sweep : SWEEP_MIN))
+	if (LOAD(&procpage()->kids_live) >= (sweep != 0 ? sweep : SWEEP_MIN))
 		records_sweep();
 	if (record_put(rec))
 		return;
 	records_sweep();
 	if (record_put(rec))
 		return;
-	if (__atomic_fetch_add(&pp->kids_lost, 1, __ATOMIC_RELAXED) == 0)
+	if (__atomic_fetch_add(&procpage()->kids_lost, 1, __ATOMIC_RELAXED) ==
+	    0)
 		log_warn("more than %u live children: visible() answers 0 "
 		         "for pid 0 from now on",
 		         PROC_CHILD_MAX);
@@ -174,12 +178,12 @@ static void record_child(pid_t pid, uint64_t birth)
 /* The newest birth point recorded for pid; 0 with *found 0 when none. */
 static uint64_t newest_birth(pid_t pid, int *found)
 {
-	uint32_t used = LOAD_ACQ(&pp->kids_used);
+	uint32_t used = LOAD_ACQ(&procpage()->kids_used);
 	uint64_t birth = 0;
 
 	*found = 0;
 	for (uint32_t i = 0; i < used; i++) {
-		uint64_t r = LOAD_ACQ(&pp->kids[i]);
+		uint64_t r = LOAD_ACQ(&procpage()->kids[i]);
 
 		if (r != 0 && record_pid(r) == pid) {
 			*found = 1;
@@ -192,7 +196,8 @@ static uint64_t newest_birth(pid_t pid, int *found)
 
 int fork_visible(uint64_t fseq, pid_t pid)
 {
-	uint32_t used = pp != NULL ? LOAD_ACQ(&pp->kids_used) : 0;
+	uint32_t used =
+	    procpage() != NULL ? LOAD_ACQ(&procpage()->kids_used) : 0;
 	int found;
 
 	if (pid < 0) {
@@ -202,30 +207,32 @@ int fork_visible(uint64_t fseq, pid_t pid)
 	if (pid != 0) {
 		/* The newest record answers: an older one of the same pid is
 		 * a child reaped unseen. */
-		uint64_t birth = pp != NULL ? newest_birth(pid, &found) : 0;
+		uint64_t birth =
+		    procpage() != NULL ? newest_birth(pid, &found) : 0;
 
-		if (pp != NULL && found && child_alive(pid))
+		if (procpage() != NULL && found && child_alive(pid))
 			return birth >= fseq;
-		if (pp != NULL && found)
+		if (procpage() != NULL && found)
 			records_forget(pid); /* reaped: forget it */
 		errno = ESRCH;
 		return -1;
 	}
 	for (uint32_t i = 0; i < used; i++) {
-		uint64_t r = LOAD_ACQ(&pp->kids[i]);
+		uint64_t r = LOAD_ACQ(&procpage()->kids[i]);
 		pid_t p = record_pid(r);
 
 		if (r == 0 || (r & BIRTH_MASK) >= fseq)
 			continue; /* it can, whether alive or not */
 		if (!child_alive(p)) {
-			if (CAS(&pp->kids[i], &r, 0)) /* reaped: forget it */
-				__atomic_fetch_sub(&pp->kids_live, 1,
+			if (CAS(&procpage()->kids[i], &r,
+			        0)) /* reaped: forget it */
+				__atomic_fetch_sub(&procpage()->kids_live, 1,
 				                   __ATOMIC_RELAXED);
 		} else if (newest_birth(p, &found) < fseq) {
 			return 0;
 		}
 	}
-	return pp == NULL || LOAD(&pp->kids_lost) == 0;
+	return procpage() == NULL || LOAD(&procpage()->kids_lost) == 0;
 }
 
 /* ---- atfork phases ---- */
@@ -248,20 +255,20 @@ static uint32_t claim_birth(void)
 		uint32_t pick = 0;
 
 		for (uint32_t i = 0; i < PROC_FORKING_MAX; i++) {
-			uint64_t th = LOAD(&pp->births[i].thread), seq;
+			uint64_t th = LOAD(&procpage()->births[i].thread), seq;
 
-			if (th == 0 &&
-			    CAS(&pp->births[i].thread, &th, BIRTH_CLAIMED))
+			if (th == 0 && CAS(&procpage()->births[i].thread, &th,
+			                   BIRTH_CLAIMED))
 				return i;
-			seq = LOAD(&pp->births[i].seq);
+			seq = LOAD(&procpage()->births[i].seq);
 			if (th != BIRTH_CLAIMED && seq < oldest) {
 				oldest = seq;
 				owner = th;
 				pick = i;
 			}
 		}
-		if (owner != 0 &&
-		    CAS(&pp->births[pick].thread, &owner, BIRTH_CLAIMED))
+		if (owner != 0 && CAS(&procpage()->births[pick].thread, &owner,
+		                      BIRTH_CLAIMED))
 			return pick;
 	}
 }
@@ -274,15 +281,17 @@ static void on_prepare(void)
 	/* No table yet: birth point 0, which take_birth answers when it
 	 * finds no record (no record of a table-less fork can be stale with
 	 * another value: the table, once made, stays). */
-	if (pp == NULL || birth == 0)
+	if (procpage() == NULL || birth == 0)
 		return;
 	pick = claim_birth();
-	__atomic_store_n(&pp->births[pick].birth, birth, __ATOMIC_RELAXED);
+	__atomic_store_n(&procpage()->births[pick].birth, birth,
+	                 __ATOMIC_RELAXED);
 	__atomic_store_n(
-	    &pp->births[pick].seq,
-	    __atomic_add_fetch(&pp->births_seq, 1, __ATOMIC_RELAXED),
+	    &procpage()->births[pick].seq,
+	    __atomic_add_fetch(&procpage()->births_seq, 1, __ATOMIC_RELAXED),
 	    __ATOMIC_RELAXED);
-	__atomic_store_n(&pp->births[pick].thread, self, __ATOMIC_RELEASE);
+	__atomic_store_n(&procpage()->births[pick].thread, self,
+	                 __ATOMIC_RELEASE);
 }
 
 /* The birth point on_prepare left for this thread's latest fork; 0 (born
@@ -300,9 +309,9 @@ static uint64_t take_birth(void)
 		for (uint32_t i = 0; i < PROC_FORKING_MAX; i++) {
 			uint64_t seq;
 
-			if (LOAD_ACQ(&pp->births[i].thread) != self)
+			if (LOAD_ACQ(&procpage()->births[i].thread) != self)
 				continue;
-			seq = LOAD(&pp->births[i].seq);
+			seq = LOAD(&procpage()->births[i].seq);
 			if (seq > best) {
 				best = seq;
 				pick = i;
@@ -310,9 +319,9 @@ static uint64_t take_birth(void)
 		}
 		if (pick == PROC_FORKING_MAX)
 			return 0;
-		birth = LOAD(&pp->births[pick].birth);
-		if (LOAD(&pp->births[pick].seq) == best &&
-		    CAS(&pp->births[pick].thread, &th, 0))
+		birth = LOAD(&procpage()->births[pick].birth);
+		if (LOAD(&procpage()->births[pick].seq) == best &&
+		    CAS(&procpage()->births[pick].thread, &th, 0))
 			return birth;
 	}
 }
@@ -376,7 +385,7 @@ static void fork_enter(void)
 /* In the parent after the real fork. */
 static void fork_leave(pid_t pid)
 {
-	if (pp == NULL)
+	if (procpage() == NULL)
 		return;
 	if (pid > 0) {
 		record_child(pid, take_birth());
@@ -425,7 +434,7 @@ static void gone(pid_t pid, int sig)
 {
 	uint64_t birth;
 
-	if (pid <= 0 || pp == NULL)
+	if (pid <= 0 || procpage() == NULL)
 		return;
 	birth = records_forget(pid);
 	shared_reaped(); /* the root takes what the child handed it */

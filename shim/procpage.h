@@ -56,7 +56,15 @@ struct procpage {
 	int32_t ever[PROC_EVER_MAX];
 };
 
+/* The page, once published (NULL before).  Read it only through
+ * procpage(): an atomic acquire load (a plain load on x86), so a reader
+ * never races with the publishing compare-and-swap of another thread. */
 extern struct procpage *pp;
+
+static inline struct procpage *procpage(void)
+{
+	return __atomic_load_n(&pp, __ATOMIC_ACQUIRE);
+}
 
 int procpage_ensure(void);
 

@@ -1336,8 +1336,8 @@ int shared_is_shared(forkshim_handle h)
 static void on_forking(uint64_t birth)
 {
 	(void)birth;
-	__atomic_store_n(&pp->forking, 1, __ATOMIC_SEQ_CST);
-	__atomic_fetch_add(&pp->fork_gen, 1, __ATOMIC_SEQ_CST);
+	__atomic_store_n(&procpage()->forking, 1, __ATOMIC_SEQ_CST);
+	__atomic_fetch_add(&procpage()->fork_gen, 1, __ATOMIC_SEQ_CST);
 	if (LOAD(&shared_used) && LOAD_ACQ(&dir) == NULL) {
 		int saved = errno;
 
@@ -1495,10 +1495,11 @@ void *shared_alloc(size_t len, const char *name)
 		 * while it copies, and its prepare phase, counted in
 		 * fork_gen, runs before: a count unchanged across both calls
 		 * and no fork under way at the start means none copied it.) */
-		while (__atomic_load_n(&pp->forking, __ATOMIC_SEQ_CST) &&
-		       spins++ < 100000)
+		while (
+		    __atomic_load_n(&procpage()->forking, __ATOMIC_SEQ_CST) &&
+		    spins++ < 100000)
 			sched_yield();
-		gen = __atomic_load_n(&pp->fork_gen, __ATOMIC_SEQ_CST);
+		gen = __atomic_load_n(&procpage()->fork_gen, __ATOMIC_SEQ_CST);
 		fd = memfd_new(name != NULL && name[0] ? name : "forkshim");
 		if (fd < 0) {
 			errno = errno == EMFILE || errno == ENFILE ? ENOMEM
@@ -1519,8 +1520,10 @@ void *shared_alloc(size_t len, const char *name)
 			return NULL;
 		}
 		madvise(p, maplen, MADV_DONTFORK);
-		if ((__atomic_load_n(&pp->fork_gen, __ATOMIC_SEQ_CST) == gen &&
-		     !__atomic_load_n(&pp->forking, __ATOMIC_SEQ_CST)) ||
+		if ((__atomic_load_n(&procpage()->fork_gen, __ATOMIC_SEQ_CST) ==
+		         gen &&
+		     !__atomic_load_n(&procpage()->forking,
+		                      __ATOMIC_SEQ_CST)) ||
 		    tries == 16)
 			break;
 		munmap(p, maplen);
@@ -1798,8 +1801,8 @@ void shared_thawed(forkshim_handle h)
 /* The table's forked hook (parent phase, table lock held). */
 static void on_forked(void)
 {
-	__atomic_fetch_add(&pp->fork_gen, 1, __ATOMIC_SEQ_CST);
-	__atomic_store_n(&pp->forking, 0, __ATOMIC_SEQ_CST);
+	__atomic_fetch_add(&procpage()->fork_gen, 1, __ATOMIC_SEQ_CST);
+	__atomic_store_n(&procpage()->forking, 0, __ATOMIC_SEQ_CST);
 }
 
 static const struct table_hook hook = {

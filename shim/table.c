@@ -197,34 +197,36 @@ static void futex(uint32_t *addr, int op, uint32_t val)
 
 static uint32_t *lock_low(void)
 {
-	return (uint32_t *)&pp->lock + (__BYTE_ORDER__ == __ORDER_BIG_ENDIAN__);
+	return (uint32_t *)&procpage()->lock +
+	       (__BYTE_ORDER__ == __ORDER_BIG_ENDIAN__);
 }
 
 static void lock_take(uint64_t self)
 {
 	uint64_t c = 0;
 
-	if (CAS_ACQ(&pp->lock, &c, self))
+	if (CAS_ACQ(&procpage()->lock, &c, self))
 		return;
 	for (;;) {
 		if (c == 0) {
 			/* Others may still sleep: the flag stays. */
-			if (CAS_ACQ(&pp->lock, &c, self | LOCK_WAITERS))
+			if (CAS_ACQ(&procpage()->lock, &c, self | LOCK_WAITERS))
 				return;
 			continue;
 		}
 		if (!(c & LOCK_WAITERS) &&
-		    !CAS_ACQ(&pp->lock, &c, c | LOCK_WAITERS))
+		    !CAS_ACQ(&procpage()->lock, &c, c | LOCK_WAITERS))
 			continue;
 		/* Whoever holds the word with the flag set wakes us. */
 		futex(lock_low(), FUTEX_WAIT, (uint32_t)(c | LOCK_WAITERS));
-		c = LOAD(&pp->lock);
+		c = LOAD(&procpage()->lock);
 	}
 }
 
 static void lock_release(void)
 {
-	if (__atomic_exchange_n(&pp->lock, 0, __ATOMIC_RELEASE) & LOCK_WAITERS)
+	if (__atomic_exchange_n(&procpage()->lock, 0, __ATOMIC_RELEASE) &
+	    LOCK_WAITERS)
 		futex(lock_low(), FUTEX_WAKE, 1);
 }
 
@@ -233,7 +235,7 @@ static void lock_release(void)
  * inside a write the procpage is zeroed; t.holder, inherited, tells. */
 static int lock_mine(uint64_t self)
 {
-	return (LOAD(&pp->lock) & ~LOCK_WAITERS) == self ||
+	return (LOAD(&procpage()->lock) & ~LOCK_WAITERS) == self ||
 	       LOAD(&t.holder) == self;
 }
 
@@ -398,7 +400,7 @@ static void journal_undo(void)
 /* Whether this process has not adopted the table it inherited yet. */
 static int is_new_process(void)
 {
-	return pp != NULL && LOAD_ACQ(&pp->adopted) == 0;
+	return procpage() != NULL && LOAD_ACQ(&procpage()->adopted) == 0;
 }
 
 static void adopt(pid_t now)
@@ -420,7 +422,7 @@ static void adopt(pid_t now)
 			}
 			t.s.need_segment = 1;
 			STORE_REL(&t.pid, now);
-			STORE_REL(&pp->adopted, 1);
+			STORE_REL(&procpage()->adopted, 1);
 			return;
 		}
 	}
@@ -443,7 +445,7 @@ static void ensure_adopted(void)
  * t.pid, set at init, may be a parent's (a child made by _Fork). */
 int table_procpage(void)
 {
-	if (LOAD_ACQ(&pp) != NULL)
+	if (procpage() != NULL)
 		return 0;
 	if (procpage_ensure() < 0)
 		return -1;
@@ -493,7 +495,7 @@ uint64_t table_prepare(void)
 {
 	uint64_t self = (uint64_t)pthread_self(), birth;
 
-	if (pp == NULL)
+	if (procpage() == NULL)
 		return 0;
 	ensure_adopted();
 	/* A signal handler forking while this thread is inside a write (the
@@ -501,7 +503,7 @@ uint64_t table_prepare(void)
 	 * fork: the lock is already ours.  The lock word names its owner the
 	 * moment it is taken, so no signal needs blocking here. */
 	if (lock_mine(self))
-		pp->fork_depth++;
+		procpage()->fork_depth++;
 	else
 		lock_take(self);
 	birth = LOAD(&t.ready) ? t.s.fseq : 0;
@@ -511,12 +513,13 @@ uint64_t table_prepare(void)
 
 void table_parent(void)
 {
-	if (pp == NULL)
+	if (procpage() == NULL)
 		return;
-	__atomic_fetch_add(&pp->forks, 1, __ATOMIC_RELAXED);
+	__atomic_fetch_add(&procpage()->forks, 1, __ATOMIC_RELAXED);
 	EACH_HOOK(forked);
-	if (pp->fork_depth > 0) {
-		pp->fork_depth--; /* a nested fork: the lock stays ours */
+	if (procpage()->fork_depth > 0) {
+		procpage()
+		    ->fork_depth--; /* a nested fork: the lock stays ours */
 		return;
 	}
 	lock_release();
@@ -690,7 +693,7 @@ static void rotate_key(void)
 		          t.line.seg[d - 1].count + 1);
 	}
 	t.s.need_segment = 0;
-	t.s.rotated_at = LOAD(&pp->forks);
+	t.s.rotated_at = LOAD(&procpage()->forks);
 }
 
 static uint32_t slot_take(void)
@@ -774,9 +777,9 @@ forkshim_handle table_freeze(const void *addr, size_t len, const char *name,
 	if (gen > HANDLE_GEN_MAX) {
 		gen = 1; /* the old tags must not come back: next key */
 		wrapped = ENTRY_WRAPPED;
-		t.s.rotated_at = LOAD(&pp->forks) - 1; /* move now */
+		t.s.rotated_at = LOAD(&procpage()->forks) - 1; /* move now */
 	}
-	if (t.s.need_segment || t.s.rotated_at != LOAD(&pp->forks))
+	if (t.s.need_segment || t.s.rotated_at != LOAD(&procpage()->forks))
 		rotate_key();
 	h = handle_make(slot, gen, handle_tag_for(t.s.key, slot, gen));
 
