@@ -121,6 +121,17 @@ def pool_parts(res_mib, count):
     print()
 
 
+def print_ways(got):
+    """One row per way: medians of its (wall ms, CPU ms, faults) samples."""
+    print("| way | wall ms | CPU ms | faults |\n|---|---|---|---|")
+    for name, v in got.items():
+        print("| %s | %.1f | %.1f | %d |" % (
+            name, statistics.median(x[0] for x in v),
+            statistics.median(x[1] for x in v),
+            statistics.median(x[2] for x in v)))
+    print()
+
+
 def copy_parts(res_mib, count):
     n = res_mib << 20
     src = numpy.empty(n, numpy.uint8)
@@ -176,13 +187,7 @@ def copy_parts(res_mib, count):
             finally:
                 os.close(fd)
     print("copy: %d MiB into a new memfd, median of %d" % (res_mib, count))
-    print("| way | wall ms | CPU ms | faults |\n|---|---|---|---|")
-    for name, v in got.items():
-        print("| %s | %.1f | %.1f | %d |" % (
-            name, statistics.median(x[0] for x in v),
-            statistics.median(x[1] for x in v),
-            statistics.median(x[2] for x in v)))
-    print()
+    print_ways(got)
 
 
 def read_parts(res_mib, count):
@@ -206,13 +211,7 @@ def read_parts(res_mib, count):
             os.close(fd)
     print("read: map + first read of %d MiB of a filled memfd, median of %d"
           % (res_mib, count))
-    print("| way | wall ms | CPU ms | faults |\n|---|---|---|---|")
-    for name, v in got.items():
-        print("| %s | %.1f | %.1f | %d |" % (
-            name, statistics.median(x[0] for x in v),
-            statistics.median(x[1] for x in v),
-            statistics.median(x[2] for x in v)))
-    print()
+    print_ways(got)
 
 
 def main():
