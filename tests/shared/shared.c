@@ -1372,13 +1372,15 @@ static int kill_9_once(size_t len)
 	 * in the suite (RUN_SERIAL), but the machine's other processes move
 	 * the figures meanwhile: Shmem by less than 1 MiB in these seconds
 	 * here (judged within 1/4 of the region), MemAvailable by up to
-	 * 330 MiB (other builds and tests: judged within 1/2).  How far
+	 * 470 MiB in a quiet run (page cache: judged within 3/4; a leaked
+	 * region would take all of it).  How far
 	 * MemAvailable falls while the family holds the region is only
 	 * logged: the kernel's estimate counts clean page cache, which the
 	 * region's pages may displace, so it fell by 0.32 GiB for 1 GiB
 	 * held in one run on a loaded machine. */
 	return held - base >= kib * 3 / 4 && held - after >= kib * 3 / 4 &&
-	       after - base <= kib / 4 && avail_base - avail_after <= kib / 2;
+	       after - base <= kib / 4 &&
+	       avail_base - avail_after <= kib * 3 / 4;
 }
 
 Test(shared, kill_9_of_family_frees_shmem, .timeout = 240)
