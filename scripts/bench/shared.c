@@ -243,7 +243,11 @@ static int worker_sink(void)
  *         with one region, no shared state;
  *   page  the shim loaded holding one page frozen shared: the shim's
  *         shared state (table, directory, registries) without the size;
- *   none  no shim preloaded.
+ *   none  no shim preloaded;
+ *   memfd no shim preloaded, holding a plain memfd of the held arm's
+ *         size, filled, mapped shared read-only and read once a word a
+ *         page: what the kernel alone charges a fork for holding as much
+ *         shared memory (the floor under the held arm).
  * Each fork is timed three ways: the parent thread's CPU time in fork()
  * (CLOCK_THREAD_CPUTIME_ID: where the kernel copies the address space,
  * and little moved by other processes), the wall time of fork() in the
@@ -255,12 +259,22 @@ static int worker_sink(void)
  * lives (where their memory landed), which long-lived arms would turn
  * into a steady bias no interval shows. */
 
-enum farm { F_HELD, F_SHIM, F_PRIV, F_PAGE, F_NONE, FARMS };
-static const char *const FARM_MODE[FARMS] = {"held", "shim", "ppage", "page",
-                                             "none"};
+enum farm { F_HELD, F_SHIM, F_PRIV, F_PAGE, F_NONE, F_MEMFD, FARMS };
+static const char *const FARM_MODE[FARMS] = {"held", "shim", "ppage",
+                                             "page", "none", "memfd"};
 static const char *const FARM_LABEL[FARMS] = {
-    "held", "shim loaded, no shared region", "shim + 1 page frozen private",
-    "shim + 1 page frozen shared", "no shim"};
+    "held",
+    "shim loaded, no shared region",
+    "shim + 1 page frozen private",
+    "shim + 1 page frozen shared",
+    "no shim",
+    "no shim, plain memfd as big, read"};
+
+/* The arms run without the shim. */
+static int farm_plain(enum farm a)
+{
+	return a == F_NONE || a == F_MEMFD;
+}
 enum fclock { FC_CPU, FC_WALL, FC_CYCLE, FCLOCKS };
 static const char *const FCLOCK_LABEL[FCLOCKS] = {
     "fork() CPU time in the parent", "fork() wall time in the parent",
@@ -367,9 +381,9 @@ static int worker_forker(const char *mode)
 	unsigned long n, gib;
 	int warm = 0;
 
-	if (strcmp(mode, "none") == 0) {
+	if (strcmp(mode, "none") == 0 || strcmp(mode, "memfd") == 0) {
 		if (api != NULL)
-			die("forker none: the shim is loaded");
+			die("forker none/memfd: the shim is loaded");
 	} else if (api == NULL) {
 		die("forker: the shim is not loaded");
 	} else if (strcmp(mode, "page") == 0) {
@@ -392,6 +406,30 @@ static int worker_forker(const char *mode)
 	}
 	printf("ready %s %ld\n", api ? "with" : "without", vmpte_kib());
 	while (fgets(line, sizeof(line), stdin)) {
+		if (sscanf(line, "hold %15s %lu", kind, &gib) == 2 &&
+		    strcmp(kind, "memfd") == 0 && api == NULL && priv == NULL) {
+			size_t len = gib * GIB;
+			int fd = memfd_create("plain", MFD_CLOEXEC);
+			char *p;
+
+			if (fd < 0 || ftruncate(fd, (off_t)len) != 0)
+				die("memfd");
+			p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED,
+			         fd, 0);
+			if (p == MAP_FAILED)
+				die("mmap memfd");
+			populate(p, len);
+			munmap(p, len);
+			p = priv =
+			    mmap(NULL, len, PROT_READ, MAP_SHARED, fd, 0);
+			close(fd);
+			if (p == MAP_FAILED)
+				die("mmap memfd read-only");
+			for (size_t o = 0; o < len; o += 4096)
+				sink_sum += *(volatile uint64_t *)(p + o);
+			printf("held %ld\n", vmpte_kib());
+			continue;
+		}
 		if (sscanf(line, "hold %15s %lu", kind, &gib) == 2 &&
 		    api != NULL) {
 			size_t len = gib * GIB;
@@ -466,8 +504,8 @@ static void forker_start(struct forker *w, enum farm a)
 	if (env == NULL)
 		die("calloc");
 	for (size_t i = 0; i < n; i++)
-		if (a != F_NONE || (strncmp(environ[i], "LD_PRELOAD=", 11) &&
-		                    strncmp(environ[i], "FORKSHIM_", 9)))
+		if (!farm_plain(a) || (strncmp(environ[i], "LD_PRELOAD=", 11) &&
+		                       strncmp(environ[i], "FORKSHIM_", 9)))
 			env[k++] = environ[i];
 	if (pipe2(to, O_CLOEXEC) || pipe2(from, O_CLOEXEC))
 		die("pipe");
@@ -488,10 +526,10 @@ static void forker_start(struct forker *w, enum farm a)
 	if (w->to == NULL || w->from == NULL ||
 	    fgets(line, sizeof(line), w->from) == NULL ||
 	    sscanf(line, "ready %15s %ld", with, &w->pte_kib) != 2 ||
-	    strcmp(with, a == F_NONE ? "without" : "with") != 0) {
+	    strcmp(with, farm_plain(a) ? "without" : "with") != 0) {
 		fprintf(stderr, "bench_shared: forker %s did not start %s\n",
 		        FARM_MODE[a],
-		        a == F_NONE ? "without the shim" : "with the shim");
+		        farm_plain(a) ? "without the shim" : "with the shim");
 		exit(1);
 	}
 }
@@ -553,8 +591,9 @@ static void print_load(const char *when)
 	printf("load %s: %s", when, buf);
 }
 
-/* One row: the held arm holding gib GiB of kind, against the three
- * others; prints the verdict against limit (none when limit is 0). */
+/* One row: the held arm holding gib GiB of kind, against the other
+ * arms, and the kernel's own cost (memfd / none); prints the verdict against
+ * limit (none when limit is 0). */
 static void fork_row(const char *kind, unsigned long gib, unsigned long iters,
                      int nrounds, double limit)
 {
@@ -562,10 +601,13 @@ static void fork_row(const char *kind, unsigned long gib, unsigned long iters,
 	unsigned long slices = iters / FORK_SLICE ? iters / FORK_SLICE : 1;
 	unsigned long per = iters / slices; /* <= 2 * FORK_SLICE */
 	double *v[FARMS], *col = calloc(per * slices, sizeof(double));
-	double *ratio[FARMS][FCLOCKS], *arm[FARMS][FCLOCKS];
+	double *ratio[FARMS][FCLOCKS], *arm[FARMS][FCLOCKS], *kern[FCLOCKS];
 	double faults[FARMS][2] = {{0}};
 
 	iters = per * slices;
+	for (int c = 0; c < FCLOCKS; c++)
+		if ((kern[c] = calloc((size_t)nrounds, sizeof(double))) == NULL)
+			die("calloc");
 	for (int a = 0; a < FARMS; a++) {
 		v[a] = calloc(iters * FCLOCKS, sizeof(double));
 		for (int c = 0; c < FCLOCKS; c++) {
@@ -583,6 +625,7 @@ static void fork_row(const char *kind, unsigned long gib, unsigned long iters,
 		for (int a = 0; a < FARMS; a++)
 			forker_start(&w[a], (enum farm)a);
 		forker_hold(&w[F_HELD], kind, gib);
+		forker_hold(&w[F_MEMFD], "memfd", gib);
 		for (unsigned long s = 0; s < slices; s++)
 			for (int i = 0; i < FARMS; i++) {
 				int a =
@@ -603,15 +646,16 @@ static void fork_row(const char *kind, unsigned long gib, unsigned long iters,
 		for (int a = 1; a < FARMS; a++)
 			for (int c = 0; c < FCLOCKS; c++)
 				ratio[a][c][r] = m[F_HELD][c] / m[a][c];
+		for (int c = 0; c < FCLOCKS; c++)
+			kern[c][r] = m[F_MEMFD][c] / m[F_NONE][c];
 	}
 	printf("fork, %lu GiB frozen %s: %lu forks per arm and round in "
 	       "slices of %lu, arms in turn, %d rounds; page tables (VmPTE) "
 	       "(last round) held %ld kB, shim %ld kB, ppage %ld kB, page %ld "
-	       "kB, none %ld "
-	       "kB\n",
+	       "kB, none %ld kB, memfd %ld kB\n",
 	       gib, kind, iters, per, nrounds, w[F_HELD].pte_kib,
 	       w[F_SHIM].pte_kib, w[F_PRIV].pte_kib, w[F_PAGE].pte_kib,
-	       w[F_NONE].pte_kib);
+	       w[F_NONE].pte_kib, w[F_MEMFD].pte_kib);
 	for (int c = 0; c < FCLOCKS; c++) {
 		struct spread s;
 
@@ -632,6 +676,10 @@ static void fork_row(const char *kind, unsigned long gib, unsigned long iters,
 				                   : ", for comparison");
 			printf("\n");
 		}
+		stat_of(kern[c], (size_t)nrounds, &s);
+		printf("    memfd / no shim (the kernel's own cost)  ");
+		print_stat("%.3f", &s);
+		printf("\n");
 	}
 	printf("  minor faults per fork, parent/child:");
 	for (int a = 0; a < FARMS; a++)
@@ -646,6 +694,8 @@ static void fork_row(const char *kind, unsigned long gib, unsigned long iters,
 		}
 		free(v[a]);
 	}
+	for (int c = 0; c < FCLOCKS; c++)
+		free(kern[c]);
 	free(col);
 }
 
