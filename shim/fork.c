@@ -78,16 +78,16 @@ static int child_alive(pid_t pid)
  * older record beside the newest: both go. */
 static uint64_t records_forget(pid_t pid)
 {
-	uint32_t used = LOAD_ACQ(&procpage()->kids_used);
+	struct procpage *pg = procpage();
+	uint32_t used = LOAD_ACQ(&pg->kids_used);
 	uint64_t birth = 0;
 
 	for (uint32_t i = 0; i < used; i++) {
-		uint64_t r = LOAD(&procpage()->kids[i]);
+		uint64_t r = LOAD(&pg->kids[i]);
 
 		if (r != 0 && record_pid(r) == pid &&
-		    CAS(&procpage()->kids[i], &r, 0)) {
-			__atomic_fetch_sub(&procpage()->kids_live, 1,
-			                   __ATOMIC_RELAXED);
+		    CAS(&pg->kids[i], &r, 0)) {
+			__atomic_fetch_sub(&pg->kids_live, 1, __ATOMIC_RELAXED);
 			if ((r & BIRTH_MASK) > birth)
 				birth = r & BIRTH_MASK;
 		}
@@ -105,18 +105,18 @@ static uint64_t records_forget(pid_t pid)
 
 static void records_sweep(void)
 {
-	uint32_t used = LOAD_ACQ(&procpage()->kids_used), live;
+	struct procpage *pg = procpage();
+	uint32_t used = LOAD_ACQ(&pg->kids_used), live;
 
 	for (uint32_t i = 0; i < used; i++) {
-		uint64_t r = LOAD(&procpage()->kids[i]);
+		uint64_t r = LOAD(&pg->kids[i]);
 
 		if (r != 0 && !child_alive(record_pid(r)) &&
-		    CAS(&procpage()->kids[i], &r, 0))
-			__atomic_fetch_sub(&procpage()->kids_live, 1,
-			                   __ATOMIC_RELAXED);
+		    CAS(&pg->kids[i], &r, 0))
+			__atomic_fetch_sub(&pg->kids_live, 1, __ATOMIC_RELAXED);
 	}
-	live = LOAD(&procpage()->kids_live);
-	__atomic_store_n(&procpage()->kids_sweep,
+	live = LOAD(&pg->kids_live);
+	__atomic_store_n(&pg->kids_sweep,
 	                 live < SWEEP_MIN / 2 ? SWEEP_MIN : 2 * live,
 	                 __ATOMIC_RELAXED);
 }
@@ -125,30 +125,30 @@ static void records_sweep(void)
  * half the records in use are set, else a new one past kids_used. */
 static int record_put(uint64_t rec)
 {
-	uint32_t used = LOAD_ACQ(&procpage()->kids_used);
+	struct procpage *pg = procpage();
+	uint32_t used = LOAD_ACQ(&pg->kids_used);
 
-	if (2 * LOAD(&procpage()->kids_live) < used || used == PROC_CHILD_MAX) {
-		uint32_t from = LOAD(&procpage()->kids_next);
+	if (2 * LOAD(&pg->kids_live) < used || used == PROC_CHILD_MAX) {
+		uint32_t from = LOAD(&pg->kids_next);
 
 		for (uint32_t k = 0; k < used; k++) {
 			uint32_t i = (from + k) % used;
 			uint64_t r = 0;
 
-			if (CAS(&procpage()->kids[i], &r, rec)) {
-				__atomic_store_n(&procpage()->kids_next, i + 1,
+			if (CAS(&pg->kids[i], &r, rec)) {
+				__atomic_store_n(&pg->kids_next, i + 1,
 				                 __ATOMIC_RELAXED);
-				__atomic_fetch_add(&procpage()->kids_live, 1,
+				__atomic_fetch_add(&pg->kids_live, 1,
 				                   __ATOMIC_RELAXED);
 				return 1;
 			}
 		}
 	}
 	while (used < PROC_CHILD_MAX) {
-		if (CAS(&procpage()->kids_used, &used, used + 1)) {
-			__atomic_store_n(&procpage()->kids[used], rec,
+		if (CAS(&pg->kids_used, &used, used + 1)) {
+			__atomic_store_n(&pg->kids[used], rec,
 			                 __ATOMIC_RELEASE);
-			__atomic_fetch_add(&procpage()->kids_live, 1,
-			                   __ATOMIC_RELAXED);
+			__atomic_fetch_add(&pg->kids_live, 1, __ATOMIC_RELAXED);
 			return 1;
 		}
 	}
@@ -157,19 +157,19 @@ static int record_put(uint64_t rec)
 
 static void record_child(pid_t pid, uint64_t birth)
 {
+	struct procpage *pg = procpage();
 	uint64_t rec = (uint64_t)pid << BIRTH_BITS |
 	               (birth < BIRTH_MASK ? birth : BIRTH_MASK);
-	uint32_t sweep = LOAD(&procpage()->kids_sweep);
+	uint32_t sweep = LOAD(&pg->kids_sweep);
 
-	if (LOAD(&procpage()->kids_live) >= (sweep != 0 ? sweep : SWEEP_MIN))
+	if (LOAD(&pg->kids_live) >= (sweep != 0 ? sweep : SWEEP_MIN))
 		records_sweep();
 	if (record_put(rec))
 		return;
 	records_sweep();
 	if (record_put(rec))
 		return;
-	if (__atomic_fetch_add(&procpage()->kids_lost, 1, __ATOMIC_RELAXED) ==
-	    0)
+	if (__atomic_fetch_add(&pg->kids_lost, 1, __ATOMIC_RELAXED) == 0)
 		log_warn("more than %u live children: visible() answers 0 "
 		         "for pid 0 from now on",
 		         PROC_CHILD_MAX);
@@ -178,12 +178,13 @@ static void record_child(pid_t pid, uint64_t birth)
 /* The newest birth point recorded for pid; 0 with *found 0 when none. */
 static uint64_t newest_birth(pid_t pid, int *found)
 {
-	uint32_t used = LOAD_ACQ(&procpage()->kids_used);
+	struct procpage *pg = procpage();
+	uint32_t used = LOAD_ACQ(&pg->kids_used);
 	uint64_t birth = 0;
 
 	*found = 0;
 	for (uint32_t i = 0; i < used; i++) {
-		uint64_t r = LOAD_ACQ(&procpage()->kids[i]);
+		uint64_t r = LOAD_ACQ(&pg->kids[i]);
 
 		if (r != 0 && record_pid(r) == pid) {
 			*found = 1;
@@ -196,8 +197,8 @@ static uint64_t newest_birth(pid_t pid, int *found)
 
 int fork_visible(uint64_t fseq, pid_t pid)
 {
-	uint32_t used =
-	    procpage() != NULL ? LOAD_ACQ(&procpage()->kids_used) : 0;
+	struct procpage *pg = procpage();
+	uint32_t used = pg != NULL ? LOAD_ACQ(&pg->kids_used) : 0;
 	int found;
 
 	if (pid < 0) {
@@ -207,32 +208,30 @@ int fork_visible(uint64_t fseq, pid_t pid)
 	if (pid != 0) {
 		/* The newest record answers: an older one of the same pid is
 		 * a child reaped unseen. */
-		uint64_t birth =
-		    procpage() != NULL ? newest_birth(pid, &found) : 0;
+		uint64_t birth = pg != NULL ? newest_birth(pid, &found) : 0;
 
-		if (procpage() != NULL && found && child_alive(pid))
+		if (pg != NULL && found && child_alive(pid))
 			return birth >= fseq;
-		if (procpage() != NULL && found)
+		if (pg != NULL && found)
 			records_forget(pid); /* reaped: forget it */
 		errno = ESRCH;
 		return -1;
 	}
 	for (uint32_t i = 0; i < used; i++) {
-		uint64_t r = LOAD_ACQ(&procpage()->kids[i]);
+		uint64_t r = LOAD_ACQ(&pg->kids[i]);
 		pid_t p = record_pid(r);
 
 		if (r == 0 || (r & BIRTH_MASK) >= fseq)
 			continue; /* it can, whether alive or not */
 		if (!child_alive(p)) {
-			if (CAS(&procpage()->kids[i], &r,
-			        0)) /* reaped: forget it */
-				__atomic_fetch_sub(&procpage()->kids_live, 1,
+			if (CAS(&pg->kids[i], &r, 0)) /* reaped: forget it */
+				__atomic_fetch_sub(&pg->kids_live, 1,
 				                   __ATOMIC_RELAXED);
 		} else if (newest_birth(p, &found) < fseq) {
 			return 0;
 		}
 	}
-	return procpage() == NULL || LOAD(&procpage()->kids_lost) == 0;
+	return pg == NULL || LOAD(&pg->kids_lost) == 0;
 }
 
 /* ---- atfork phases ---- */
@@ -250,48 +249,49 @@ int fork_visible(uint64_t fseq, pid_t pid)
 
 static uint32_t claim_birth(void)
 {
+	struct procpage *pg = procpage();
+
 	for (;;) {
 		uint64_t oldest = UINT64_MAX, owner = 0;
 		uint32_t pick = 0;
 
 		for (uint32_t i = 0; i < PROC_FORKING_MAX; i++) {
-			uint64_t th = LOAD(&procpage()->births[i].thread), seq;
+			uint64_t th = LOAD(&pg->births[i].thread), seq;
 
-			if (th == 0 && CAS(&procpage()->births[i].thread, &th,
-			                   BIRTH_CLAIMED))
+			if (th == 0 &&
+			    CAS(&pg->births[i].thread, &th, BIRTH_CLAIMED))
 				return i;
-			seq = LOAD(&procpage()->births[i].seq);
+			seq = LOAD(&pg->births[i].seq);
 			if (th != BIRTH_CLAIMED && seq < oldest) {
 				oldest = seq;
 				owner = th;
 				pick = i;
 			}
 		}
-		if (owner != 0 && CAS(&procpage()->births[pick].thread, &owner,
-		                      BIRTH_CLAIMED))
+		if (owner != 0 &&
+		    CAS(&pg->births[pick].thread, &owner, BIRTH_CLAIMED))
 			return pick;
 	}
 }
 
 static void on_prepare(void)
 {
+	struct procpage *pg = procpage();
 	uint64_t birth = table_prepare(), self = (uint64_t)pthread_self();
 	uint32_t pick;
 
 	/* No table yet: birth point 0, which take_birth answers when it
 	 * finds no record (no record of a table-less fork can be stale with
 	 * another value: the table, once made, stays). */
-	if (procpage() == NULL || birth == 0)
+	if (pg == NULL || birth == 0)
 		return;
 	pick = claim_birth();
-	__atomic_store_n(&procpage()->births[pick].birth, birth,
-	                 __ATOMIC_RELAXED);
+	__atomic_store_n(&pg->births[pick].birth, birth, __ATOMIC_RELAXED);
 	__atomic_store_n(
-	    &procpage()->births[pick].seq,
-	    __atomic_add_fetch(&procpage()->births_seq, 1, __ATOMIC_RELAXED),
+	    &pg->births[pick].seq,
+	    __atomic_add_fetch(&pg->births_seq, 1, __ATOMIC_RELAXED),
 	    __ATOMIC_RELAXED);
-	__atomic_store_n(&procpage()->births[pick].thread, self,
-	                 __ATOMIC_RELEASE);
+	__atomic_store_n(&pg->births[pick].thread, self, __ATOMIC_RELEASE);
 }
 
 /* The birth point on_prepare left for this thread's latest fork; 0 (born
@@ -300,6 +300,7 @@ static void on_prepare(void)
  * again: an older record of ours then answers, whose birth is no later. */
 static uint64_t take_birth(void)
 {
+	struct procpage *pg = procpage();
 	uint64_t self = (uint64_t)pthread_self();
 
 	for (;;) {
@@ -309,9 +310,9 @@ static uint64_t take_birth(void)
 		for (uint32_t i = 0; i < PROC_FORKING_MAX; i++) {
 			uint64_t seq;
 
-			if (LOAD_ACQ(&procpage()->births[i].thread) != self)
+			if (LOAD_ACQ(&pg->births[i].thread) != self)
 				continue;
-			seq = LOAD(&procpage()->births[i].seq);
+			seq = LOAD(&pg->births[i].seq);
 			if (seq > best) {
 				best = seq;
 				pick = i;
@@ -319,9 +320,9 @@ static uint64_t take_birth(void)
 		}
 		if (pick == PROC_FORKING_MAX)
 			return 0;
-		birth = LOAD(&procpage()->births[pick].birth);
-		if (LOAD(&procpage()->births[pick].seq) == best &&
-		    CAS(&procpage()->births[pick].thread, &th, 0))
+		birth = LOAD(&pg->births[pick].birth);
+		if (LOAD(&pg->births[pick].seq) == best &&
+		    CAS(&pg->births[pick].thread, &th, 0))
 			return birth;
 	}
 }

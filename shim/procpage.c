@@ -42,25 +42,25 @@ int procpage_ensure(void)
 
 void procpage_child_born(int32_t pid)
 {
+	struct procpage *pg = procpage();
 	uint32_t i;
 
-	if (procpage() == NULL)
+	if (pg == NULL)
 		return;
-	i = __atomic_fetch_add(&procpage()->ever_n, 1, __ATOMIC_ACQ_REL);
-	__atomic_store_n(&procpage()->ever[i % PROC_EVER_MAX], pid,
-	                 __ATOMIC_RELEASE);
+	i = __atomic_fetch_add(&pg->ever_n, 1, __ATOMIC_ACQ_REL);
+	__atomic_store_n(&pg->ever[i % PROC_EVER_MAX], pid, __ATOMIC_RELEASE);
 }
 
 int procpage_was_child(int32_t pid)
 {
+	struct procpage *pg = procpage();
 	uint32_t n;
 
-	if (procpage() == NULL || pid <= 0)
+	if (pg == NULL || pid <= 0)
 		return 0;
-	n = __atomic_load_n(&procpage()->ever_n, __ATOMIC_ACQUIRE);
+	n = __atomic_load_n(&pg->ever_n, __ATOMIC_ACQUIRE);
 	for (uint32_t i = 0; i < n && i < PROC_EVER_MAX; i++)
-		if (__atomic_load_n(&procpage()->ever[i], __ATOMIC_RELAXED) ==
-		    pid)
+		if (__atomic_load_n(&pg->ever[i], __ATOMIC_RELAXED) == pid)
 			return 1;
 	return 0;
 }

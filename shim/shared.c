@@ -1335,9 +1335,11 @@ int shared_is_shared(forkshim_handle h)
  * only. */
 static void on_forking(uint64_t birth)
 {
+	struct procpage *pg = procpage();
+
 	(void)birth;
-	__atomic_store_n(&procpage()->forking, 1, __ATOMIC_SEQ_CST);
-	__atomic_fetch_add(&procpage()->fork_gen, 1, __ATOMIC_SEQ_CST);
+	__atomic_store_n(&pg->forking, 1, __ATOMIC_SEQ_CST);
+	__atomic_fetch_add(&pg->fork_gen, 1, __ATOMIC_SEQ_CST);
 	if (LOAD(&shared_used) && LOAD_ACQ(&dir) == NULL) {
 		int saved = errno;
 
@@ -1801,8 +1803,10 @@ void shared_thawed(forkshim_handle h)
 /* The table's forked hook (parent phase, table lock held). */
 static void on_forked(void)
 {
-	__atomic_fetch_add(&procpage()->fork_gen, 1, __ATOMIC_SEQ_CST);
-	__atomic_store_n(&procpage()->forking, 0, __ATOMIC_SEQ_CST);
+	struct procpage *pg = procpage();
+
+	__atomic_fetch_add(&pg->fork_gen, 1, __ATOMIC_SEQ_CST);
+	__atomic_store_n(&pg->forking, 0, __ATOMIC_SEQ_CST);
 }
 
 static const struct table_hook hook = {

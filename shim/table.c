@@ -203,23 +203,24 @@ static uint32_t *lock_low(void)
 
 static void lock_take(uint64_t self)
 {
+	struct procpage *pg = procpage();
 	uint64_t c = 0;
 
-	if (CAS_ACQ(&procpage()->lock, &c, self))
+	if (CAS_ACQ(&pg->lock, &c, self))
 		return;
 	for (;;) {
 		if (c == 0) {
 			/* Others may still sleep: the flag stays. */
-			if (CAS_ACQ(&procpage()->lock, &c, self | LOCK_WAITERS))
+			if (CAS_ACQ(&pg->lock, &c, self | LOCK_WAITERS))
 				return;
 			continue;
 		}
 		if (!(c & LOCK_WAITERS) &&
-		    !CAS_ACQ(&procpage()->lock, &c, c | LOCK_WAITERS))
+		    !CAS_ACQ(&pg->lock, &c, c | LOCK_WAITERS))
 			continue;
 		/* Whoever holds the word with the flag set wakes us. */
 		futex(lock_low(), FUTEX_WAIT, (uint32_t)(c | LOCK_WAITERS));
-		c = LOAD(&procpage()->lock);
+		c = LOAD(&pg->lock);
 	}
 }
 
@@ -400,7 +401,9 @@ static void journal_undo(void)
 /* Whether this process has not adopted the table it inherited yet. */
 static int is_new_process(void)
 {
-	return procpage() != NULL && LOAD_ACQ(&procpage()->adopted) == 0;
+	struct procpage *pg = procpage();
+
+	return pg != NULL && LOAD_ACQ(&pg->adopted) == 0;
 }
 
 static void adopt(pid_t now)
@@ -493,9 +496,10 @@ static int writer_enter(void)
  * cost it a page fault per fork.  The lock lives in the procpage. */
 uint64_t table_prepare(void)
 {
+	struct procpage *pg = procpage();
 	uint64_t self = (uint64_t)pthread_self(), birth;
 
-	if (procpage() == NULL)
+	if (pg == NULL)
 		return 0;
 	ensure_adopted();
 	/* A signal handler forking while this thread is inside a write (the
@@ -503,7 +507,7 @@ uint64_t table_prepare(void)
 	 * fork: the lock is already ours.  The lock word names its owner the
 	 * moment it is taken, so no signal needs blocking here. */
 	if (lock_mine(self))
-		procpage()->fork_depth++;
+		pg->fork_depth++;
 	else
 		lock_take(self);
 	birth = LOAD(&t.ready) ? t.s.fseq : 0;
@@ -513,13 +517,14 @@ uint64_t table_prepare(void)
 
 void table_parent(void)
 {
-	if (procpage() == NULL)
+	struct procpage *pg = procpage();
+
+	if (pg == NULL)
 		return;
-	__atomic_fetch_add(&procpage()->forks, 1, __ATOMIC_RELAXED);
+	__atomic_fetch_add(&pg->forks, 1, __ATOMIC_RELAXED);
 	EACH_HOOK(forked);
-	if (procpage()->fork_depth > 0) {
-		procpage()
-		    ->fork_depth--; /* a nested fork: the lock stays ours */
+	if (pg->fork_depth > 0) {
+		pg->fork_depth--; /* a nested fork: the lock stays ours */
 		return;
 	}
 	lock_release();
@@ -717,6 +722,7 @@ forkshim_handle table_freeze(const void *addr, size_t len, const char *name,
 {
 	uintptr_t a = (uintptr_t)addr;
 	struct tree_entry near;
+	struct procpage *pg;
 	forkshim_handle h;
 
 	if (bad_range(addr, len) || (flags & ~TABLE_FLAGS)) {
@@ -727,6 +733,7 @@ forkshim_handle table_freeze(const void *addr, size_t len, const char *name,
 		errno = ENOMEM;
 		return 0;
 	}
+	pg = procpage();
 	ensure_adopted(); /* readable_range needs our pid */
 	if (!readable_range(LOAD(&t.pid), addr, len, READABLE_SMALL)) {
 		errno = EFAULT;
@@ -777,9 +784,9 @@ forkshim_handle table_freeze(const void *addr, size_t len, const char *name,
 	if (gen > HANDLE_GEN_MAX) {
 		gen = 1; /* the old tags must not come back: next key */
 		wrapped = ENTRY_WRAPPED;
-		t.s.rotated_at = LOAD(&procpage()->forks) - 1; /* move now */
+		t.s.rotated_at = LOAD(&pg->forks) - 1; /* move now */
 	}
-	if (t.s.need_segment || t.s.rotated_at != LOAD(&procpage()->forks))
+	if (t.s.need_segment || t.s.rotated_at != LOAD(&pg->forks))
 		rotate_key();
 	h = handle_make(slot, gen, handle_tag_for(t.s.key, slot, gen));
 
