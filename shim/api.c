@@ -38,6 +38,7 @@ static void start_core(void)
 static void start_config(void)
 {
 	guard_init();
+	report_configure();
 }
 
 const struct init_modules init_modules = {
@@ -78,9 +79,13 @@ FORKSHIM_API const void *forkshim_deref(forkshim_handle h, size_t *len)
 {
 	const void *p = table_deref(h, len);
 
-	/* A shared region an ancestor froze after our birth. */
-	if (p == NULL && errno == ENOENT)
+	/* A shared region an ancestor froze after our birth: mapped here
+	 * now, so this process's report lists it. */
+	if (p == NULL && errno == ENOENT) {
 		p = shared_deref_late(h, len);
+		if (p != NULL)
+			report_mapped();
+	}
 	return p;
 }
 
@@ -107,7 +112,10 @@ FORKSHIM_API int forkshim_info(forkshim_handle h, struct forkshim_info *out)
 	STORE_USED();
 	if (table_info(h, out) == 0)
 		return 0;
-	return errno == ENOENT ? shared_info_late(h, out) : -1;
+	if (errno != ENOENT || shared_info_late(h, out) != 0)
+		return -1;
+	report_mapped(); /* as deref: mapped here now */
+	return 0;
 }
 
 FORKSHIM_API int forkshim_sharing(forkshim_handle h,

@@ -1,5 +1,6 @@
 /* report: the per-process report files (contract in report.h).  Called
- * by api (arm, after a freeze), fork's wait wrappers (reaped), the exit
+ * by api (configure at init, arm after a freeze, mapped after a late
+ * deref or info), fork's wait wrappers (reaped), the exit
  * paths it wraps (_exit, _Exit, on_exit) and, through signals_watch's
  * callback, the signal handlers; calls signals, table's and shared's
  * readers, sharing,
@@ -46,6 +47,12 @@ static pid_t self, parent;
 static uint64_t birth;
 static pid_t ending; /* the process that began writing its report */
 static pid_t ended;  /* the process whose report is complete */
+/* The process that mapped a shared region by late deref or info while
+ * unarmed (report_mapped): its report is armed on its way out
+ * (late_arm).  A child made by fork() maps what its parent mapped, and
+ * takes it over (late_child); one made without the atfork handlers keeps
+ * its parent's pid here, which is not its own. */
+static pid_t pending;
 
 /* The terminating signals whose SIG_DFL we stand in for (signals_watch). */
 static const int fatal_signals[] = {
@@ -194,6 +201,17 @@ static void failed(pid_t pid, const char *name, int err)
 	          config.report_dir, name[0] ? name : "no file made", err);
 }
 
+/* A process that maps a shared region late, on its way out (any context:
+ * no lock, no allocation): born before its line froze anything, or it
+ * would be armed already. */
+static void late_arm(pid_t pid)
+{
+	parent = getppid();
+	birth = 0;
+	since = config.loaded;
+	__atomic_store_n(&self, pid, __ATOMIC_RELEASE);
+}
+
 /* This process's report, once, whichever way it ends first. */
 static void report_end(enum how how, int status, int sig)
 {
@@ -203,11 +221,15 @@ static void report_end(enum how how, int status, int sig)
 	struct owned o = OWNED_NONE;
 	int saved = errno;
 
-	if (!__atomic_load_n(&armed, __ATOMIC_ACQUIRE))
+	if (!__atomic_load_n(&armed, __ATOMIC_ACQUIRE) &&
+	    !__atomic_load_n(&pending, __ATOMIC_ACQUIRE))
 		return;
 	pid = (pid_t)syscall(SYS_getpid);
-	if (pid != __atomic_load_n(&self, __ATOMIC_ACQUIRE))
-		return; /* a vfork or _Fork child, or too early: not ours */
+	if (pid != __atomic_load_n(&self, __ATOMIC_ACQUIRE)) {
+		if (pid != __atomic_load_n(&pending, __ATOMIC_ACQUIRE))
+			return; /* a vfork or _Fork child, or too early */
+		late_arm(pid);
+	}
 	/* From the claim to the end line no signal may interrupt this
 	 * thread: a fatal one's handler would wait here for itself.  On the
 	 * _exit path the mask stays, up to the end. */
@@ -255,7 +277,8 @@ static void on_exit_hook(int status, void *arg)
 static inline __attribute__((always_inline, noreturn)) void
 leave(exit_fn fn, const char *name, int status)
 {
-	if (__atomic_load_n(&armed, __ATOMIC_ACQUIRE))
+	if (__atomic_load_n(&armed, __ATOMIC_ACQUIRE) ||
+	    __atomic_load_n(&pending, __ATOMIC_ACQUIRE))
 		report_end(HOW__EXIT, status, 0);
 	if (fn == NULL)
 		*(void **)&fn = dlsym(RTLD_NEXT, name);
@@ -332,6 +355,36 @@ void report_arm(void)
 	__atomic_store_n(&armed, 1, __ATOMIC_RELEASE);
 	unlock(&saved);
 	pthread_atfork(NULL, NULL, arm_child);
+	on_exit(on_exit_hook, NULL);
+}
+
+/* ---- a late mapping ---- */
+
+void report_mapped(void)
+{
+	pid_t pid;
+
+	if (config.report_dir == NULL || config.secure)
+		return;
+	pid = (pid_t)syscall(SYS_getpid);
+	if (__atomic_load_n(&pending, __ATOMIC_ACQUIRE) != pid)
+		__atomic_store_n(&pending, pid, __ATOMIC_RELEASE);
+}
+
+/* A child made by fork() of a process that maps a region late maps it
+ * too. */
+static void late_child(void)
+{
+	if (__atomic_load_n(&pending, __ATOMIC_ACQUIRE) != 0)
+		__atomic_store_n(&pending, (pid_t)syscall(SYS_getpid),
+		                 __ATOMIC_RELEASE);
+}
+
+void report_configure(void)
+{
+	if (config.secure || config.report_dir == NULL)
+		return;
+	pthread_atfork(NULL, NULL, late_child);
 	on_exit(on_exit_hook, NULL);
 }
 

@@ -41,14 +41,30 @@
  * bytes: a FIFO, another user's file or an old one is not the child's.
  *
  * Who reports: a process whose line froze something (the freezer from its
- * first freeze on, and every child forked with fork() after it).  A
- * process that never froze and inherited no table writes nothing and
- * pays nothing.  Children made without fork's atfork handlers (vfork,
- * _Fork, clone, a raw fork syscall) write nothing.  Secure mode, or no
- * FORKSHIM_REPORT: nothing.
+ * first freeze on, and every child forked with fork() after it), one that
+ * allocated or imported a shared region, and one that mapped a shared
+ * region by late deref or forkshim_info (a late child: forked before its
+ * line froze anything), with every child it forks with fork() after that.
+ * A process that never froze and inherited no table writes nothing and
+ * pays nothing; so does a late child that never maps the region.
+ * Children made without fork's atfork handlers (vfork, _Fork, clone, a
+ * raw fork syscall) write nothing.  Secure mode, or no FORKSHIM_REPORT:
+ * nothing.
  *
- * report_resolve() runs at init (real _exit and _Exit).  report_arm()
- * runs after a successful freeze (normal context, cheap once done): it
+ * report_resolve() runs at init (real _exit and _Exit).
+ * report_configure() runs at init after the configuration is read: with
+ * FORKSHIM_REPORT set it registers an exit hook and an atfork child hook
+ * for late children (below); without it, nothing.  report_mapped() is
+ * called by late deref and info after they mapped a region here: it must
+ * stay async-signal-safe, so it arms nothing; it only notes this
+ * process's pid (one getpid and, the first time, one store; nothing at
+ * all without FORKSHIM_REPORT).  Such a process's report is armed on its
+ * way out (the exit hook registered at init, _exit, _Exit), with birth 0,
+ * unless a freeze, alloc or import armed it before.  Until then no
+ * signal is watched for it: a late child that only derefs and dies of a
+ * signal writes no report (its parent's wait neither: birth 0).
+ * report_arm() runs after a successful freeze (normal context, cheap
+ * once done): it
  * copies the directory, registers the exit and atfork hooks and asks
  * signals.c to stand in for each terminating signal whose disposition is
  * the default (signals_watch); signals.c keeps what the host believes it
@@ -68,7 +84,9 @@
 #define REPORT_FORMAT 1
 
 void report_resolve(void);
+void report_configure(void);
 void report_arm(void);
+void report_mapped(void);
 void report_reaped(pid_t pid, int sig, uint64_t birth);
 
 #endif
