@@ -1112,6 +1112,111 @@ Test(shared, alloc_release_and_busy_freeze)
 
 /* ---- reports ---- */
 
+/* Runs `shared_worker MODE` (worker.c) under FORKSHIM_REPORT=dir and reads
+ * its "pids P... bad N" line into pids[0..n): bad must be 0.  A worker's
+ * "grandchild G" line, if any, gives pids[n] (pids holds n + 1). */
+static void run_reported(const char *mode, const char *dir, int *pids, int n)
+{
+	char out[4096];
+	int fds[2], st, bad = -1, at = 0, k = 0;
+	ssize_t r, got = 0;
+	const char *s;
+	pid_t pid;
+
+	cr_assert(pipe(fds) == 0);
+	pid = fork();
+	if (pid == 0) {
+		dup2(fds[1], 1);
+		setenv("FORKSHIM_REPORT", dir, 1);
+		unsetenv("FORKSHIM_GUARD");
+		execl(SHARED_WORKER, SHARED_WORKER, mode, (char *)NULL);
+		_exit(127);
+	}
+	close(fds[1]);
+	while ((r = read(fds[0], out + got, sizeof(out) - 1 - (size_t)got)) > 0)
+		got += r;
+	out[got] = '\0';
+	close(fds[0]);
+	cr_assert(waitpid(pid, &st, 0) == pid);
+	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "%s: status %#x: %s",
+	          mode, st, out);
+	s = strstr(out, "pids ");
+	cr_assert(s != NULL, "%s", out);
+	s += 5;
+	while (k < n && sscanf(s, "%d%n", &pids[k], &at) == 1) {
+		s += at;
+		k++;
+	}
+	cr_assert(k == n && sscanf(s, " bad %d", &bad) == 1 && bad == 0, "%s",
+	          out);
+	s = strstr(out, "grandchild ");
+	if (s != NULL)
+		sscanf(s, "grandchild %d", &pids[n]);
+}
+
+/* pid's report lists the shared region `name` once, with its memfd's
+ * identity (the same as every other process's: memfd keeps the first
+ * one seen) and nothing exclusive: every resident page shared, and all
+ * 1024 resident when the process read it all (full). */
+static void expect_shared_line(const char *dir, int pid, const char *who,
+                               const char *name, int full, char *memfd,
+                               size_t size)
+{
+	char path[128], want[96], *text, *m, *r;
+	unsigned long long res = 0, shr = 0, exc = 0;
+
+	snprintf(path, sizeof(path), "%s/report-%d.jsonl", dir, pid);
+	text = host_read_file(path, NULL);
+	cr_assert(text != NULL, "%s: no report %s", who, path);
+	snprintf(want, sizeof(want), "\"name\":\"%s\"", name);
+	m = strstr(text, "\"memfd\":\"");
+	r = strstr(text, want);
+	if (r != NULL) {
+		cr_expect(strstr(r + 1, want) == NULL, "%s: twice: %s", who,
+		          text);
+		r = strstr(r, "\"resident\":");
+	}
+	cr_expect(r != NULL && m != NULL &&
+	              sscanf(r,
+	                     "\"resident\":%llu,\"shared\":%llu,"
+	                     "\"exclusive\":%llu",
+	                     &res, &shr, &exc) == 3,
+	          "%s: %s", who, text);
+	cr_expect(exc == 0 && shr == res && (!full || res == 1024),
+	          "%s: resident %llu shared %llu exclusive %llu", who, res, shr,
+	          exc);
+	if (m != NULL) {
+		char id[64] = "";
+
+		sscanf(m + 9, "%63[0-9:]", id);
+		cr_expect(memfd[0] == '\0' || strcmp(id, memfd) == 0,
+		          "%s: memfd %s, not %s", who, id, memfd);
+		snprintf(memfd, size, "%s", id);
+	}
+	free(text);
+}
+
+/* `forkshim report --json dir` shows one shared region, mapped by
+ * mapped_by processes, nothing copied, 100% shared. */
+static void expect_family(const char *dir, int mapped_by)
+{
+	const char *const argv[] = {SHARED_LAUNCHER, "report", "--json", dir,
+	                            NULL};
+	char json[16384], want[128];
+	const char *at;
+	int st = run_worker(argv, json, sizeof(json));
+
+	cr_expect(WIFEXITED(st) && WEXITSTATUS(st) == 0, "status %#x", st);
+	at = strstr(json, "\"memfd\":");
+	cr_expect(at != NULL && strstr(at + 1, "\"memfd\":") == NULL,
+	          "one shared region: %s", json);
+	snprintf(want, sizeof(want),
+	         "\"mapped_by\":%d,\"copied_pages\":0,"
+	         "\"copied_bytes\":0,\"shared_percent\":100.00",
+	         mapped_by);
+	cr_expect(strstr(json, want) != NULL, "%s", json);
+}
+
 /* The per-process reports and `forkshim report` of a family around one
  * shared region (worker.c, do_family): every process that maps it has
  * its line, with the memfd's identity and nothing exclusive; the family
@@ -1119,89 +1224,64 @@ Test(shared, alloc_release_and_busy_freeze)
  * importer and a forked child, nothing copied, 100% shared. */
 Test(shared, reports_count_every_process_that_maps_a_shared_region)
 {
-	char dir[] = "/tmp/forkshim-shared-report-XXXXXX", out[4096],
-	     json[16384], path[128], memfd[64] = "";
-	int fds[2], st, pids[4], bad = -1;
-	ssize_t n, got = 0;
-	pid_t pid;
-	const char *at;
+	static const char *const who[] = {"owner", "late child",
+	                                  "exec'd importer", "forked child"};
+	char dir[] = "/tmp/forkshim-shared-report-XXXXXX", memfd[64] = "";
+	int pids[5];
 
 	cr_assert(mkdtemp(dir) != NULL);
-	cr_assert(pipe(fds) == 0);
-	pid = fork();
-	if (pid == 0) {
-		dup2(fds[1], 1);
-		setenv("FORKSHIM_REPORT", dir, 1);
-		unsetenv("FORKSHIM_GUARD");
-		execl(SHARED_WORKER, SHARED_WORKER, "family", (char *)NULL);
-		_exit(127);
-	}
-	close(fds[1]);
-	while ((n = read(fds[0], out + got, sizeof(out) - 1 - (size_t)got)) > 0)
-		got += n;
-	out[got] = '\0';
-	close(fds[0]);
-	cr_assert(waitpid(pid, &st, 0) == pid);
-	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "status %#x: %s", st,
-	          out);
-	at = strstr(out, "pids ");
-	cr_assert(at != NULL &&
-	              sscanf(at, "pids %d %d %d %d bad %d", &pids[0], &pids[1],
-	                     &pids[2], &pids[3], &bad) == 5 &&
-	              bad == 0,
-	          "%s", out);
-	for (int i = 0; i < 4; i++) {
-		static const char *const who[] = {
-		    "owner", "late child", "exec'd importer", "forked child"};
-		char *text, *m, *r;
-		unsigned long long res, shr, exc;
+	run_reported("family", dir, pids, 4);
+	/* The owner's read-only mapping was made at its freeze and it did
+	 * not read the region since; the others read it all. */
+	for (int i = 0; i < 4; i++)
+		expect_shared_line(dir, pids[i], who[i], "family", i > 0, memfd,
+		                   sizeof(memfd));
+	expect_family(dir, 4);
+	host_rmtree(dir);
+}
 
+/* Late children whose parent had frozen nothing when it forked them (it
+ * had only called forkshim_api: no report was armed to inherit) report
+ * the region they map: by plain deref (ending with exit()), by
+ * forkshim_info (ending with _exit), by import; a child of the deref'ing
+ * one that only reads what it inherited (and _exits) reports it too.  The one
+ * that never touches it writes no report, and `forkshim report` counts the five
+ * processes that map it. */
+Test(shared, late_children_of_an_unarmed_parent_report_what_they_map)
+{
+	static const char *const who[] = {"owner",
+	                                  "late child (deref, exit)",
+	                                  "late child (info, _exit)",
+	                                  "late child (import)",
+	                                  "untouched",
+	                                  "grandchild (inherited)"};
+	char dir[] = "/tmp/forkshim-late-report-XXXXXX", memfd[64] = "",
+	     path[128];
+	int pids[6] = {0};
+
+	cr_assert(mkdtemp(dir) != NULL);
+	run_reported("late-family", dir, pids, 5);
+	cr_assert(pids[5] > 0, "no grandchild said its pid");
+	for (int i = 0; i < 6; i++) {
+		char *text;
+
+		if (i == 4)
+			continue;
+		expect_shared_line(dir, pids[i], who[i], "late-family", i > 0,
+		                   memfd, sizeof(memfd));
 		snprintf(path, sizeof(path), "%s/report-%d.jsonl", dir,
 		         pids[i]);
 		text = host_read_file(path, NULL);
-		cr_assert(text != NULL, "%s: no report %s", who[i], path);
-		m = strstr(text, "\"memfd\":\"");
-		r = strstr(text, "\"name\":\"family\"");
-		res = shr = exc = 0;
-		if (r != NULL)
-			r = strstr(r, "\"resident\":");
-		cr_expect(r != NULL && m != NULL &&
-		              sscanf(r,
-		                     "\"resident\":%llu,\"shared\":%llu,"
-		                     "\"exclusive\":%llu",
-		                     &res, &shr, &exc) == 3,
+		cr_expect(text != NULL &&
+		              strstr(text, i == 2 || i == 5
+		                               ? "\"how\":\"_exit\""
+		                               : "\"how\":\"exit\"") != NULL,
 		          "%s: %s", who[i], text);
-		/* Sealed shared memory: every resident page shared.  The
-		 * owner's read-only mapping was made at its freeze and it did
-		 * not read the region since; the others read it all. */
-		cr_expect(exc == 0 && shr == res && (i == 0 || res == 1024),
-		          "%s: resident %llu shared %llu exclusive %llu",
-		          who[i], res, shr, exc);
-		if (m != NULL) {
-			char id[64];
-
-			sscanf(m + 9, "%63[0-9:]", id);
-			cr_expect(memfd[0] == '\0' || strcmp(id, memfd) == 0,
-			          "%s: memfd %s, not %s", who[i], id, memfd);
-			snprintf(memfd, sizeof(memfd), "%s", id);
-		}
 		free(text);
 	}
-	{
-		const char *const argv[] = {SHARED_LAUNCHER, "report", "--json",
-		                            dir, NULL};
-
-		st = run_worker(argv, json, sizeof(json));
-	}
-	cr_expect(WIFEXITED(st) && WEXITSTATUS(st) == 0, "status %#x", st);
-	at = strstr(json, "\"memfd\":");
-	cr_expect(at != NULL && strstr(at + 1, "\"memfd\":") == NULL,
-	          "one shared region: %s", json);
-	cr_expect(strstr(json,
-	                 "\"mapped_by\":4,\"copied_pages\":0,"
-	                 "\"copied_bytes\":0,\"shared_percent\":100.00") !=
-	              NULL,
-	          "%s", json);
+	snprintf(path, sizeof(path), "%s/report-%d.jsonl", dir, pids[4]);
+	cr_expect(access(path, F_OK) != 0, "%s wrote %s", who[4], path);
+	expect_family(dir, 5);
 	host_rmtree(dir);
 }
 

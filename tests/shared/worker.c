@@ -8,7 +8,11 @@
  *       a line on stdin and exits (so its line ends)
  *   shared_worker write HEX           imports and tries every write path;
  *       prints the WROTE_* bits of those that wrote (0: none)
- *   shared_worker scribble HEX        imports and stores one byte */
+ *   shared_worker scribble HEX        imports and stores one byte
+ *   shared_worker family              a family under FORKSHIM_REPORT around
+ *       one shared region (do_family); prints "pids ... bad N"
+ *   shared_worker late-family         the same with every worker forked
+ *       before anything was frozen (do_late_family) */
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -208,6 +212,96 @@ static int do_family(const char *self)
 	return bad ? 5 : 0;
 }
 
+/* One worker of do_late_family, forked before anything existed: it waits
+ * for the handle, the checksum and the token, then resolves the region
+ * its own way and ends its own way. */
+static void late_worker(int how, int in)
+{
+	struct forkshim_token tok;
+	struct forkshim_info info;
+	forkshim_handle h;
+	uint64_t sum;
+	size_t n = 0;
+	const void *q = NULL;
+	pid_t g;
+	int st;
+
+	if (read(in, &h, sizeof(h)) != sizeof(h) ||
+	    read(in, &sum, sizeof(sum)) != sizeof(sum) ||
+	    read(in, &tok, sizeof(tok)) != sizeof(tok))
+		_exit(2);
+	switch (how) {
+	case 0: /* plain deref, then a child that only reads what it
+	         * inherited; exit() */
+		q = forkshim_deref(h, &n);
+		if (q == NULL || checksum(q, n) != sum)
+			_exit(3);
+		g = fork();
+		if (g == 0)
+			_exit(checksum(q, n) == sum ? 0 : 3);
+		if (g < 0 || waitpid(g, &st, 0) != g || st != 0)
+			exit(4);
+		printf("grandchild %d\n", (int)g);
+		exit(0);
+	case 1: /* forkshim_info maps it too; _exit */
+		if (forkshim_info(h, &info) != 0 ||
+		    checksum(info.addr, info.len) != sum)
+			_exit(3);
+		_exit(0);
+	case 2: /* import by token; return from main */
+		q = forkshim_import(&tok, 0, &n);
+		if (q == NULL || checksum(q, n) != sum)
+			exit(3);
+		exit(0);
+	default: /* never touches it */
+		exit(0);
+	}
+}
+
+/* A family under FORKSHIM_REPORT whose four workers were forked when
+ * their parent had only said it uses forkshim (forkshim_api): none of
+ * them inherits an armed report.  Three map the region late (deref and a
+ * child of that, info, import), one never touches it. */
+static int do_late_family(void)
+{
+	size_t len = 4 << 20;
+	struct forkshim_token tok;
+	unsigned char *p;
+	forkshim_handle h;
+	uint64_t sum;
+	int cmd[4][2], bad = 0, st;
+	pid_t kids[4];
+
+	if (forkshim_api(1) == NULL)
+		return 2;
+	for (int i = 0; i < 4; i++) {
+		if (pipe(cmd[i]) != 0 || (kids[i] = fork()) < 0)
+			return 2;
+		if (kids[i] == 0)
+			late_worker(i, cmd[i][0]);
+	}
+	p = forkshim_alloc(len, "late-family");
+	if (p == NULL)
+		return 3;
+	fill(p, len, 13);
+	sum = checksum(p, len);
+	h = forkshim_freeze(p, len, "late-family", FORKSHIM_SHARED);
+	if (h == 0 || forkshim_export(h, &tok) != 0)
+		return 3;
+	for (int i = 0; i < 4; i++)
+		if (write(cmd[i][1], &h, sizeof(h)) != sizeof(h) ||
+		    write(cmd[i][1], &sum, sizeof(sum)) != sizeof(sum) ||
+		    write(cmd[i][1], &tok, sizeof(tok)) != sizeof(tok))
+			return 4;
+	for (int i = 0; i < 4; i++)
+		if (waitpid(kids[i], &st, 0) != kids[i] || !WIFEXITED(st) ||
+		    WEXITSTATUS(st) != 0)
+			bad++;
+	printf("pids %d %d %d %d %d bad %d\n", (int)getpid(), (int)kids[0],
+	       (int)kids[1], (int)kids[2], (int)kids[3], bad);
+	return bad ? 5 : 0;
+}
+
 int main(int argc, char **argv)
 {
 	setvbuf(stdout, NULL, _IOLBF, 0);
@@ -223,6 +317,8 @@ int main(int argc, char **argv)
 		return do_scribble(argv[2]);
 	if (argc >= 2 && strcmp(argv[1], "family") == 0)
 		return do_family(argv[0]);
+	if (argc >= 2 && strcmp(argv[1], "late-family") == 0)
+		return do_late_family();
 	if (argc >= 2 && strcmp(argv[1], "scribble-own") == 0)
 		return do_scribble_own(argc > 2 && !strcmp(argv[2], "late"));
 	fprintf(stderr, "usage: shared_worker import|owner|write ARG\n");
