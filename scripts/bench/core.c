@@ -726,14 +726,22 @@ static void worker_finish(struct worker *w, const char *mode)
 		die("worker %s failed (status %#x)", mode, status);
 }
 
-static void worker_expect_ready(struct worker *w, const char *mode, int shim)
+/* With --empty, the "empty" arm may be any library, another build of the
+ * shim too (shim/empty then compares two builds in one run). */
+static int empty_any;
+
+/* Reads the worker's "ready" line: it must have the shim loaded when arm
+ * is SHIM, and not when it is NONE or (unless empty_any) EMPTY. */
+static void worker_expect_ready(struct worker *w, const char *mode, int arm)
 {
 	char line[64], expect[64];
+	int shim = arm == SHIM;
 
 	snprintf(expect, sizeof(expect), "ready %s\n",
 	         shim ? "with" : "without");
 	if (fgets(line, sizeof(line), w->from) == NULL ||
-	    strcmp(line, expect) != 0) {
+	    (strcmp(line, expect) != 0 &&
+	     !(arm == EMPTY && empty_any && strncmp(line, "ready ", 6) == 0))) {
 		worker_finish(w, mode);
 		die("worker %s did not start %s the shim", mode,
 		    shim ? "with" : "without");
@@ -837,7 +845,7 @@ static void measure_fork_case(struct fork_case *c)
 		for (int i = 0; i < c->narms; i++)
 			worker_expect_ready(&w[arm_of(c, i)],
 			                    c->modes[arm_of(c, i)],
-			                    arm_of(c, i) == SHIM);
+			                    arm_of(c, i));
 		for (int s = 0; s < TURNS; s++)
 			for (int i = 0; i < c->narms; i++) {
 				int a = turn_arm(c->narms, r, s, i);
@@ -949,7 +957,7 @@ static void measure_wrapper(struct wrapper_cost *out, int rounds,
 		for (int a = 0; a < ARMS; a++)
 			worker_start(&w[a], "small0", preload[a], r);
 		for (int a = 0; a < ARMS; a++)
-			worker_expect_ready(&w[a], "small0", a == SHIM);
+			worker_expect_ready(&w[a], "small0", a);
 		for (int s = 0; s < TURNS; s++)
 			for (int i = 0; i < ARMS; i++) {
 				int a = turn_arm(ARMS, r, s, i);
@@ -1194,7 +1202,10 @@ static void usage(FILE *to)
 	        "                     $FORKSHIM_BENCH_SHIM, else %s\n"
 	        "  --empty PATH       the empty library the \"empty "
 	        "preload\" runs preload;\n"
-	        "                     default %s\n"
+	        "                     default %s; may be another build "
+	        "of the shim\n"
+	        "                     (shim/empty then compares the two "
+	        "builds)\n"
 	        "  --rounds N         1 GiB fork rounds, each a fresh pair of "
 	        "processes (3)\n"
 	        "  --small-rounds N   small-process rounds (a fresh process "
@@ -1361,7 +1372,7 @@ int main(int argc, char **argv)
 		if (strcmp(opt, "--shim") == 0)
 			shim = value;
 		else if (strcmp(opt, "--empty") == 0)
-			empty = value;
+			empty = value, empty_any = 1;
 		else if (strcmp(opt, "--rounds") == 0)
 			rounds = (int)positive_arg(opt, value);
 		else if (strcmp(opt, "--small-rounds") == 0) {
