@@ -1215,7 +1215,7 @@ static void usage(FILE *to)
 	        "  --small-iters N    forks per process and round, small "
 	        "process (24)\n"
 	        "  --pairs N          fork()/_Fork() pairs per process and "
-	        "round (48)\n"
+	        "round (144)\n"
 	        "  --big-iters N      forks per round, 1 GiB processes (32)\n"
 	        "  --only small       only the small-process, wrapper and "
 	        "start-up figures\n"
@@ -1317,7 +1317,7 @@ int main(int argc, char **argv)
 	const char *shim = getenv("FORKSHIM_BENCH_SHIM");
 	const char *empty = FORKSHIM_BENCH_EMPTY;
 	int rounds = 3, small_rounds = 240, only_small = 0, pin = 1;
-	unsigned long pairs = 48, startup_n = 8;
+	unsigned long pairs = 144, startup_n = 8;
 	struct wrapper_cost wrapper;
 	struct startup_cost startup;
 	size_t ncases;
