@@ -32,17 +32,23 @@
 	                            __ATOMIC_RELAXED)
 
 /* The code a child runs on its way out (the fork wrappers' return, _exit)
- * sits on the pages gcc keeps for hot functions: a child faults in every
- * page of ours it executes, fork copies no page-table entry of a file
- * mapping.  The parent's side of a fork and a wait (the atfork phases,
- * the child records, the wait wrappers, and table.c's and procpage.c's
- * parts of them) is hot too, so that the whole cycle runs on that one
- * page of text: a fork flushes the parent's TLB, and every further page
- * of code it then runs is one more miss (a walk of two levels of page
- * tables in a VM) per fork. */
+ * sits among the functions gcc keeps for hot ones, fork first: a child
+ * faults in every page of ours it executes, fork copies no page-table
+ * entry of a file mapping.  The parent's side of a fork and a wait (the
+ * atfork phases, the child records, the wait wrappers, and table.c's and
+ * procpage.c's parts of them) is hot too and follows.
+ * Where that code lies matters too.  A child whose _exit is bound lazily
+ * reads our symbol tables (the first two pages of the library) to bind
+ * it; a _Fork child's first fault is there, and the kernel's fault-around
+ * maps the 16 pages from it, the hot code among them.  A fork() child's
+ * first fault is on fork's page, and maps only from the 64 KiB boundary
+ * below it: when a boundary of the random load address falls between the
+ * tables and fork's page, the child faults once more.  Unaligned, fork
+ * lies 2 pages after the tables instead of 4 (aligned to a page behind
+ * the cold code): 2 placements in 16 instead of 4.  transparency_fork
+ * checks that fork and _exit still share a page. */
 #define HOT __attribute__((hot))
-/* fork starts a page, the hot ones after it fill the rest: one page. */
-#define HOT_FIRST __attribute__((hot, aligned(4096)))
+#define HOT_FIRST __attribute__((hot, aligned(64)))
 
 /* A record is pid << BIRTH_BITS | birth point; 0 is free.  Records live in
  * the procpage, so a child starts with none and the parent's writes after

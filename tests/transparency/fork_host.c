@@ -27,6 +27,9 @@
  *       for).  After a fork the parent's stack pages are copy-on-write:
  *       every further byte of depth is that much more chance, over stack
  *       placements, of one more fault per fork.
+ *   tp_fork_host layout   (needs the shim) prints "fork_page P exit_page E
+ *       library NAME": the pages of the fork and _exit the program binds
+ *       to, counted from the start of the library that holds them.
  *   tp_fork_host order    a plugin's order: asks for the API, then
  *       registers pthread_atfork handlers whose prepare handler freezes a
  *       page and whose parent handler thaws it, then forks before any
@@ -391,6 +394,22 @@ static int run_stack(int use)
 	return 0;
 }
 
+static int run_layout(void)
+{
+	void *f = dlsym(RTLD_DEFAULT, "fork");
+	void *e = dlsym(RTLD_DEFAULT, "_exit");
+	Dl_info fi, ei;
+
+	if (f == NULL || e == NULL || dladdr(f, &fi) == 0 ||
+	    dladdr(e, &ei) == 0 || fi.dli_fbase != ei.dli_fbase)
+		return 1;
+	printf("fork_page %ld exit_page %ld library %s\n",
+	       (long)(((uintptr_t)f - (uintptr_t)fi.dli_fbase) / 4096),
+	       (long)(((uintptr_t)e - (uintptr_t)fi.dli_fbase) / 4096),
+	       fi.dli_fname);
+	return 0;
+}
+
 struct shim_bss {
 	const char *path;
 	uintptr_t file_end, end; /* of the writable segment, in memory */
@@ -548,6 +567,8 @@ int main(int argc, char **argv)
 		return run_faults(atol(argv[2]));
 	if (argc == 3 && strcmp(argv[1], "stack") == 0)
 		return run_stack(atoi(argv[2]));
+	if (argc == 2 && strcmp(argv[1], "layout") == 0)
+		return run_layout();
 	if (argc == 2 && strcmp(argv[1], "idle") == 0)
 		return run_idle();
 	if (argc == 2 && strcmp(argv[1], "table") == 0)
