@@ -31,6 +31,25 @@
 	__atomic_compare_exchange_n((p), (expected), (v), 0, __ATOMIC_ACQ_REL, \
 	                            __ATOMIC_RELAXED)
 
+/* The code a child runs on its way out (the fork wrappers' return, _exit)
+ * sits among the functions gcc keeps for hot ones, fork first: a child
+ * faults in every page of ours it executes, fork copies no page-table
+ * entry of a file mapping.  The parent's side of a fork and a wait (the
+ * atfork phases, the child records, the wait wrappers, and table.c's and
+ * procpage.c's parts of them) is hot too and follows.
+ * Where that code lies matters too.  A child whose _exit is bound lazily
+ * reads our symbol tables (the first two pages of the library) to bind
+ * it; a _Fork child's first fault is there, and the kernel's fault-around
+ * maps the 16 pages from it, the hot code among them.  A fork() child's
+ * first fault is on fork's page, and maps only from the 64 KiB boundary
+ * below it: when a boundary of the random load address falls between the
+ * tables and fork's page, the child faults once more.  Unaligned, fork
+ * lies 2 pages after the tables instead of 4 (aligned to a page behind
+ * the cold code): 2 placements in 16 instead of 4.  transparency_fork
+ * checks that fork and _exit still share a page. */
+#define HOT __attribute__((hot))
+#define HOT_FIRST __attribute__((hot, aligned(64)))
+
 /* A record is pid << BIRTH_BITS | birth point; 0 is free.  Records live in
  * the procpage, so a child starts with none and the parent's writes after
  * a fork fault nothing in. */
@@ -54,6 +73,32 @@ static wait3_fn real_wait3;
 static wait4_fn real_wait4;
 static waitid_fn real_waitid;
 
+/* ---- fork: the first hot function of this file ----
+ * fork.c is compiled with -fno-toplevel-reorder (shim/CMakeLists.txt):
+ * functions are emitted in the order of this file, so fork, aligned,
+ * starts the hot page and the hot functions below follow it. */
+
+#define EXPORT __attribute__((visibility("default")))
+
+static HOT void fork_enter(void);
+static HOT void fork_leave(pid_t pid);
+
+EXPORT HOT_FIRST pid_t fork(void)
+{
+	pid_t pid;
+
+	fork_enter();
+	if (real_fork == NULL) {
+		errno = ENOSYS;
+		return -1;
+	}
+	pid = real_fork();
+	if (pid == 0)
+		return 0; /* the child touches nothing of ours */
+	fork_leave(pid);
+	return pid;
+}
+
 /* ---- records ---- */
 
 static pid_t record_pid(uint64_t r)
@@ -76,7 +121,7 @@ static int child_alive(pid_t pid)
 /* Frees pid's records; returns the newest birth point among them, 0 if it
  * had none.  A pid recycled after its child was reaped unseen may have an
  * older record beside the newest: both go. */
-static uint64_t records_forget(pid_t pid)
+static HOT uint64_t records_forget(pid_t pid)
 {
 	struct procpage *pg = procpage();
 	uint32_t used = LOAD_ACQ(&pg->kids_used);
@@ -123,7 +168,7 @@ static void records_sweep(void)
 
 /* A free record: a hole from where the last search stopped while at most
  * half the records in use are set, else a new one past kids_used. */
-static int record_put(uint64_t rec)
+static HOT int record_put(uint64_t rec)
 {
 	struct procpage *pg = procpage();
 	uint32_t used = LOAD_ACQ(&pg->kids_used);
@@ -155,7 +200,7 @@ static int record_put(uint64_t rec)
 	return 0;
 }
 
-static void record_child(pid_t pid, uint64_t birth)
+static HOT void record_child(pid_t pid, uint64_t birth)
 {
 	struct procpage *pg = procpage();
 	uint64_t rec = (uint64_t)pid << BIRTH_BITS |
@@ -274,18 +319,14 @@ static uint32_t claim_birth(void)
 	}
 }
 
-static void on_prepare(void)
+/* Leaves birth (not 0) for this thread's fork wrapper.  Out of line, so
+ * that on_prepare has no frame: see on_prepare. */
+static __attribute__((noinline)) void note_birth(uint64_t birth)
 {
 	struct procpage *pg = procpage();
-	uint64_t birth = table_prepare(), self = (uint64_t)pthread_self();
-	uint32_t pick;
+	uint64_t self = (uint64_t)pthread_self();
+	uint32_t pick = claim_birth();
 
-	/* No table yet: birth point 0, which take_birth answers when it
-	 * finds no record (no record of a table-less fork can be stale with
-	 * another value: the table, once made, stays). */
-	if (pg == NULL || birth == 0)
-		return;
-	pick = claim_birth();
 	__atomic_store_n(&pg->births[pick].birth, birth, __ATOMIC_RELAXED);
 	__atomic_store_n(
 	    &pg->births[pick].seq,
@@ -294,11 +335,30 @@ static void on_prepare(void)
 	__atomic_store_n(&pg->births[pick].thread, self, __ATOMIC_RELEASE);
 }
 
+/* Every byte of stack the fork path writes below what glibc's own fork
+ * writes costs: after a fork the parent's stack pages are copy-on-write,
+ * and the first write to each is a fault (tens of microseconds in a VM),
+ * so a path deeper by d bytes takes d/4096 more faults per fork on
+ * average over stack placements.  The prepare and parent handlers (called
+ * from glibc's deepest frames) therefore keep no frame of their own: a
+ * call and a tail call, the slow work out of line. */
+static HOT void on_prepare(void)
+{
+	uint64_t birth = table_prepare();
+
+	/* No table yet (or no procpage: table_prepare answers 0): birth
+	 * point 0, which take_birth answers when it finds no record (no
+	 * record of a table-less fork can be stale with another value: the
+	 * table, once made, stays). */
+	if (birth != 0)
+		note_birth(birth);
+}
+
 /* The birth point on_prepare left for this thread's latest fork; 0 (born
  * before any freeze: visible() answers 0) when there is none.  A record
  * reused by another fork between the scan and the claim is looked for
  * again: an older record of ours then answers, whose birth is no later. */
-static uint64_t take_birth(void)
+static HOT uint64_t take_birth(void)
 {
 	struct procpage *pg = procpage();
 	uint64_t self = (uint64_t)pthread_self();
@@ -327,7 +387,7 @@ static uint64_t take_birth(void)
 	}
 }
 
-static void on_parent(void)
+static HOT void on_parent(void)
 {
 	table_parent();
 }
@@ -367,24 +427,15 @@ int fork_init(void)
 
 /* ---- wrappers: thin, they exist to learn the child's pid ---- */
 
-#define EXPORT __attribute__((visibility("default")))
-/* The code a child runs on its way out (the fork wrappers' return, _exit)
- * sits on the pages gcc keeps for hot functions: a child faults in every
- * page of ours it executes, fork copies no page-table entry of a file
- * mapping. */
-#define HOT __attribute__((hot))
-/* fork starts a page, the hot ones after it fill the rest: one page. */
-#define HOT_FIRST __attribute__((hot, aligned(4096)))
-
 /* Before the real fork: init and the procpage. */
-static void fork_enter(void)
+static HOT void fork_enter(void)
 {
 	forkshim_ensure_init();
 	table_procpage();
 }
 
 /* In the parent after the real fork. */
-static void fork_leave(pid_t pid)
+static HOT void fork_leave(pid_t pid)
 {
 	if (procpage() == NULL)
 		return;
@@ -394,22 +445,6 @@ static void fork_leave(pid_t pid)
 	} else {
 		take_birth(); /* the fork failed: drop our birth record */
 	}
-}
-
-EXPORT HOT_FIRST pid_t fork(void)
-{
-	pid_t pid;
-
-	fork_enter();
-	if (real_fork == NULL) {
-		errno = ENOSYS;
-		return -1;
-	}
-	pid = real_fork();
-	if (pid == 0)
-		return 0; /* the child touches nothing of ours */
-	fork_leave(pid);
-	return pid;
 }
 
 EXPORT pid_t forkpty(int *amaster, char *name, const struct termios *termp,
@@ -431,7 +466,7 @@ EXPORT pid_t forkpty(int *amaster, char *name, const struct termios *termp,
 
 /* A reaped child stops counting for visible() at once; one killed by
  * signal sig (0: it exited) may need its report written for it. */
-static void gone(pid_t pid, int sig)
+static HOT void gone(pid_t pid, int sig)
 {
 	uint64_t birth;
 
@@ -443,7 +478,7 @@ static void gone(pid_t pid, int sig)
 		report_reaped(pid, sig, birth);
 }
 
-static void reaped(pid_t pid, const int *status, int options)
+static HOT void reaped(pid_t pid, const int *status, int options)
 {
 	if (options & WNOWAIT)
 		return;
@@ -453,7 +488,7 @@ static void reaped(pid_t pid, const int *status, int options)
 		gone(pid, WTERMSIG(*status));
 }
 
-EXPORT pid_t wait(int *status)
+EXPORT HOT pid_t wait(int *status)
 {
 	int st;
 	pid_t pid;
@@ -470,7 +505,7 @@ EXPORT pid_t wait(int *status)
 	return pid;
 }
 
-EXPORT pid_t waitpid(pid_t which, int *status, int options)
+EXPORT HOT pid_t waitpid(pid_t which, int *status, int options)
 {
 	int st;
 	pid_t pid;
@@ -487,7 +522,7 @@ EXPORT pid_t waitpid(pid_t which, int *status, int options)
 	return pid;
 }
 
-EXPORT pid_t wait3(int *status, int options, struct rusage *usage)
+EXPORT HOT pid_t wait3(int *status, int options, struct rusage *usage)
 {
 	int st;
 	pid_t pid;
@@ -504,7 +539,8 @@ EXPORT pid_t wait3(int *status, int options, struct rusage *usage)
 	return pid;
 }
 
-EXPORT pid_t wait4(pid_t which, int *status, int options, struct rusage *usage)
+EXPORT HOT pid_t wait4(pid_t which, int *status, int options,
+                       struct rusage *usage)
 {
 	int st;
 	pid_t pid;
@@ -521,7 +557,7 @@ EXPORT pid_t wait4(pid_t which, int *status, int options, struct rusage *usage)
 	return pid;
 }
 
-EXPORT int waitid(idtype_t idtype, id_t id, siginfo_t *info, int options)
+EXPORT HOT int waitid(idtype_t idtype, id_t id, siginfo_t *info, int options)
 {
 	int r;
 

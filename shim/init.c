@@ -47,12 +47,10 @@ static void init_config(void)
  * its own pthread_once (found by the signal1 stress).  The asynchronous
  * signals wait until it is done, once per process; the synchronous ones
  * stay open (blocked, a fault would kill instead of reaching a handler). */
-void forkshim_ensure_init(void)
+static __attribute__((noinline, cold)) void init_now(void)
 {
 	sigset_t set, saved;
 
-	if (__atomic_load_n(&initialised, __ATOMIC_ACQUIRE))
-		return;
 	sigfillset(&set);
 	sigdelset(&set, SIGSEGV);
 	sigdelset(&set, SIGBUS);
@@ -65,6 +63,13 @@ void forkshim_ensure_init(void)
 	if (environ != NULL)
 		pthread_once(&once_config, init_config);
 	pthread_sigmask(SIG_SETMASK, &saved, NULL);
+}
+
+/* Hot: every fork and wait wrapper calls it first (fork.c, HOT). */
+__attribute__((hot)) void forkshim_ensure_init(void)
+{
+	if (!__atomic_load_n(&initialised, __ATOMIC_ACQUIRE))
+		init_now();
 }
 
 /* Whether the environment asks for something at load: any FORKSHIM_*

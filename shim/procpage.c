@@ -40,7 +40,7 @@ int procpage_ensure(void)
 	return 0;
 }
 
-void procpage_child_born(int32_t pid)
+__attribute__((hot)) void procpage_child_born(int32_t pid)
 {
 	struct procpage *pg = procpage();
 	uint32_t i;

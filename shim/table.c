@@ -201,13 +201,12 @@ static uint32_t *lock_low(void)
 	       (__BYTE_ORDER__ == __ORDER_BIG_ENDIAN__);
 }
 
-static void lock_take(uint64_t self)
+/* The lock taken after a failed first try (c: the word it found).  Out of
+ * line: the fork path's fast case keeps no frame (fork.c, on_prepare). */
+static __attribute__((noinline)) void lock_wait(uint64_t self, uint64_t c)
 {
 	struct procpage *pg = procpage();
-	uint64_t c = 0;
 
-	if (CAS_ACQ(&pg->lock, &c, self))
-		return;
 	for (;;) {
 		if (c == 0) {
 			/* Others may still sleep: the flag stays. */
@@ -224,11 +223,24 @@ static void lock_take(uint64_t self)
 	}
 }
 
-static void lock_release(void)
+static inline void lock_take(uint64_t self)
+{
+	uint64_t c = 0;
+
+	if (!CAS_ACQ(&procpage()->lock, &c, self))
+		lock_wait(self, c);
+}
+
+static __attribute__((noinline)) void lock_wake(void)
+{
+	futex(lock_low(), FUTEX_WAKE, 1);
+}
+
+static inline void lock_release(void)
 {
 	if (__atomic_exchange_n(&procpage()->lock, 0, __ATOMIC_RELEASE) &
 	    LOCK_WAITERS)
-		futex(lock_low(), FUTEX_WAKE, 1);
+		lock_wake();
 }
 
 /* Whether the lock is this thread's already: a signal handler interrupted
@@ -437,16 +449,21 @@ static void adopt(pid_t now)
  * may be held by a thread it does not have, and a write another thread was
  * making may be half done.  Children made by fork() adopt it lazily too, so
  * the fork path makes no system call for it. */
-static void ensure_adopted(void)
+static __attribute__((noinline)) void adopt_now(void)
+{
+	adopt(getpid());
+}
+
+static inline void ensure_adopted(void)
 {
 	if (is_new_process())
-		adopt(getpid());
+		adopt_now();
 }
 
 /* The procpage, mapped at the first fork or freeze.  A process that makes
  * it cannot have inherited a table (a table needs one): it is its own, and
  * t.pid, set at init, may be a parent's (a child made by _Fork). */
-int table_procpage(void)
+__attribute__((hot)) int table_procpage(void)
 {
 	if (procpage() != NULL)
 		return 0;
@@ -494,7 +511,7 @@ static int writer_enter(void)
 /* Nothing here writes thread-local or .bss memory: after a fork those
  * pages are copy-on-write in the parent, and the next write to each would
  * cost it a page fault per fork.  The lock lives in the procpage. */
-uint64_t table_prepare(void)
+__attribute__((hot)) uint64_t table_prepare(void)
 {
 	struct procpage *pg = procpage();
 	uint64_t self = (uint64_t)pthread_self(), birth;
@@ -515,7 +532,7 @@ uint64_t table_prepare(void)
 	return birth;
 }
 
-void table_parent(void)
+__attribute__((hot)) void table_parent(void)
 {
 	struct procpage *pg = procpage();
 

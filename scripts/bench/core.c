@@ -9,20 +9,25 @@
  *   - one "inproc" worker (with the shim) times deref, find, freeze+thaw
  *     and the table's memory per region, reaching the shim through
  *     dlsym(RTLD_DEFAULT, "forkshim_api") as a plugin would;
- *   - for each fork case and round, a fresh worker of each kind, set up
- *     side by side, then each times slices of fork+_exit+waitpid in
- *     turn; the same for the wrapper's own cost (fork minus _Fork) and
- *     for start-up (posix_spawn of /bin/true).
- * Every small figure is a ratio against no preload and against the empty
- * preload, the median over rounds with an interval of the median that
- * says how far the noise of this run reaches.
+ *   - for each fork case and round, a fresh worker of each kind, pinned
+ *     to the same CPU and set up side by side, then each times short
+ *     slices of fork+_exit+waitpid in turn; the same for the wrapper's
+ *     own cost (pairs of fork() and _Fork()) and for start-up
+ *     (posix_spawn of /bin/true).
+ * Every small figure is a ratio (or difference) against no preload and
+ * against the empty preload, on two clocks (wall, and CPU time of the
+ * process and its children), the median over rounds with an interval of
+ * the median that says how far the noise of this run reaches.  A process
+ * keeps its own speed for life (its layout and memory: identical
+ * processes fork a few percent apart), so what narrows the interval is
+ * many rounds of short-lived processes, not long runs of a few.
  * This is a report, not a test: it exits 0 whether targets are met or not,
  * and 1 when something failed to run or the shim answered wrongly (find
  * missing a frozen region: the figures are still printed).
  *
  * Usage: bench_core [--shim PATH] [--empty PATH] [--rounds N]
- *                   [--small-rounds N] [--small-iters N] [--only small]
- *                   [--clock wall|cpu] [--big-iters N]
+ *                   [--small-rounds N] [--small-iters N] [--pairs N]
+ *                   [--big-iters N] [--only small] [--pin on|off]
  * The shim defaults to FORKSHIM_BENCH_SHIM from the environment, else the
  * library of the build tree this program was built in; the empty library
  * to the one built beside it (scripts/bench/empty_preload.c). */
@@ -38,6 +43,7 @@
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
+#include <sched.h>
 #include <spawn.h>
 #include <time.h>
 #include <unistd.h>
@@ -432,78 +438,68 @@ static int worker_inproc(void)
 /* ------------------------------------------------------------------ */
 /* Fork latency (workers "small0", "small", "big", "big1", "bigN")      */
 
-/* What the fork figures count: wall time (latency), or with --clock cpu
- * the CPU time of this process and of its reaped children (what a fork
- * costs, whatever else the machine is running). */
-static int use_cpu;
+/* Every fork figure is taken on two clocks: wall time (latency), and CPU
+ * time, this process's (CLOCK_PROCESS_CPUTIME_ID) plus its reaped
+ * children's (RUSAGE_CHILDREN): what a fork costs, the parent's copy and
+ * the child's run and exit, whatever else the machine is running (a
+ * preempted sample counts only the time it ran). */
+enum clk { WALL, CPU, CLOCKS };
+static const char *CLOCK_NAME[CLOCKS] = {"wall", "cpu"};
 
-static double clock_ns(void)
+struct stamp {
+	double t[CLOCKS];
+};
+
+static double tv_ns(struct timeval tv)
 {
-	struct rusage self, kids;
-
-	if (!use_cpu)
-		return now_ns();
-	getrusage(RUSAGE_SELF, &self);
-	getrusage(RUSAGE_CHILDREN, &kids);
-	return ((double)(self.ru_utime.tv_sec + self.ru_stime.tv_sec +
-	                 kids.ru_utime.tv_sec + kids.ru_stime.tv_sec) *
-	            1e6 +
-	        (double)(self.ru_utime.tv_usec + self.ru_stime.tv_usec +
-	                 kids.ru_utime.tv_usec + kids.ru_stime.tv_usec)) *
-	       1e3;
+	return (double)tv.tv_sec * 1e9 + (double)tv.tv_usec * 1e3;
 }
 
-static double timed_fork(void)
+static void stamp_now(struct stamp *s)
 {
-	double t = clock_ns();
-	int status;
-	pid_t pid = fork();
+	struct timespec ts;
+	struct rusage kids;
 
+	s->t[WALL] = now_ns();
+	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+	getrusage(RUSAGE_CHILDREN, &kids);
+	s->t[CPU] = (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec +
+	            tv_ns(kids.ru_utime) + tv_ns(kids.ru_stime);
+}
+
+/* One fork+_exit+waitpid, through fork() (raw 0) or glibc's _Fork() (raw
+ * 1: no wrapper, no atfork handler); its cost on each clock into d. */
+static void timed_fork(int raw, double d[CLOCKS])
+{
+	struct stamp a, b;
+	int status;
+	pid_t pid;
+
+	stamp_now(&a);
+	pid = raw ? _Fork() : fork();
 	if (pid == 0)
 		_exit(0);
 	if (pid < 0)
-		die("fork: %s", strerror(errno));
+		die("%s: %s", raw ? "_Fork" : "fork", strerror(errno));
 	if (waitpid(pid, &status, 0) != pid || status != 0)
 		die("waitpid: %s", strerror(errno));
-	return clock_ns() - t;
+	stamp_now(&b);
+	for (int c = 0; c < CLOCKS; c++)
+		d[c] = b.t[c] - a.t[c];
 }
 
-/* fork() and glibc's _Fork() (no wrapper, no atfork handler) in turn, n
- * of each, then "inter F X": the median fork and _Fork latencies in ns.
- * Their difference is what fork's wrapper and atfork handlers cost in
- * this process. */
-static void interleaved(unsigned long n)
-{
-	double *f = calloc(n, sizeof(double)), *x = calloc(n, sizeof(double));
-
-	if (f == NULL || x == NULL)
-		die("out of memory");
-	for (unsigned long i = 0; i < n; i++) {
-		double t;
-		int status;
-		pid_t pid;
-
-		f[i] = timed_fork();
-		t = clock_ns();
-		pid = _Fork();
-		if (pid == 0)
-			_exit(0);
-		if (pid < 0 || waitpid(pid, &status, 0) != pid || status != 0)
-			die("_Fork: %s", strerror(errno));
-		x[i] = clock_ns() - t;
-	}
-	printf("inter %.0f %.0f\n", median(f, n), median(x, n));
-	fflush(stdout);
-	free(f);
-	free(x);
-}
-
-/* Sets itself up, says "ready with|without" (whether the shim is loaded:
- * asked with dlsym, which does not count as using it), then for each
- * "inter N" line answers as interleaved() does, and for each "run N" line
- * on stdin answers N lines of fork+_exit+waitpid latencies in ns, and a
- * line "faults P C": minor page faults per fork in this process and in the
- * children, which unlike time do not depend on the machine's load.
+/* Sets itself up, forks WARMUP_FORKS times through fork() and through
+ * _Fork(), says "ready with|without" (whether the shim is loaded: asked
+ * with dlsym, which does not count as using it), then answers lines on
+ * stdin:
+ *   "run N": N lines "W C", fork+_exit+waitpid in ns on each clock, and a
+ *     line "faults P C": minor page faults per fork in this process and in
+ *     the children, which unlike time do not depend on the machine's load;
+ *   "inter N": N pairs of a fork() and a _Fork() (which goes first
+ *     alternates from pair to pair), a line "FW FC XW XC" each (fork's
+ *     wall and CPU ns, then _Fork's).  A pair's difference is what fork's
+ *     wrapper and atfork handlers cost in this process, the process's own
+ *     size and layout cancelled.
  * Modes: small0, a small process that never calls the shim (with it
  * preloaded or not); small, the same holding one frozen 4 KiB page when
  * the shim is there; big, 1 GiB resident; big1 and bigN, the same frozen
@@ -514,10 +510,9 @@ static int worker_fork(const char *mode)
 	const struct forkshim_api *api = NULL;
 	struct rusage self0, self1, kids0, kids1;
 	char line[64];
-	double *samples = NULL;
+	double(*samples)[CLOCKS] = NULL, d[CLOCKS];
 	int loaded = dlsym(RTLD_DEFAULT, "forkshim_version") != NULL;
-	int warm = 0;
-	unsigned long n;
+	unsigned long n, pairs = 0;
 
 	if (strcmp(mode, "small0") == 0) {
 		/* A small process with no table, with the shim or without. */
@@ -546,12 +541,24 @@ static int worker_fork(const char *mode)
 		if (api->freeze(page, sizeof(page), "bench.page", 0) == 0)
 			die("freeze: %s", strerror(errno));
 	}
+	for (int i = 0; i < WARMUP_FORKS; i++) {
+		timed_fork(0, d);
+		timed_fork(1, d);
+	}
 	printf("ready %s\n", loaded ? "with" : "without");
 	fflush(stdout);
 
 	while (fgets(line, sizeof(line), stdin)) {
 		if (sscanf(line, "inter %lu", &n) == 1 && n > 0) {
-			interleaved(n);
+			for (unsigned long i = 0; i < n; i++, pairs++) {
+				double f[CLOCKS], x[CLOCKS];
+
+				timed_fork(pairs % 2, pairs % 2 ? x : f);
+				timed_fork(!(pairs % 2), pairs % 2 ? f : x);
+				printf("%.0f %.0f %.0f %.0f\n", f[WALL], f[CPU],
+				       x[WALL], x[CPU]);
+			}
+			fflush(stdout);
 			continue;
 		}
 		if (sscanf(line, "run %lu", &n) != 1 || n == 0)
@@ -559,16 +566,15 @@ static int worker_fork(const char *mode)
 		samples = realloc(samples, n * sizeof(*samples));
 		if (samples == NULL)
 			die("out of memory");
-		for (; warm < WARMUP_FORKS; warm++)
-			timed_fork();
 		getrusage(RUSAGE_SELF, &self0);
 		getrusage(RUSAGE_CHILDREN, &kids0);
 		for (unsigned long i = 0; i < n; i++)
-			samples[i] = timed_fork();
+			timed_fork(0, samples[i]);
 		getrusage(RUSAGE_SELF, &self1);
 		getrusage(RUSAGE_CHILDREN, &kids1);
 		for (unsigned long i = 0; i < n; i++)
-			printf("%.0f\n", samples[i]);
+			printf("%.0f %.0f\n", samples[i][WALL],
+			       samples[i][CPU]);
 		printf("faults %.3f %.3f\n",
 		       (double)(self1.ru_minflt - self0.ru_minflt) / (double)n,
 		       (double)(kids1.ru_minflt - kids0.ru_minflt) / (double)n);
@@ -630,7 +636,56 @@ static void worker_env_free(char **env)
 	free(env);
 }
 
-static void worker_start(struct worker *w, const char *mode, const char *lib)
+/* The CPUs the driver may run on; a measuring process (and so each child
+ * it forks) is pinned to one of them, the same for every arm of a round:
+ * parent and child then share a CPU and its caches, no fork waits for a
+ * wake-up on the other CPU, and every arm competes for the same one.
+ * None (ncpus 0) with --pin off. */
+static int cpus[CPU_SETSIZE], ncpus;
+
+static void pin_init(int on)
+{
+	cpu_set_t set;
+
+	ncpus = 0;
+	if (!on || sched_getaffinity(0, sizeof(set), &set) != 0)
+		return;
+	for (int c = 0; c < CPU_SETSIZE; c++)
+		if (CPU_ISSET(c, &set))
+			cpus[ncpus++] = c;
+}
+
+/* Pins the calling process to the CPU of round r (r < 0 or no CPUs:
+ * leaves it). */
+static void pin_round(int r)
+{
+	cpu_set_t set;
+
+	if (ncpus == 0 || r < 0)
+		return;
+	CPU_ZERO(&set);
+	CPU_SET(cpus[r % ncpus], &set);
+	if (sched_setaffinity(0, sizeof(set), &set) != 0)
+		die("sched_setaffinity: %s", strerror(errno));
+}
+
+/* Undoes pin_round in the driver. */
+static void unpin(void)
+{
+	cpu_set_t set;
+
+	if (ncpus == 0)
+		return;
+	CPU_ZERO(&set);
+	for (int i = 0; i < ncpus; i++)
+		CPU_SET(cpus[i], &set);
+	sched_setaffinity(0, sizeof(set), &set);
+}
+
+/* Starts worker mode with lib preloaded (NULL: none), pinned to the CPU
+ * of round r. */
+static void worker_start(struct worker *w, const char *mode, const char *lib,
+                         int r)
 {
 	char *argv[] = {"bench_core", "--worker", (char *)mode, NULL};
 	char **env = worker_env(lib);
@@ -645,6 +700,7 @@ static void worker_start(struct worker *w, const char *mode, const char *lib)
 	if (w->pid == 0) {
 		dup2(to[0], STDIN_FILENO);
 		dup2(from[1], STDOUT_FILENO);
+		pin_round(r);
 		execve("/proc/self/exe", argv, env);
 		_exit(127);
 	}
@@ -670,23 +726,31 @@ static void worker_finish(struct worker *w, const char *mode)
 		die("worker %s failed (status %#x)", mode, status);
 }
 
-static void worker_expect_ready(struct worker *w, const char *mode, int shim)
+/* With --empty, the "empty" arm may be any library, another build of the
+ * shim too (shim/empty then compares two builds in one run). */
+static int empty_any;
+
+/* Reads the worker's "ready" line: it must have the shim loaded when arm
+ * is SHIM, and not when it is NONE or (unless empty_any) EMPTY. */
+static void worker_expect_ready(struct worker *w, const char *mode, int arm)
 {
 	char line[64], expect[64];
+	int shim = arm == SHIM;
 
 	snprintf(expect, sizeof(expect), "ready %s\n",
 	         shim ? "with" : "without");
 	if (fgets(line, sizeof(line), w->from) == NULL ||
-	    strcmp(line, expect) != 0) {
+	    (strcmp(line, expect) != 0 &&
+	     !(arm == EMPTY && empty_any && strncmp(line, "ready ", 6) == 0))) {
 		worker_finish(w, mode);
 		die("worker %s did not start %s the shim", mode,
 		    shim ? "with" : "without");
 	}
 }
 
-/* Appends n fork latencies from w to v, adds its faults per fork (in the
- * parent and in the child) to faults. */
-static void worker_run(struct worker *w, unsigned long n, double *v,
+/* Appends n fork costs from w to v[clock] (each clock's array), adds its
+ * faults per fork (in the parent and in the child) to faults. */
+static void worker_run(struct worker *w, unsigned long n, double *v[CLOCKS],
                        double faults[2])
 {
 	char line[64];
@@ -694,11 +758,10 @@ static void worker_run(struct worker *w, unsigned long n, double *v,
 
 	fprintf(w->to, "run %lu\n", n);
 	fflush(w->to);
-	for (unsigned long i = 0; i < n; i++) {
-		if (fgets(line, sizeof(line), w->from) == NULL)
+	for (unsigned long i = 0; i < n; i++)
+		if (fgets(line, sizeof(line), w->from) == NULL ||
+		    sscanf(line, "%lf %lf", &v[WALL][i], &v[CPU][i]) != 2)
 			die("a fork worker stopped answering");
-		v[i] = strtod(line, NULL);
-	}
 	if (fgets(line, sizeof(line), w->from) == NULL ||
 	    sscanf(line, "faults %lf %lf", &parent, &child) != 2)
 		die("a fork worker stopped answering");
@@ -720,225 +783,301 @@ struct fork_case {
 	unsigned long iters;
 	double target;
 	int rounds;
-	double median[ARMS], mean[ARMS]; /* over all samples, ns */
+	double median[CLOCKS][ARMS];     /* over all samples, ns */
 	double faults[ARMS][2];          /* per fork: [parent, child] */
-	struct spread cmp[CMPS];         /* over rounds, ratios */
+	struct spread cmp[CLOCKS][CMPS]; /* over rounds, ratios */
 };
 
-#define SLICES 8 /* turns per arm and round */
+/* Turns per arm and round: a round's forks of each arm are cut into this
+ * many short slices, the arms taking turns. */
+#define TURNS 12
 
 static int arm_of(const struct fork_case *c, int slot)
 {
 	return c->narms == 3 ? slot : slot == 0 ? NONE : SHIM;
 }
 
-/* Each round starts a fresh process of each arm, set up side by side, and
- * times SLICES batches of iters/SLICES forks in each, the arms taking
- * turns in the orders of ORDERS: drift in the machine's load and the luck
- * of one process's memory placement fall on every arm alike. */
+/* The arm taking the i-th place of turn s of round r. */
+static int turn_arm(int narms, int r, int s, int i)
+{
+	if (narms == 2)
+		return (r + s + i) % 2 ? SHIM : NONE;
+	return ORDERS[(r * TURNS + s) % 6][i];
+}
+
+static double *alloc_doubles(size_t n)
+{
+	double *v = calloc(n ? n : 1, sizeof(double));
+
+	if (v == NULL)
+		die("out of memory");
+	return v;
+}
+
+/* Each round starts a fresh process of each arm, pinned to the same CPU
+ * and set up side by side, and times TURNS slices of iters/TURNS forks in
+ * each, the arms taking turns in the orders of ORDERS: drift in the
+ * machine's load falls on every arm alike, and the luck of one process's
+ * layout and memory (which lasts its life) is drawn afresh every round.
+ * A round's figure, per clock, is the ratio of the arms' medians. */
 static void measure_fork_case(struct fork_case *c)
 {
-	size_t per = c->iters * (size_t)c->rounds;
-	unsigned long slice = c->iters / SLICES ? c->iters / SLICES : 1;
-	double *v[ARMS], *ratio[CMPS], *tmp = calloc(c->iters, sizeof(double));
+	unsigned long slice = c->iters / TURNS ? c->iters / TURNS : 1;
+	size_t per;
+	double *v[CLOCKS][ARMS], *ratio[CLOCKS][CMPS], *tmp;
 
-	c->iters = slice * SLICES;
+	c->iters = slice * TURNS;
 	per = c->iters * (size_t)c->rounds;
-	for (int a = 0; a < ARMS; a++)
-		if ((v[a] = calloc(per, sizeof(double))) == NULL)
-			die("out of memory");
-	for (int k = 0; k < CMPS; k++)
-		if ((ratio[k] = calloc((size_t)c->rounds, sizeof(double))) ==
-		    NULL)
-			die("out of memory");
-	if (tmp == NULL)
-		die("out of memory");
+	tmp = alloc_doubles(c->iters);
+	for (int k = 0; k < CLOCKS; k++) {
+		for (int a = 0; a < ARMS; a++)
+			v[k][a] = alloc_doubles(per);
+		for (int i = 0; i < CMPS; i++)
+			ratio[k][i] = alloc_doubles((size_t)c->rounds);
+	}
 	for (int r = 0; r < c->rounds; r++) {
 		struct worker w[ARMS];
-		double m[ARMS] = {0}; /* arms this run skips stay 0 */
+		double m[CLOCKS][ARMS] = {{0}}; /* arms this run skips stay 0 */
 
 		for (int i = 0; i < c->narms; i++)
 			worker_start(&w[arm_of(c, i)], c->modes[arm_of(c, i)],
-			             preload[arm_of(c, i)]);
+			             preload[arm_of(c, i)], r);
 		for (int i = 0; i < c->narms; i++)
 			worker_expect_ready(&w[arm_of(c, i)],
 			                    c->modes[arm_of(c, i)],
-			                    arm_of(c, i) == SHIM);
-		for (int s = 0; s < SLICES; s++) {
-			const int *order = ORDERS[(r * SLICES + s) % 6];
+			                    arm_of(c, i));
+		for (int s = 0; s < TURNS; s++)
+			for (int i = 0; i < c->narms; i++) {
+				int a = turn_arm(c->narms, r, s, i);
+				size_t at =
+				    (size_t)r * c->iters + (size_t)s * slice;
+				double *to[CLOCKS] = {v[WALL][a] + at,
+				                      v[CPU][a] + at};
 
-			for (int i = 0; i < ARMS; i++) {
-				int a = c->narms == 3
-				            ? order[i]
-				            : arm_of(c, (r + s + i) % 2);
-
-				if (c->narms == 2 && i >= 2)
-					break;
-				worker_run(&w[a], slice,
-				           v[a] + (size_t)r * c->iters +
-				               (size_t)s * slice,
-				           c->faults[a]);
+				worker_run(&w[a], slice, to, c->faults[a]);
 			}
-		}
 		for (int i = 0; i < c->narms; i++) {
 			int a = arm_of(c, i);
 
 			worker_finish(&w[a], c->modes[a]);
-			memcpy(tmp, v[a] + (size_t)r * c->iters,
-			       c->iters * sizeof(double));
-			m[a] = median(tmp, c->iters);
+			for (int k = 0; k < CLOCKS; k++) {
+				memcpy(tmp, v[k][a] + (size_t)r * c->iters,
+				       c->iters * sizeof(double));
+				m[k][a] = median(tmp, c->iters);
+			}
 		}
-		for (int k = 0; k < CMPS; k++)
-			if (c->narms == 3 || k == SHIM_NONE)
-				ratio[k][r] =
-				    m[CMP_ARMS[k][0]] / m[CMP_ARMS[k][1]];
+		for (int k = 0; k < CLOCKS; k++)
+			for (int i = 0; i < CMPS; i++)
+				if (c->narms == 3 || i == SHIM_NONE)
+					ratio[k][i][r] = m[k][CMP_ARMS[i][0]] /
+					                 m[k][CMP_ARMS[i][1]];
 	}
-	for (int k = 0; k < CMPS; k++) {
-		if (c->narms == 3 || k == SHIM_NONE)
-			stat_of(ratio[k], (size_t)c->rounds, &c->cmp[k]);
-		free(ratio[k]);
+	for (int k = 0; k < CLOCKS; k++) {
+		for (int i = 0; i < CMPS; i++) {
+			if (c->narms == 3 || i == SHIM_NONE)
+				stat_of(ratio[k][i], (size_t)c->rounds,
+				        &c->cmp[k][i]);
+			free(ratio[k][i]);
+		}
+		for (int i = 0; i < c->narms; i++) {
+			int a = arm_of(c, i);
+
+			c->median[k][a] = median(v[k][a], per);
+		}
+		for (int a = 0; a < ARMS; a++)
+			free(v[k][a]);
 	}
 	for (int i = 0; i < c->narms; i++) {
-		int a = arm_of(c, i);
-
-		c->mean[a] = mean(v[a], per);
-		c->median[a] = median(v[a], per);
-		c->faults[a][0] /= c->rounds * SLICES;
-		c->faults[a][1] /= c->rounds * SLICES;
+		c->faults[arm_of(c, i)][0] /= c->rounds * TURNS;
+		c->faults[arm_of(c, i)][1] /= c->rounds * TURNS;
 	}
-	for (int a = 0; a < ARMS; a++)
-		free(v[a]);
 	free(tmp);
 }
 
 /* The wrapper's own cost: in each round a fresh small process of each arm
- * (never calling the shim), each interleaving fork() and _Fork() in
- * slices of n/SLICES, the arms taking turns; an arm's figure in a round is
- * the median over its slices of (median fork - median _Fork), and the
- * round's figure for a comparison the difference of two arms' figures. */
+ * (never calling the shim), pinned to the same CPU, each timing pairs of a
+ * fork() and a _Fork() in TURNS slices of n/TURNS pairs, the arms taking
+ * turns.  An arm's figure in a round is the median over its n pairs of
+ * (fork - _Fork); a round's figure for a comparison the difference of two
+ * arms' figures, per clock. */
 struct wrapper_cost {
-	struct spread cmp[CMPS]; /* differences, ns */
-	double diff[ARMS];       /* medians over rounds of fork - _Fork, ns */
+	unsigned long pairs;             /* per arm and round */
+	struct spread cmp[CLOCKS][CMPS]; /* differences, ns */
+	double diff[CLOCKS][ARMS]; /* medians over rounds of fork - _Fork */
+	double fork_us[ARMS], raw_us[ARMS]; /* median wall, all pairs */
 };
+
+/* Reads n pairs from w: appends each pair's fork - _Fork to d[clock], the
+ * fork's and _Fork's wall times to f and x. */
+static void worker_inter(struct worker *w, unsigned long n, double *d[CLOCKS],
+                         double *f, double *x)
+{
+	char line[128];
+	double fw, fc, xw, xc;
+
+	fprintf(w->to, "inter %lu\n", n);
+	fflush(w->to);
+	for (unsigned long i = 0; i < n; i++) {
+		if (fgets(line, sizeof(line), w->from) == NULL ||
+		    sscanf(line, "%lf %lf %lf %lf", &fw, &fc, &xw, &xc) != 4)
+			die("a fork worker stopped answering");
+		d[WALL][i] = fw - xw;
+		d[CPU][i] = fc - xc;
+		f[i] = fw;
+		x[i] = xw;
+	}
+}
 
 static void measure_wrapper(struct wrapper_cost *out, int rounds,
                             unsigned long n)
 {
-	unsigned long slice = n / SLICES ? n / SLICES : 1;
-	double *d[CMPS], *side[ARMS];
+	unsigned long slice = n / TURNS ? n / TURNS : 1;
+	size_t all;
+	double *d[CLOCKS][CMPS], *side[CLOCKS][ARMS], *pd[ARMS][CLOCKS];
+	double *f[ARMS], *x[ARMS];
 
-	for (int k = 0; k < CMPS; k++)
-		if ((d[k] = calloc((size_t)rounds, sizeof(double))) == NULL)
-			die("out of memory");
-	for (int a = 0; a < ARMS; a++)
-		if ((side[a] = calloc((size_t)rounds, sizeof(double))) == NULL)
-			die("out of memory");
+	n = slice * TURNS;
+	out->pairs = n;
+	all = n * (size_t)rounds;
+	for (int a = 0; a < ARMS; a++) {
+		f[a] = alloc_doubles(all);
+		x[a] = alloc_doubles(all);
+		for (int k = 0; k < CLOCKS; k++)
+			pd[a][k] = alloc_doubles(n);
+	}
+	for (int k = 0; k < CLOCKS; k++) {
+		for (int i = 0; i < CMPS; i++)
+			d[k][i] = alloc_doubles((size_t)rounds);
+		for (int a = 0; a < ARMS; a++)
+			side[k][a] = alloc_doubles((size_t)rounds);
+	}
 	for (int r = 0; r < rounds; r++) {
 		struct worker w[ARMS];
-		double sl[ARMS][SLICES];
 
 		for (int a = 0; a < ARMS; a++)
-			worker_start(&w[a], "small0", preload[a]);
+			worker_start(&w[a], "small0", preload[a], r);
 		for (int a = 0; a < ARMS; a++)
-			worker_expect_ready(&w[a], "small0", a == SHIM);
-		for (int s = 0; s < SLICES; s++) {
-			const int *order = ORDERS[(r * SLICES + s) % 6];
-
+			worker_expect_ready(&w[a], "small0", a);
+		for (int s = 0; s < TURNS; s++)
 			for (int i = 0; i < ARMS; i++) {
-				int a = order[i];
-				char line[128];
-				double f, x;
+				int a = turn_arm(ARMS, r, s, i);
+				size_t at = (size_t)s * slice;
+				double *to[CLOCKS] = {pd[a][WALL] + at,
+				                      pd[a][CPU] + at};
 
-				fprintf(w[a].to, "inter %lu\n", slice);
-				fflush(w[a].to);
-				if (fgets(line, sizeof(line), w[a].from) ==
-				        NULL ||
-				    sscanf(line, "inter %lf %lf", &f, &x) != 2)
-					die("a fork worker stopped answering");
-				sl[a][s] = f - x;
+				worker_inter(&w[a], slice, to,
+				             f[a] + (size_t)r * n + at,
+				             x[a] + (size_t)r * n + at);
 			}
-		}
 		for (int a = 0; a < ARMS; a++) {
 			worker_finish(&w[a], "small0");
-			side[a][r] = median(sl[a], SLICES);
+			for (int k = 0; k < CLOCKS; k++)
+				side[k][a][r] = median(pd[a][k], n);
 		}
-		for (int k = 0; k < CMPS; k++)
-			d[k][r] =
-			    side[CMP_ARMS[k][0]][r] - side[CMP_ARMS[k][1]][r];
+		for (int k = 0; k < CLOCKS; k++)
+			for (int i = 0; i < CMPS; i++)
+				d[k][i][r] = side[k][CMP_ARMS[i][0]][r] -
+				             side[k][CMP_ARMS[i][1]][r];
 	}
-	for (int k = 0; k < CMPS; k++) {
-		stat_of(d[k], (size_t)rounds, &out->cmp[k]);
-		free(d[k]);
+	for (int k = 0; k < CLOCKS; k++) {
+		for (int i = 0; i < CMPS; i++) {
+			stat_of(d[k][i], (size_t)rounds, &out->cmp[k][i]);
+			free(d[k][i]);
+		}
+		for (int a = 0; a < ARMS; a++) {
+			out->diff[k][a] = median(side[k][a], (size_t)rounds);
+			free(side[k][a]);
+		}
 	}
 	for (int a = 0; a < ARMS; a++) {
-		out->diff[a] = median(side[a], (size_t)rounds);
-		free(side[a]);
+		out->fork_us[a] = median(f[a], all) / 1e3;
+		out->raw_us[a] = median(x[a], all) / 1e3;
+		free(f[a]);
+		free(x[a]);
+		for (int k = 0; k < CLOCKS; k++)
+			free(pd[a][k]);
 	}
 }
 
 /* Start-up: posix_spawn of /bin/true and its waitpid, n times per arm and
- * round, one spawn of each arm in turn (the orders of ORDERS); the round's
- * figure for a comparison is the ratio of the arms' median times. */
+ * round, one spawn of each arm in turn (the orders of ORDERS), the driver
+ * pinned to the round's CPU; the round's figure for a comparison is the
+ * ratio of the arms' median times, per clock. */
 struct startup_cost {
-	struct spread cmp[CMPS];
-	double us[ARMS]; /* median over rounds of each arm's median, us */
+	struct spread cmp[CLOCKS][CMPS];
+	double us[CLOCKS][ARMS]; /* median over rounds of each arm's median */
 };
 
-static double spawn_true(char **env)
+static void spawn_true(char **env, double d[CLOCKS])
 {
 	char *argv[] = {"/bin/true", NULL};
-	double t = clock_ns();
+	struct stamp a, b;
 	int status;
 	pid_t pid;
 
+	stamp_now(&a);
 	if (posix_spawn(&pid, argv[0], NULL, NULL, argv, env) != 0)
 		die("posix_spawn /bin/true: %s", strerror(errno));
 	if (waitpid(pid, &status, 0) != pid || status != 0)
 		die("/bin/true failed");
-	return clock_ns() - t;
+	stamp_now(&b);
+	for (int c = 0; c < CLOCKS; c++)
+		d[c] = b.t[c] - a.t[c];
 }
 
 static void measure_startup(struct startup_cost *out, int rounds,
                             unsigned long n)
 {
 	char **env[ARMS];
-	double *ratio[CMPS], *side[ARMS], *t[ARMS];
+	double *ratio[CLOCKS][CMPS], *side[CLOCKS][ARMS], *t[CLOCKS][ARMS];
+	double d[CLOCKS];
 
-	for (int a = 0; a < ARMS; a++) {
+	for (int a = 0; a < ARMS; a++)
 		env[a] = worker_env(preload[a]);
-		side[a] = calloc((size_t)rounds, sizeof(double));
-		t[a] = calloc(n, sizeof(double));
-		if (side[a] == NULL || t[a] == NULL)
-			die("out of memory");
+	for (int k = 0; k < CLOCKS; k++) {
+		for (int a = 0; a < ARMS; a++) {
+			side[k][a] = alloc_doubles((size_t)rounds);
+			t[k][a] = alloc_doubles(n);
+		}
+		for (int i = 0; i < CMPS; i++)
+			ratio[k][i] = alloc_doubles((size_t)rounds);
 	}
-	for (int k = 0; k < CMPS; k++)
-		if ((ratio[k] = calloc((size_t)rounds, sizeof(double))) == NULL)
-			die("out of memory");
 	for (int i = 0; i < 6; i++) /* the page cache, the loader's */
-		spawn_true(env[i % ARMS]);
+		spawn_true(env[i % ARMS], d);
 	for (int r = 0; r < rounds; r++) {
+		pin_round(r);
 		for (unsigned long i = 0; i < n; i++) {
 			const int *order = ORDERS[(r * n + i) % 6];
 
-			for (int k = 0; k < ARMS; k++)
-				t[order[k]][i] = spawn_true(env[order[k]]);
+			for (int j = 0; j < ARMS; j++) {
+				spawn_true(env[order[j]], d);
+				for (int k = 0; k < CLOCKS; k++)
+					t[k][order[j]][i] = d[k];
+			}
 		}
-		for (int a = 0; a < ARMS; a++)
-			side[a][r] = median(t[a], n);
-		for (int k = 0; k < CMPS; k++)
-			ratio[k][r] =
-			    side[CMP_ARMS[k][0]][r] / side[CMP_ARMS[k][1]][r];
+		for (int k = 0; k < CLOCKS; k++) {
+			for (int a = 0; a < ARMS; a++)
+				side[k][a][r] = median(t[k][a], n);
+			for (int i = 0; i < CMPS; i++)
+				ratio[k][i][r] = side[k][CMP_ARMS[i][0]][r] /
+				                 side[k][CMP_ARMS[i][1]][r];
+		}
 	}
-	for (int k = 0; k < CMPS; k++) {
-		stat_of(ratio[k], (size_t)rounds, &out->cmp[k]);
-		free(ratio[k]);
+	unpin();
+	for (int k = 0; k < CLOCKS; k++) {
+		for (int i = 0; i < CMPS; i++) {
+			stat_of(ratio[k][i], (size_t)rounds, &out->cmp[k][i]);
+			free(ratio[k][i]);
+		}
+		for (int a = 0; a < ARMS; a++) {
+			out->us[k][a] =
+			    median(side[k][a], (size_t)rounds) / 1e3;
+			free(side[k][a]);
+			free(t[k][a]);
+		}
 	}
-	for (int a = 0; a < ARMS; a++) {
-		out->us[a] = median(side[a], (size_t)rounds) / 1e3;
-		free(side[a]);
-		free(t[a]);
+	for (int a = 0; a < ARMS; a++)
 		worker_env_free(env[a]);
-	}
 }
 
 struct results {
@@ -973,7 +1112,7 @@ static void measure_inproc(struct results *res, const char *shim)
 	    {"vmrss_delta_kib", NULL, &res->vmrss_delta},
 	};
 
-	worker_start(&w, "inproc", shim);
+	worker_start(&w, "inproc", shim, -1);
 	while (fgets(line, sizeof(line), w.from)) {
 		size_t size_i;
 
@@ -1005,17 +1144,48 @@ static void print_target(const char *label, double value, double limit,
 	                        : "MISSED");
 }
 
-/* A target read against no preload and against an empty preload. */
+/* A target read on each clock against no preload and against an empty
+ * preload; scale divides the figures (1e3: ns printed as us). */
 static void print_cmp_target(const char *label, const char *fmt,
-                             const struct spread *cmp, double limit,
-                             const char **names)
+                             const struct spread cmp[CLOCKS][CMPS],
+                             double scale, double limit, const char **names)
 {
-	printf("  %s\n   ", label);
-	for (int k = SHIM_NONE; k <= SHIM_EMPTY; k++) {
-		printf(" %s ", names[k]);
-		print_stat(fmt, &cmp[k]);
-		printf(" %s%s", verdict(&cmp[k], limit, 1),
-		       k == SHIM_NONE ? ";" : "\n");
+	printf("  %s\n", label);
+	for (int k = 0; k < CLOCKS; k++) {
+		printf("    %-4s", CLOCK_NAME[k]);
+		for (int i = SHIM_NONE; i <= SHIM_EMPTY; i++) {
+			struct spread s = cmp[k][i];
+
+			s.med /= scale, s.ci_lo /= scale, s.ci_hi /= scale;
+			printf(" %s ", names[i]);
+			print_stat(fmt, &s);
+			printf(" %s%s", verdict(&s, limit, 1),
+			       i == SHIM_NONE ? ";" : "\n");
+		}
+	}
+}
+
+/* A comparison's rows, one per clock: "<clock> shim/none 1.012 [0.990 to
+ * 1.031] (range 0.95-1.08) ..." */
+static void print_cmps(const char *indent, const char *fmt,
+                       const struct spread cmp[CLOCKS][CMPS], double scale,
+                       const char **names, int ncmp)
+{
+	for (int k = 0; k < CLOCKS; k++) {
+		printf("%s%-4s", indent, CLOCK_NAME[k]);
+		for (int i = 0; i < ncmp; i++) {
+			struct spread s = cmp[k][i];
+
+			s.med /= scale, s.ci_lo /= scale, s.ci_hi /= scale;
+			s.lo /= scale, s.hi /= scale;
+			printf(" %s ", names[i]);
+			print_stat(fmt, &s);
+			printf(" (range ");
+			printf(fmt, s.lo);
+			printf(" to ");
+			printf(fmt, s.hi);
+			printf(")%s", i + 1 < ncmp ? ";" : "\n");
+		}
 	}
 }
 
@@ -1024,30 +1194,39 @@ static void usage(FILE *to)
 	fprintf(to,
 	        "usage: bench_core [--shim PATH] [--empty PATH] [--rounds N] "
 	        "[--small-rounds N]\n"
-	        "                  [--small-iters N] [--big-iters N] "
-	        "[--only small] [--clock wall|cpu]\n"
+	        "                  [--small-iters N] [--pairs N] "
+	        "[--big-iters N] [--only small]\n"
+	        "                  [--pin on|off]\n"
 	        "  --shim PATH        the libforkshim the \"with\" runs "
 	        "preload; default\n"
 	        "                     $FORKSHIM_BENCH_SHIM, else %s\n"
 	        "  --empty PATH       the empty library the \"empty "
 	        "preload\" runs preload;\n"
-	        "                     default %s\n"
+	        "                     default %s; may be another build "
+	        "of the shim\n"
+	        "                     (shim/empty then compares the two "
+	        "builds)\n"
 	        "  --rounds N         1 GiB fork rounds, each a fresh pair of "
 	        "processes (3)\n"
 	        "  --small-rounds N   small-process rounds (a fresh process "
 	        "of each kind), also\n"
 	        "                     of the wrapper's cost and of start-up "
-	        "(15)\n"
+	        "(240, at most 1000)\n"
 	        "  --small-iters N    forks per process and round, small "
-	        "process (200)\n"
+	        "process (24)\n"
+	        "  --pairs N          fork()/_Fork() pairs per process and "
+	        "round (144)\n"
 	        "  --big-iters N      forks per round, 1 GiB processes (32)\n"
 	        "  --only small       only the small-process, wrapper and "
 	        "start-up figures\n"
-	        "  --clock wall|cpu   fork and start-up figures in wall time "
-	        "(latency, the\n"
-	        "                     default) or in CPU time of the process "
-	        "and its children\n"
-	        "                     (cost, steady on a loaded machine)\n",
+	        "  --pin on|off       pin each measuring process (and so its "
+	        "children) to one\n"
+	        "                     CPU, the same for every kind in a round "
+	        "(on)\n"
+	        "Every fork and start-up figure is given in wall time "
+	        "(latency) and in CPU\n"
+	        "time of the process and its reaped children (cost, steadier "
+	        "on a loaded machine).\n",
 	        FORKSHIM_BENCH_LIB, FORKSHIM_BENCH_EMPTY);
 }
 
@@ -1137,7 +1316,8 @@ int main(int argc, char **argv)
 {
 	const char *shim = getenv("FORKSHIM_BENCH_SHIM");
 	const char *empty = FORKSHIM_BENCH_EMPTY;
-	int rounds = 3, small_rounds = 15, only_small = 0;
+	int rounds = 3, small_rounds = 240, only_small = 0, pin = 1;
+	unsigned long pairs = 144, startup_n = 8;
 	struct wrapper_cost wrapper;
 	struct startup_cost startup;
 	size_t ncases;
@@ -1145,12 +1325,12 @@ int main(int argc, char **argv)
 	    {.label = "small process, no table",
 	     .modes = {"small0", "small0", "small0"},
 	     .narms = 3,
-	     .iters = 200,
+	     .iters = 24,
 	     .target = TARGET_FORK_SMALL},
 	    {.label = "small process, 1 frozen page",
 	     .modes = {"small", "small", "small"},
 	     .narms = 3,
-	     .iters = 200,
+	     .iters = 24,
 	     .target = TARGET_FORK_SMALL},
 	    {.label = "1 GiB resident, 1 region",
 	     .modes = {"big", NULL, "big1"},
@@ -1170,8 +1350,6 @@ int main(int argc, char **argv)
 
 	memset(&res, 0, sizeof(res));
 
-	use_cpu = getenv("BENCH_CORE_CLOCK") != NULL &&
-	          strcmp(getenv("BENCH_CORE_CLOCK"), "cpu") == 0;
 	if (argc == 3 && strcmp(argv[1], "--worker") == 0) {
 		setvbuf(stdout, NULL, _IOFBF, 1 << 16);
 		if (strcmp(argv[2], "inproc") == 0)
@@ -1194,24 +1372,31 @@ int main(int argc, char **argv)
 		if (strcmp(opt, "--shim") == 0)
 			shim = value;
 		else if (strcmp(opt, "--empty") == 0)
-			empty = value;
+			empty = value, empty_any = 1;
 		else if (strcmp(opt, "--rounds") == 0)
 			rounds = (int)positive_arg(opt, value);
-		else if (strcmp(opt, "--small-rounds") == 0)
+		else if (strcmp(opt, "--small-rounds") == 0) {
 			small_rounds = (int)positive_arg(opt, value);
-		else if (strcmp(opt, "--small-iters") == 0)
+			if (small_rounds > 1000) {
+				/* stats.h's binomial underflows beyond */
+				fprintf(stderr, "bench_core: --small-rounds "
+				                "is at most 1000\n");
+				return 2;
+			}
+		} else if (strcmp(opt, "--small-iters") == 0)
 			cases[0].iters = cases[1].iters =
 			    positive_arg(opt, value);
+		else if (strcmp(opt, "--pairs") == 0)
+			pairs = positive_arg(opt, value);
 		else if (strcmp(opt, "--big-iters") == 0)
 			cases[2].iters = cases[3].iters =
 			    positive_arg(opt, value);
-		else if (strcmp(opt, "--clock") == 0 &&
-		         (strcmp(value, "cpu") == 0 ||
-		          strcmp(value, "wall") == 0)) {
-			use_cpu = strcmp(value, "cpu") == 0;
-			setenv("BENCH_CORE_CLOCK", value, 1); /* workers */
-		} else if (strcmp(opt, "--only") == 0 &&
-		           strcmp(value, "small") == 0)
+		else if (strcmp(opt, "--pin") == 0 &&
+		         (strcmp(value, "on") == 0 ||
+		          strcmp(value, "off") == 0))
+			pin = strcmp(value, "on") == 0;
+		else if (strcmp(opt, "--only") == 0 &&
+		         strcmp(value, "small") == 0)
 			only_small = 1;
 		else {
 			usage(stderr);
@@ -1227,6 +1412,7 @@ int main(int argc, char **argv)
 		    strerror(errno));
 	preload[EMPTY] = empty;
 	preload[SHIM] = shim;
+	pin_init(pin);
 
 	printf("forkshim core benchmark\n");
 	printf("  arms        none: no LD_PRELOAD (the baseline of every "
@@ -1242,6 +1428,10 @@ int main(int argc, char **argv)
 	       sysconf(_SC_NPROCESSORS_ONLN),
 	       (long)(sysconf(_SC_PHYS_PAGES) / 1024 * sysconf(_SC_PAGESIZE) /
 	              1024));
+	printf("  pinning     %s\n",
+	       ncpus ? "each round's processes on one CPU, the round's "
+	               "CPU taking turns"
+	             : "none");
 	print_load("at start");
 	fflush(stdout);
 
@@ -1252,28 +1442,29 @@ int main(int argc, char **argv)
 		report_inproc(&res, shim, &wrong);
 	for (size_t i = 0; i < ncases; i++)
 		measure_fork_case(&cases[i]);
-	measure_wrapper(&wrapper, small_rounds, 320);
-	measure_startup(&startup, small_rounds, 40);
+	measure_wrapper(&wrapper, small_rounds, pairs);
+	measure_startup(&startup, small_rounds, startup_n);
 	print_load("at end");
-	printf("\nfork and start-up figures below: %s\n",
-	       use_cpu ? "CPU time of the process and its reaped children "
-	                 "(--clock cpu)"
-	               : "wall time (--clock wall)");
+
 	printf("\nfork+_exit+waitpid: each round a fresh process of each "
 	       "kind, taking turns in\n%d slices; %d rounds small, %d for "
 	       "1 GiB (1 GiB buffers have 4 KiB pages, all\nresident; "
 	       "without the shim no region is frozen; the 1 GiB cases have "
-	       "no empty-\npreload process)\n",
-	       SLICES, small_rounds, rounds);
+	       "no empty-\npreload process); wall: latency, cpu: CPU time "
+	       "of the process and its child\n",
+	       TURNS, small_rounds, rounds);
 	printf("  median us of all samples     samples   without     empty "
 	       "     shim\n");
 	for (size_t i = 0; i < ncases; i++) {
 		struct fork_case *c = &cases[i];
 
-		printf("  %-28s %9zu %9.1f %9.1f %9.1f\n", c->label,
-		       c->iters * (size_t)c->rounds, c->median[NONE] / 1e3,
-		       c->narms == 3 ? c->median[EMPTY] / 1e3 : 0,
-		       c->median[SHIM] / 1e3);
+		for (int k = 0; k < CLOCKS; k++)
+			printf("  %-23s %-4s %9zu %9.1f %9.1f %9.1f\n",
+			       c->label, CLOCK_NAME[k],
+			       c->iters * (size_t)c->rounds,
+			       c->median[k][NONE] / 1e3,
+			       c->narms == 3 ? c->median[k][EMPTY] / 1e3 : 0,
+			       c->median[k][SHIM] / 1e3);
 	}
 	printf("  minor faults per fork, parent + child:\n");
 	for (size_t i = 0; i < ncases; i++) {
@@ -1290,43 +1481,40 @@ int main(int argc, char **argv)
 		printf("\n");
 	}
 	printf("  ratios: median of the rounds' ratios [~95%% interval of "
-	       "the median; the\n  range below 6 rounds]\n");
+	       "the median; the\n  range below 6 rounds] (range of the "
+	       "rounds' ratios)\n");
 	for (size_t i = 0; i < ncases; i++) {
-		struct fork_case *c = &cases[i];
-
-		printf("  %-28s", c->label);
-		for (int k = 0; k < CMPS; k++) {
-			if (c->narms != 3 && k != SHIM_NONE)
-				continue;
-			printf("  %s ", CMP_LABEL[k]);
-			print_stat("%.3f", &c->cmp[k]);
-		}
-		printf("\n");
+		printf("  %s\n", cases[i].label);
+		print_cmps("    ", "%.3f", cases[i].cmp, 1, CMP_LABEL,
+		           cases[i].narms == 3 ? CMPS : 1);
 	}
-	printf("\nthe wrapper's own cost: fork() minus _Fork(), interleaved "
-	       "320 times each in one\nsmall process of each kind (never "
-	       "calling the shim), %d rounds; us\n"
-	       "  fork - _Fork: without %.1f, empty preload %.1f, shim %.1f "
-	       "(medians)\n ",
-	       small_rounds, wrapper.diff[NONE] / 1e3,
-	       wrapper.diff[EMPTY] / 1e3, wrapper.diff[SHIM] / 1e3);
-	for (int k = 0; k < CMPS; k++) {
-		struct spread s = wrapper.cmp[k];
-
-		s.med /= 1e3, s.ci_lo /= 1e3, s.ci_hi /= 1e3;
-		printf(" %s ", DIFF_LABEL[k]);
-		print_stat("%+.1f", &s);
-	}
-	printf("\n\nstart-up: posix_spawn + waitpid of /bin/true, one of "
-	       "each kind in turn, 40 per\nround, %d rounds\n  medians: "
-	       "without %.0f us, empty preload %.0f us, shim %.0f us\n ",
-	       small_rounds, startup.us[NONE], startup.us[EMPTY],
-	       startup.us[SHIM]);
-	for (int k = 0; k < CMPS; k++) {
-		printf(" %s ", CMP_LABEL[k]);
-		print_stat("%.3f", &startup.cmp[k]);
-	}
-	printf("\n");
+	printf("\nthe wrapper's own cost: fork() minus _Fork(), %lu pairs per "
+	       "round (which goes\nfirst alternates) in one small process of "
+	       "each kind (never calling the shim),\n%d rounds; a round's "
+	       "figure is the difference of two kinds' medians of the\n"
+	       "pairs' differences; us\n"
+	       "  median wall fork, _Fork: without %.1f, %.1f; empty %.1f, "
+	       "%.1f; shim %.1f, %.1f\n",
+	       wrapper.pairs, small_rounds, wrapper.fork_us[NONE],
+	       wrapper.raw_us[NONE], wrapper.fork_us[EMPTY],
+	       wrapper.raw_us[EMPTY], wrapper.fork_us[SHIM],
+	       wrapper.raw_us[SHIM]);
+	for (int k = 0; k < CLOCKS; k++)
+		printf(
+		    "  fork - _Fork, %-4s: without %.1f, empty preload %.1f, "
+		    "shim %.1f (medians)\n",
+		    CLOCK_NAME[k], wrapper.diff[k][NONE] / 1e3,
+		    wrapper.diff[k][EMPTY] / 1e3, wrapper.diff[k][SHIM] / 1e3);
+	print_cmps("  ", "%+.1f", wrapper.cmp, 1e3, DIFF_LABEL, CMPS);
+	printf("\nstart-up: posix_spawn + waitpid of /bin/true, one of "
+	       "each kind in turn, %lu per\nround, %d rounds\n",
+	       startup_n, small_rounds);
+	for (int k = 0; k < CLOCKS; k++)
+		printf("  medians %-4s: without %.0f us, empty preload %.0f "
+		       "us, shim %.0f us\n",
+		       CLOCK_NAME[k], startup.us[k][NONE], startup.us[k][EMPTY],
+		       startup.us[k][SHIM]);
+	print_cmps("  ", "%.3f", startup.cmp, 1, CMP_LABEL, CMPS);
 
 	printf("\ntargets (ok: the whole interval meets it; MISSED: none of "
 	       "it; unresolved: the\nnoise is wider than the distance to "
@@ -1345,30 +1533,24 @@ int main(int argc, char **argv)
 		snprintf(label, sizeof(label), "fork ratio <= %.2f, %s",
 		         cases[i].target, cases[i].label);
 		if (i < 2) {
-			print_cmp_target(label, "%.3f", cases[i].cmp,
+			print_cmp_target(label, "%.3f", cases[i].cmp, 1,
 			                 cases[i].target, CMP_LABEL);
 			continue;
 		}
 		/* 1 GiB: the ratio of all samples' medians, as before. */
 		print_target(label,
-		             cases[i].median[SHIM] / cases[i].median[NONE],
+		             cases[i].median[WALL][SHIM] /
+		                 cases[i].median[WALL][NONE],
 		             cases[i].target, 0);
 	}
 	snprintf(label, sizeof(label), "wrapper cost <= %.0f us per fork",
 	         TARGET_WRAPPER_US);
-	{
-		struct spread s[CMPS];
-
-		for (int k = 0; k < CMPS; k++) {
-			s[k] = wrapper.cmp[k];
-			s[k].med /= 1e3, s[k].ci_lo /= 1e3, s[k].ci_hi /= 1e3;
-		}
-		print_cmp_target(label, "%+.1f", s, TARGET_WRAPPER_US,
-		                 DIFF_LABEL);
-	}
+	print_cmp_target(label, "%+.1f", wrapper.cmp, 1e3, TARGET_WRAPPER_US,
+	                 DIFF_LABEL);
 	snprintf(label, sizeof(label), "start-up ratio <= %.2f (/bin/true)",
 	         TARGET_STARTUP);
-	print_cmp_target(label, "%.3f", startup.cmp, TARGET_STARTUP, CMP_LABEL);
+	print_cmp_target(label, "%.3f", startup.cmp, 1, TARGET_STARTUP,
+	                 CMP_LABEL);
 	printf("\n(%.0f s)\n", (now_ns() - t0) / 1e9);
 	fflush(stdout);
 	if (wrong)

@@ -20,6 +20,16 @@
  *       minor faults per fork+waitpid the parent took at any depth: a
  *       fork path whose frames end near a page boundary writes one stack
  *       page more after the fork, at some depths and not others).
+ *   tp_fork_host stack 0|1  forks and reaps children (with 1 and the shim,
+ *       first asks for the API and freezes a page), and prints "stack B":
+ *       the most bytes of stack below the caller's frame that one
+ *       fork+waitpid wrote (a pattern laid below the frame, then looked
+ *       for).  After a fork the parent's stack pages are copy-on-write:
+ *       every further byte of depth is that much more chance, over stack
+ *       placements, of one more fault per fork.
+ *   tp_fork_host layout   (needs the shim) prints "fork_page P exit_page E
+ *       library NAME": the pages of the fork and _exit the program binds
+ *       to, counted from the start of the library that holds them.
  *   tp_fork_host order    a plugin's order: asks for the API, then
  *       registers pthread_atfork handlers whose prepare handler freezes a
  *       page and whose parent handler thaws it, then forks before any
@@ -329,6 +339,77 @@ static int run_faults(long n)
 	return 0;
 }
 
+#define STACK_PROBE 16384
+#define STACK_MARK 0xa5
+
+/* Lays the pattern in the STACK_PROBE bytes below this frame's locals,
+ * forks and reaps a child, and answers how far down the pattern was
+ * overwritten, from the pattern's top (0: not at all). */
+__attribute__((noinline)) static long stack_written(void)
+{
+	volatile char here;
+	volatile char *top = (volatile char *)((uintptr_t)&here - 256), *p;
+	int status;
+	pid_t pid;
+
+	for (p = top - STACK_PROBE; p < top; p++)
+		*p = (char)STACK_MARK;
+	pid = fork();
+	if (pid == 0)
+		_exit(0);
+	if (pid < 0 || waitpid(pid, &status, 0) != pid)
+		return -1;
+	for (p = top - STACK_PROBE; p < top && *p == (char)STACK_MARK; p++)
+		;
+	return top - p;
+}
+
+static int run_stack(int use)
+{
+	static char page[4096] __attribute__((aligned(4096)));
+	const void *(*api)(unsigned);
+	unsigned long (*freeze)(const void *, size_t, const char *, unsigned);
+	long most = 0;
+
+	*(void **)&api = dlsym(RTLD_DEFAULT, "forkshim_api");
+	*(void **)&freeze = dlsym(RTLD_DEFAULT, "forkshim_freeze");
+	if (use && api != NULL && api(1) == NULL)
+		return 1;
+	if (use && freeze != NULL && freeze(page, sizeof(page), "page", 0) == 0)
+		return 1;
+	/* The first calls bind fork and waitpid (the loader's resolver takes
+	 * kilobytes of stack) and make what a first fork makes. */
+	for (int i = 0; i < 3; i++)
+		if (stack_written() < 0)
+			return 1;
+	for (int i = 0; i < 8; i++) {
+		long b = stack_written();
+
+		if (b < 0)
+			return 1;
+		if (b > most)
+			most = b;
+	}
+	printf("stack %ld\n", most);
+	return 0;
+}
+
+static int run_layout(void)
+{
+	void *f = dlsym(RTLD_DEFAULT, "fork");
+	void *e = dlsym(RTLD_DEFAULT, "_exit");
+	Dl_info fi, ei;
+
+	if (f == NULL || e == NULL || dladdr(f, &fi) == 0 ||
+	    dladdr(e, &ei) == 0 || fi.dli_fbase != ei.dli_fbase)
+		return 1;
+	printf("fork_page %ld exit_page %ld library %s\n",
+	       (long)(((uintptr_t)f - (uintptr_t)fi.dli_fbase) / 4096),
+	       (long)(((uintptr_t)e - (uintptr_t)fi.dli_fbase) / 4096),
+	       fi.dli_fname);
+	return 0;
+}
+
 struct shim_bss {
 	const char *path;
 	uintptr_t file_end, end; /* of the writable segment, in memory */
@@ -484,12 +565,17 @@ int main(int argc, char **argv)
 		return run_order();
 	if (argc == 3 && strcmp(argv[1], "faults") == 0)
 		return run_faults(atol(argv[2]));
+	if (argc == 3 && strcmp(argv[1], "stack") == 0)
+		return run_stack(atoi(argv[2]));
+	if (argc == 2 && strcmp(argv[1], "layout") == 0)
+		return run_layout();
 	if (argc == 2 && strcmp(argv[1], "idle") == 0)
 		return run_idle();
 	if (argc == 2 && strcmp(argv[1], "table") == 0)
 		return run_table();
-	fprintf(stderr,
-	        "usage: tp_fork_host atfork | sigign N | faults N | order | "
-	        "idle | table\n");
+	fprintf(
+	    stderr,
+	    "usage: tp_fork_host atfork | sigign N | faults N | stack 0|1 | "
+	    "order | idle | table\n");
 	return 2;
 }
