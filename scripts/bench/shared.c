@@ -22,15 +22,19 @@
  *               holds the bytes), against the bytes down a pipe to each
  *
  *   bench_shared [--rounds R] [--only NAME] [--forks N] [--fork-rounds R]
+ *                [--pin-cpu C]
  * --rounds: the other rows' rounds (5); --forks: forks per arm and round
  * of the fork rows (200); --fork-rounds: their rounds (9: the fewest
- * with a ~95% interval narrower than the range).
+ * with a ~95% interval narrower than the range); --pin-cpu: this process
+ * and every process it starts run on CPU C only (no migrations in the
+ * fork rows).
  * Worker modes (exec'd by the benchmark itself): reader HEX, sink,
  * forker MODE. */
 #include <alloca.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <sched.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -285,6 +289,7 @@ static const char *const FCLOCK_LABEL[FCLOCKS] = {
 #define FORK_RUN_MAX 1024              /* forks a forker times per command */
 static unsigned long fork_iters = 200; /* --forks: per arm and round */
 static int fork_rounds = 9;            /* --fork-rounds */
+static int pin_cpu = -1;               /* --pin-cpu: -1, not pinned */
 
 /* Checksums stored here are used: the reads are not elided. */
 static volatile uint64_t sink_sum;
@@ -1024,12 +1029,14 @@ int main(int argc, char **argv)
 			fork_iters = strtoul(argv[++i], NULL, 10);
 		else if (strcmp(argv[i], "--fork-rounds") == 0 && i + 1 < argc)
 			fork_rounds = atoi(argv[++i]);
+		else if (strcmp(argv[i], "--pin-cpu") == 0 && i + 1 < argc)
+			pin_cpu = atoi(argv[++i]) < 0 ? -2 : atoi(argv[i]);
 		else {
 			fprintf(stderr,
 			        "bench_shared: unknown argument %s\nusage: "
 			        "bench_shared [--rounds R] [--only "
 			        "fork|alloc|copy|read|handoff] [--forks N] "
-			        "[--fork-rounds R]\n",
+			        "[--fork-rounds R] [--pin-cpu C]\n",
 			        argv[i]);
 			return 2;
 		}
@@ -1037,10 +1044,25 @@ int main(int argc, char **argv)
 	if (rounds < 1 || rounds > 64)
 		rounds = 5;
 	if (fork_iters < 1 || fork_iters > 100000 || fork_rounds < 1 ||
-	    fork_rounds > 1000) {
-		fprintf(stderr, "bench_shared: --forks 1..100000, "
-		                "--fork-rounds 1..1000\n");
+	    fork_rounds > 1000 || pin_cpu < -1 || pin_cpu >= CPU_SETSIZE) {
+		fprintf(stderr,
+		        "bench_shared: --forks 1..100000, "
+		        "--fork-rounds 1..1000, --pin-cpu 0..%d\n",
+		        CPU_SETSIZE - 1);
 		return 2;
+	}
+	if (pin_cpu >= 0) {
+		cpu_set_t set;
+
+		/* Inherited by every process it starts: the arms' forkers and
+		 * their children all run on that CPU. */
+		CPU_ZERO(&set);
+		CPU_SET(pin_cpu, &set);
+		if (sched_setaffinity(0, sizeof(set), &set) != 0)
+			die("--pin-cpu");
+		printf("bench_shared: pinned to CPU %d, with every process it "
+		       "starts\n",
+		       pin_cpu);
 	}
 	printf("bench_shared: %d rounds, A and B alternating; A/B is the "
 	       "ratio of medians, [lo .. hi] the per-round ratios\n",

@@ -12,7 +12,10 @@
  *   shared_worker family              a family under FORKSHIM_REPORT around
  *       one shared region (do_family); prints "pids ... bad N"
  *   shared_worker late-family         the same with every worker forked
- *       before anything was frozen (do_late_family) */
+ *       before anything was frozen (do_late_family)
+ *   shared_worker layout              allocates, freezes and imports 64
+ *       MiB; prints how many new mappings lay below the region after
+ *       the freeze and after the import (each named on stderr) */
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -302,6 +305,91 @@ static int do_late_family(void)
 	return bad ? 5 : 0;
 }
 
+/* The ranges of this process's mappings; their count. */
+static size_t maps_now(uintptr_t (*r)[2], size_t max)
+{
+	static char buf[1 << 16];
+	size_t n = 0, got = 0;
+	ssize_t k;
+	int fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		return 0;
+	while (got < sizeof(buf) - 1 &&
+	       (k = read(fd, buf + got, sizeof(buf) - 1 - got)) > 0)
+		got += (size_t)k;
+	close(fd);
+	buf[got] = '\0';
+	for (char *l = buf; l != NULL && *l && n < max; l = strchr(l, '\n')) {
+		unsigned long a, b;
+
+		if (*l == '\n')
+			l++;
+		if (sscanf(l, "%lx-%lx", &a, &b) == 2) {
+			r[n][0] = a;
+			r[n][1] = b;
+			n++;
+		}
+	}
+	return n;
+}
+
+/* The mappings in `after` but not in `before` that lie below `at`. */
+static int new_below(uintptr_t (*before)[2], size_t nb, uintptr_t (*after)[2],
+                     size_t na, uintptr_t at, const char *what)
+{
+	int below = 0;
+
+	for (size_t i = 0; i < na; i++) {
+		int old = 0;
+
+		for (size_t j = 0; j < nb && !old; j++)
+			old = after[i][0] == before[j][0] &&
+			      after[i][1] == before[j][1];
+		if (old || after[i][0] >= at)
+			continue;
+		below++;
+		fprintf(stderr, "%s: new mapping %#lx-%#lx below %#lx\n", what,
+		        (unsigned long)after[i][0], (unsigned long)after[i][1],
+		        (unsigned long)at);
+	}
+	return below;
+}
+
+static int do_layout(void)
+{
+	static uintptr_t before[4096][2], after[4096][2];
+	size_t len = 64 << 20, nb, na;
+	struct forkshim_token tok;
+	int below_alloc, below_import;
+	unsigned char *p;
+	const void *q;
+	forkshim_handle h;
+
+	nb = maps_now(before, 4096);
+	p = forkshim_alloc(len, "layout");
+	if (p == NULL)
+		return 3;
+	fill(p, len, 9);
+	h = forkshim_freeze(p, len, "layout", FORKSHIM_SHARED);
+	if (h == 0 || forkshim_export(h, &tok) != 0)
+		return 4;
+	na = maps_now(after, 4096);
+	below_alloc = new_below(before, nb, after, na, (uintptr_t)p, "alloc");
+	nb = maps_now(before, 4096);
+	q = forkshim_import(&tok, 0, NULL);
+	if (q == NULL || q == p)
+		return 5;
+	na = maps_now(after, 4096);
+	below_import = new_below(before, nb, after, na,
+	                         (uintptr_t)q & ~(uintptr_t)4095, "import");
+	if (checksum(q, len) != checksum(p, len) || forkshim_release(q) != 0 ||
+	    forkshim_thaw(h) != 0)
+		return 6;
+	printf("%d %d\n", below_alloc, below_import);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	setvbuf(stdout, NULL, _IOLBF, 0);
@@ -321,6 +409,8 @@ int main(int argc, char **argv)
 		return do_late_family();
 	if (argc >= 2 && strcmp(argv[1], "scribble-own") == 0)
 		return do_scribble_own(argc > 2 && !strcmp(argv[2], "late"));
+	if (argc >= 2 && strcmp(argv[1], "layout") == 0)
+		return do_layout();
 	fprintf(stderr, "usage: shared_worker import|owner|write ARG\n");
 	return 2;
 }
