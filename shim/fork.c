@@ -522,7 +522,9 @@ EXPORT HOT pid_t waitpid(pid_t which, int *status, int options)
 	return pid;
 }
 
-EXPORT HOT pid_t wait3(int *status, int options, struct rusage *usage)
+/* wait3, wait4 and waitid are not on the hot page: with them there the
+ * page overflowed and _exit moved to the next one (transparency_fork). */
+EXPORT pid_t wait3(int *status, int options, struct rusage *usage)
 {
 	int st;
 	pid_t pid;
@@ -539,8 +541,7 @@ EXPORT HOT pid_t wait3(int *status, int options, struct rusage *usage)
 	return pid;
 }
 
-EXPORT HOT pid_t wait4(pid_t which, int *status, int options,
-                       struct rusage *usage)
+EXPORT pid_t wait4(pid_t which, int *status, int options, struct rusage *usage)
 {
 	int st;
 	pid_t pid;
@@ -557,7 +558,7 @@ EXPORT HOT pid_t wait4(pid_t which, int *status, int options,
 	return pid;
 }
 
-EXPORT HOT int waitid(idtype_t idtype, id_t id, siginfo_t *info, int options)
+EXPORT int waitid(idtype_t idtype, id_t id, siginfo_t *info, int options)
 {
 	int r;
 
