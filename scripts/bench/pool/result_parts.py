@@ -12,7 +12,8 @@ the process doing it.
 copy: the ways a process can put RES MiB it has just written (a fresh
 mapping, as a result is) into a new memfd: pwrite (and pwrite of a source
 the kernel has read before); vmsplice into a pipe and splice into the
-memfd (shim/shared.c's fill_data); mmap and memcpy (first-touch faults);
+memfd (shim/shared.c's fill_data); both from a source written long
+before (many MiB written since); mmap and memcpy (first-touch faults);
 mmap, MADV_POPULATE_WRITE, memcpy; the same three after making the pages
 huge through an advised mapping (shmem_enabled "advise"; the shim's way
 is the splice); and memcpy into fresh anonymous memory and into
@@ -182,9 +183,9 @@ def splice_in(fd, src, n, vmsplice):
 
 def fresh_source(n):
     """n bytes written by this process just now, as a worker's result is:
-    a new anonymous mapping (advised huge, as numpy's), never read by the
-    kernel.  (The mapping, to keep it alive; the array.)"""
-    m = mmap.mmap(-1, n)
+    a new private anonymous mapping (advised huge, as numpy's memory),
+    never read by the kernel.  (The mapping, to keep it alive; the array.)"""
+    m = mmap.mmap(-1, n, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
     m.madvise(mmap.MADV_HUGEPAGE)
     a = numpy.frombuffer(m, numpy.uint8)
     a[:] = 7
@@ -198,6 +199,10 @@ def copy_parts(res_mib, count):
     done = numpy.empty(n, numpy.uint8)
     done[:] = 1
     vmsplice = vmsplice_fn()
+    # Sources written before all the others (as shared_bench's workers
+    # make their results in the pool's initializer): by the time one is
+    # copied, 2 * count * RES MiB more have been written.
+    early = [fresh_source(n) for _ in range(2 * count)]
 
     def pwrite(fd, src):
         os.ftruncate(fd, n)
@@ -233,6 +238,10 @@ def copy_parts(res_mib, count):
              lambda fd, src: pwrite(fd, hot)),
             ("vmsplice+splice", lambda fd, src: splice_in(fd, src, n,
                                                           vmsplice)),
+            ("pwrite, a source written long before",
+             lambda fd, src: pwrite(fd, early.pop()[1])),
+            ("vmsplice+splice, a source written long before",
+             lambda fd, src: splice_in(fd, early.pop()[1], n, vmsplice)),
             ("mmap+memcpy", mmap_copy),
             ("mmap+POPULATE_WRITE+memcpy",
              lambda fd, src: mmap_copy(fd, src, True)),
