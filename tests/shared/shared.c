@@ -927,6 +927,51 @@ Test(shared, the_4097th_shared_region_is_enomem_and_changes_nothing)
 	cr_expect(p != NULL, "after a thaw: %s", strerror(errno));
 }
 
+/* ---- the copy of ordinary memory ---- */
+
+/* A shared freeze of ordinary memory copies it into the memfd (through a
+ * pipe from 256 KiB on, see fill_data in shim/shared.c): every byte of an
+ * odd address and length arrives, a read-only source is copied as well,
+ * and a source with an unreadable page in the middle is EFAULT and leaves
+ * nothing behind (no descriptor, no region). */
+Test(shared, a_copy_arrives_whole_and_an_unreadable_source_is_efault)
+{
+	size_t ps = (size_t)sysconf(_SC_PAGESIZE), len = 3 * MIB + 5;
+	unsigned char *m, *p, *a;
+	struct forkshim_token tok;
+	forkshim_handle h;
+	size_t n = 0;
+	int fds;
+
+	m = mmap(NULL, 4 * MIB, PROT_READ | PROT_WRITE,
+	         MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	cr_assert(m != MAP_FAILED);
+	p = m + 13;
+	fill(p, len, 31);
+	cr_assert(mprotect(m, 4 * MIB, PROT_READ) == 0);
+	h = forkshim_freeze(p, len, "copy-ro", FORKSHIM_SHARED);
+	cr_assert(h != 0, "a read-only source: %s", strerror(errno));
+	cr_assert(forkshim_export(h, &tok) == 0);
+	a = (unsigned char *)forkshim_import(&tok, 0, &n);
+	cr_assert(a != NULL, "%s", strerror(errno));
+	cr_expect(n == len && memcmp(a, p, len) == 0,
+	          "the copy differs from its source (%zu of %zu bytes)", n,
+	          len);
+	cr_expect(forkshim_release(a) == 0);
+	cr_assert(forkshim_thaw(h) == 0);
+
+	cr_assert(mprotect(m + 2 * MIB + ps, ps, PROT_NONE) == 0);
+	fds = open_fds();
+	errno = 0;
+	h = forkshim_freeze(p, len, "copy-hole", FORKSHIM_SHARED);
+	cr_expect(h == 0 && errno == EFAULT, "a PROT_NONE page: %#llx %s",
+	          (unsigned long long)h, strerror(errno));
+	cr_expect(open_fds() == fds, "descriptors %d, were %d", open_fds(),
+	          fds);
+	cr_expect(forkshim_find(p, 1) == 0, "a region was left behind");
+	munmap(m, 4 * MIB);
+}
+
 /* ---- immutability ---- */
 
 Test(shared, every_write_path_fails_in_owner_and_importer)

@@ -1460,6 +1460,10 @@ class SharedRef(object):
     def _package(self):
         with _pack_lock:
             if self._pkg is None:
+                if self._result:
+                    # Results already mapped by their receiver are let go
+                    # before this one's copy takes memory.
+                    _take_acks()
                 tokens, spans, inline, handles, notes = _pack(
                     self.obj, _label(self.obj, None))
                 self._holds.extend(handles)

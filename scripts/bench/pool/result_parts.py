@@ -9,10 +9,15 @@ unpickling (import + ack); its first sum (fault-in); a second sum (the sum
 alone)).  Each part reports wall and CPU milliseconds and minor faults of
 the process doing it.
 
-copy: the ways a process can put RES MiB it holds into a new memfd, each
-in a fresh memfd, CPU ms: pwrite; fallocate then pwrite; mmap and memcpy
-(first-touch faults); mmap, MADV_POPULATE_WRITE, memcpy; and memcpy into
-fresh anonymous memory and into already-touched memory for scale.
+copy: the ways a process can put RES MiB it has just written (a fresh
+mapping, as a result is) into a new memfd: pwrite (and pwrite of a source
+the kernel has read before); vmsplice into a pipe and splice into the
+memfd (shim/shared.c's fill_data); both from a source written long
+before (many MiB written since); mmap and memcpy (first-touch faults);
+mmap, MADV_POPULATE_WRITE, memcpy; the same three after making the pages
+huge through an advised mapping (shmem_enabled "advise"; the shim's way
+is the splice); and memcpy into fresh anonymous memory and into
+already-touched memory for scale.
 
 read: a fresh read-only mapping of a filled memfd, read once: plain;
 MAP_POPULATE; MADV_POPULATE_READ first.
@@ -132,45 +137,127 @@ def print_ways(got):
     print()
 
 
+def vmsplice_fn():
+    """libc's vmsplice(fd, iov, 1, 0) for one (address, length), or None."""
+    import ctypes
+
+    class Iovec(ctypes.Structure):
+        _fields_ = [("base", ctypes.c_void_p), ("len", ctypes.c_size_t)]
+
+    try:
+        fn = ctypes.CDLL(None, use_errno=True).vmsplice
+    except AttributeError:
+        return None
+    fn.argtypes = [ctypes.c_int, ctypes.POINTER(Iovec), ctypes.c_ulong,
+                   ctypes.c_uint]
+    fn.restype = ctypes.c_ssize_t
+
+    def vmsplice(fd, addr, n):
+        got = fn(fd, ctypes.byref(Iovec(addr, n)), 1, 0)
+        if got < 0:
+            raise OSError(ctypes.get_errno(), "vmsplice")
+        return got
+    return vmsplice
+
+
+def splice_in(fd, src, n, vmsplice):
+    """shim/shared.c's fill_data: src's pages into a 1 MiB pipe by
+    reference, spliced into fd (the kernel copies them through its own
+    mapping)."""
+    import fcntl
+    r, w = os.pipe()
+    try:
+        fcntl.fcntl(w, 1031, 1 << 20)  # F_SETPIPE_SZ
+        base = src.__array_interface__["data"][0]
+        off = 0
+        while off < n:
+            got = vmsplice(w, base + off, min(1 << 20, n - off))
+            while got:
+                m = os.splice(r, fd, got, offset_dst=off)
+                got -= m
+                off += m
+    finally:
+        os.close(r)
+        os.close(w)
+
+
+def fresh_source(n):
+    """n bytes written by this process just now, as a worker's result is:
+    a new private anonymous mapping (advised huge, as numpy's memory),
+    never read by the kernel.  (The mapping, to keep it alive; the array.)"""
+    m = mmap.mmap(-1, n, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+    m.madvise(mmap.MADV_HUGEPAGE)
+    a = numpy.frombuffer(m, numpy.uint8)
+    a[:] = 7
+    return m, a
+
+
 def copy_parts(res_mib, count):
     n = res_mib << 20
-    src = numpy.empty(n, numpy.uint8)
-    src[:] = 7
-    srcb = memoryview(src)
+    hot = numpy.empty(n, numpy.uint8)
+    hot[:] = 7
     done = numpy.empty(n, numpy.uint8)
     done[:] = 1
+    vmsplice = vmsplice_fn()
+    # Sources written before all the others (as shared_bench's workers
+    # make their results in the pool's initializer): by the time one is
+    # copied, 2 * count * RES MiB more have been written.
+    early = [fresh_source(n) for _ in range(2 * count)]
 
-    def pwrite(fd):
+    def pwrite(fd, src):
         os.ftruncate(fd, n)
-        os.pwrite(fd, srcb, 0)
+        os.pwrite(fd, memoryview(src), 0)
 
-    def falloc_pwrite(fd):
-        os.ftruncate(fd, n)
-        os.posix_fallocate(fd, 0, n)
-        os.pwrite(fd, srcb, 0)
-
-    def chunked(fd):
-        os.ftruncate(fd, n)
-        step = 1 << 20
-        for off in range(0, n, step):
-            os.pwrite(fd, srcb[off:off + step], off)
-
-    def mmap_copy(fd, populate=False):
+    def mmap_copy(fd, src, populate=False, huge=False):
         os.ftruncate(fd, n)
         m = mmap.mmap(fd, n)
+        if huge:
+            m.madvise(mmap.MADV_HUGEPAGE)
         if populate:
             m.madvise(MADV_POPULATE_WRITE)
-        numpy.copyto(numpy.frombuffer(m, numpy.uint8), src)
+        v = numpy.frombuffer(m, numpy.uint8)
+        numpy.copyto(v, src)
+        del v
         m.close()
 
-    ways = [("pwrite", pwrite), ("fallocate+pwrite", falloc_pwrite),
-            ("pwrite 1 MiB chunks", chunked), ("mmap+memcpy", mmap_copy),
+    def huge_then(fd, src, how):
+        # shim/shared.c's copy under shmem_enabled "advise": the pages
+        # made huge through an advised mapping, then filled.
+        os.ftruncate(fd, n)
+        m = mmap.mmap(fd, n)
+        m.madvise(mmap.MADV_HUGEPAGE)
+        m.madvise(MADV_POPULATE_WRITE)
+        m.close()
+        if how == "pwrite":
+            os.pwrite(fd, memoryview(src), 0)
+        else:
+            splice_in(fd, src, n, vmsplice)
+
+    ways = [("pwrite", pwrite),
+            ("pwrite, a source the kernel read before",
+             lambda fd, src: pwrite(fd, hot)),
+            ("vmsplice+splice", lambda fd, src: splice_in(fd, src, n,
+                                                          vmsplice)),
+            ("pwrite, a source written long before",
+             lambda fd, src: pwrite(fd, early.pop()[1])),
+            ("vmsplice+splice, a source written long before",
+             lambda fd, src: splice_in(fd, early.pop()[1], n, vmsplice)),
+            ("mmap+memcpy", mmap_copy),
             ("mmap+POPULATE_WRITE+memcpy",
-             lambda fd: mmap_copy(fd, True)),
+             lambda fd, src: mmap_copy(fd, src, True)),
+            ("HUGEPAGE+POPULATE_WRITE, pwrite",
+             lambda fd, src: huge_then(fd, src, "pwrite")),
+            ("HUGEPAGE+POPULATE_WRITE, vmsplice+splice",
+             lambda fd, src: huge_then(fd, src, "splice")),
+            ("HUGEPAGE+POPULATE_WRITE+memcpy",
+             lambda fd, src: mmap_copy(fd, src, True, True)),
             ("memcpy to fresh anon", None), ("memcpy to touched", None)]
+    if vmsplice is None:
+        ways = [w for w in ways if "splice" not in w[0]]
     got = {}
     for r in range(count):
         for name, fn in (ways if r % 2 == 0 else ways[::-1]):
+            keep, src = fresh_source(n)
             if fn is None:
                 t = now()
                 if "fresh" in name:
@@ -178,32 +265,44 @@ def copy_parts(res_mib, count):
                 else:
                     done[:] = src
                 got.setdefault(name, []).append(since(t))
-                continue
-            fd = os.memfd_create("parts")
-            try:
-                t = now()
-                fn(fd)
-                got.setdefault(name, []).append(since(t))
-            finally:
-                os.close(fd)
-    print("copy: %d MiB into a new memfd, median of %d" % (res_mib, count))
+            else:
+                fd = os.memfd_create("parts")
+                try:
+                    t = now()
+                    fn(fd, src)
+                    got.setdefault(name, []).append(since(t))
+                finally:
+                    os.close(fd)
+            del src
+            keep.close()
+    print("copy: %d MiB into a new memfd from a source written just before "
+          "(unless said), median of %d" % (res_mib, count))
     print_ways(got)
 
 
 def read_parts(res_mib, count):
     n = res_mib << 20
     got = {}
-    ways = ("plain", "MAP_POPULATE", "MADV_POPULATE_READ")
+    ways = ("plain", "MAP_POPULATE", "MADV_POPULATE_READ", "HUGEPAGE",
+            "HUGEPAGE+POPULATE_READ")
     for r in range(count):
         for way in (ways if r % 2 == 0 else ways[::-1]):
             fd = os.memfd_create("parts")
             os.ftruncate(fd, n)
-            os.pwrite(fd, b"\1" * n, 0)
+            if way.startswith("HUGEPAGE"):  # written through an advised map
+                w = mmap.mmap(fd, n)
+                w.madvise(mmap.MADV_HUGEPAGE)
+                w.write(b"\1" * n)
+                w.close()
+            else:
+                os.pwrite(fd, b"\1" * n, 0)
             t = now()
             flags = mmap.MAP_SHARED | (
                 mmap.MAP_POPULATE if way == "MAP_POPULATE" else 0)
             m = mmap.mmap(fd, n, flags=flags, prot=mmap.PROT_READ)
-            if way == "MADV_POPULATE_READ":
+            if way.startswith("HUGEPAGE"):
+                m.madvise(mmap.MADV_HUGEPAGE)
+            if way.endswith("POPULATE_READ"):
                 m.madvise(MADV_POPULATE_READ)
             numpy.frombuffer(m, numpy.uint64).sum()
             got.setdefault(way, []).append(since(t))
