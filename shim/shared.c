@@ -574,6 +574,22 @@ static int dir_create(void)
 	return 0;
 }
 
+/* This process's own mappings for shared regions (the family directory
+ * and the owned registry), made before a region's mapping: made after it,
+ * mmap puts them below it, away from everything else a fork copies, and a
+ * process holding 1 GiB forked 9-14% slower than one holding a plain
+ * memfd as big (README, "Fork of a process holding shared memory").  A
+ * directory that cannot be made is logged (children forked later will
+ * not see shared regions); 0, or -1 with ENOMEM when the registry cannot
+ * be made. */
+static int own_mappings_ready(void)
+{
+	if (LOAD_ACQ(&dir) == NULL && dir_create() < 0)
+		log_warn("cannot make the shared-region directory: errno %d",
+		         errno);
+	return owned_ready();
+}
+
 static int is_root(void)
 {
 	struct directory *d = LOAD_ACQ(&dir);
@@ -1579,17 +1595,8 @@ void *shared_alloc(size_t len, const char *name)
 	}
 	maplen = round_up(len, pg);
 	data_off = data_offset(0, maplen);
-	/* Our own mappings before the region's: made after it, mmap puts
-	 * them below it, away from everything else a fork copies, and a
-	 * process holding 1 GiB forked 9-14% slower than one holding a plain
-	 * memfd as big (README, "Fork of a process holding shared memory"). */
-	if (owned_ready() < 0) {
-		errno = ENOMEM;
-		return NULL;
-	}
-	if (LOAD_ACQ(&dir) == NULL && dir_create() < 0)
-		log_warn("cannot make the shared-region directory: errno %d",
-		         errno);
+	if (own_mappings_ready() < 0)
+		return NULL; /* ENOMEM */
 	for (int tries = 0;; tries++) {
 		uint64_t gen;
 		int spins = 0;
@@ -1716,10 +1723,7 @@ forkshim_handle shared_freeze(const void *addr, size_t len, const char *name,
 		return 0;
 	if (pre == 1)
 		return table_freeze(addr, len, name, flags);
-	if (LOAD_ACQ(&dir) == NULL && dir_create() < 0)
-		log_warn("cannot make the shared-region directory: errno %d",
-		         errno);
-	if (owned_ready() < 0)
+	if (own_mappings_ready() < 0)
 		return 0;
 	o = owned_take((uintptr_t)addr, OWN_ALLOC);
 	if (o != NULL) {
