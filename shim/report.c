@@ -380,6 +380,11 @@ static void late_child(void)
 		                 __ATOMIC_RELEASE);
 }
 
+/* The exit hook registered here serves late mappers only, and runs after
+ * every exit handler the program registers.  report_arm registers it once
+ * more: an armed process's report is written before the handlers the
+ * program registered before arming (which may thaw what it lists); the
+ * second call returns at once. */
 void report_configure(void)
 {
 	if (config.secure || config.report_dir == NULL)
