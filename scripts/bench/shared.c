@@ -22,10 +22,11 @@
  *               holds the bytes), against the bytes down a pipe to each
  *
  *   bench_shared [--rounds R] [--only NAME] [--forks N] [--fork-rounds R]
- *                [--pin-cpu C]
+ *                [--fork-gib G] [--pin-cpu C]
  * --rounds: the other rows' rounds (5); --forks: forks per arm and round
  * of the fork rows (200); --fork-rounds: their rounds (9: the fewest
- * with a ~95% interval narrower than the range); --pin-cpu: this process
+ * with a ~95% interval narrower than the range); --fork-gib: only the
+ * fork row of G (1, 2 or 4) GiB shared; --pin-cpu: this process
  * and every process it starts run on CPU C only (no migrations in the
  * fork rows).
  * Worker modes (exec'd by the benchmark itself): reader HEX, sink,
@@ -289,6 +290,7 @@ static const char *const FCLOCK_LABEL[FCLOCKS] = {
 #define FORK_RUN_MAX 1024              /* forks a forker times per command */
 static unsigned long fork_iters = 200; /* --forks: per arm and round */
 static int fork_rounds = 9;            /* --fork-rounds */
+static unsigned long fork_gib;         /* --fork-gib: 0, every size */
 static int pin_cpu = -1;               /* --pin-cpu: -1, not pinned */
 
 /* Checksums stored here are used: the reads are not elided. */
@@ -712,9 +714,11 @@ static void bench_fork(void)
 	       "(order statistics)]; ok when the whole interval meets the "
 	       "target, MISSED when none of it does, else unresolved\n");
 	for (unsigned long gib = 1; gib <= 4; gib *= 2)
-		fork_row("shared", gib, fork_iters, fork_rounds, 1.10);
+		if (fork_gib == 0 || gib == fork_gib)
+			fork_row("shared", gib, fork_iters, fork_rounds, 1.10);
 	/* For comparison: private frozen memory, fewer forks. */
-	fork_row("private", 1, 20, 5, 0);
+	if (fork_gib == 0)
+		fork_row("private", 1, 20, 5, 0);
 	print_load("after the fork rows");
 }
 
@@ -1029,6 +1033,8 @@ int main(int argc, char **argv)
 			fork_iters = strtoul(argv[++i], NULL, 10);
 		else if (strcmp(argv[i], "--fork-rounds") == 0 && i + 1 < argc)
 			fork_rounds = atoi(argv[++i]);
+		else if (strcmp(argv[i], "--fork-gib") == 0 && i + 1 < argc)
+			fork_gib = strtoul(argv[++i], NULL, 10);
 		else if (strcmp(argv[i], "--pin-cpu") == 0 && i + 1 < argc)
 			pin_cpu = atoi(argv[++i]) < 0 ? -2 : atoi(argv[i]);
 		else {
@@ -1036,7 +1042,8 @@ int main(int argc, char **argv)
 			        "bench_shared: unknown argument %s\nusage: "
 			        "bench_shared [--rounds R] [--only "
 			        "fork|alloc|copy|read|handoff] [--forks N] "
-			        "[--fork-rounds R] [--pin-cpu C]\n",
+			        "[--fork-rounds R] [--fork-gib 1|2|4] "
+			        "[--pin-cpu C]\n",
 			        argv[i]);
 			return 2;
 		}
@@ -1044,10 +1051,13 @@ int main(int argc, char **argv)
 	if (rounds < 1 || rounds > 64)
 		rounds = 5;
 	if (fork_iters < 1 || fork_iters > 100000 || fork_rounds < 1 ||
-	    fork_rounds > 1000 || pin_cpu < -1 || pin_cpu >= CPU_SETSIZE) {
+	    fork_rounds > 1000 || pin_cpu < -1 || pin_cpu >= CPU_SETSIZE ||
+	    (fork_gib != 0 && fork_gib != 1 && fork_gib != 2 &&
+	     fork_gib != 4)) {
 		fprintf(stderr,
 		        "bench_shared: --forks 1..100000, "
-		        "--fork-rounds 1..1000, --pin-cpu 0..%d\n",
+		        "--fork-rounds 1..1000, --fork-gib 1|2|4, "
+		        "--pin-cpu 0..%d\n",
 		        CPU_SETSIZE - 1);
 		return 2;
 	}
