@@ -306,6 +306,16 @@ class ResultsBack(unittest.TestCase):
         self.assertEqual(float(got.sum()), 7.0 * 4096)
 
 
+class Token(object):
+    """Pickles as a share() token's fields, as they are."""
+
+    def __init__(self, args):
+        self.args = tuple(args)
+
+    def __reduce__(self):
+        return (forkshim._load_shared, self.args)
+
+
 @needs_shim
 class Tokens(unittest.TestCase):
     """Forged and stale tokens: an Unresolved whose first use raises a
@@ -381,17 +391,25 @@ class Tokens(unittest.TestCase):
         self.assertEqual(cm.exception.errno, errno.ENOENT)
         self.assertIn("return forkshim.share(result)", str(cm.exception))
 
-    def test_stale_token_in_a_worker_fails_the_task_not_the_pool(self):
+    def test_stale_and_forged_tokens_in_a_worker_fail_the_task_only(self):
         with ctx("spawn").Pool(1) as pool:
             ref = forkshim.share(numpy.arange(1000.0))
             args = self.fields(ref)
+            forged = list(args)
+            forged[1] = (bytes(range(64)),)
             ref.release()
-            job = pool.apply_async(workers.received,
-                                   (forkshim._load_shared(*args),))
-            with self.assertRaises(forkshim.HandleError) as cm:
-                job.get(WAIT)
-            self.assertEqual(cm.exception.errno, errno.ESTALE)
-            self.assertEqual(pool.apply(workers.pid, (0,)) > 0, True)
+            for fields, err in ((args, errno.ESTALE), (forged, errno.EBADF)):
+                # The token itself goes to the worker (an Unresolved made
+                # here would refuse to be pickled: the task would fail in
+                # this process, and no worker would see the token).
+                job = pool.apply_async(workers.received, (Token(fields),))
+                with self.assertRaises(forkshim.HandleError) as cm:
+                    job.get(WAIT)
+                self.assertEqual(cm.exception.errno, err)
+                # Raised in the worker (its pid is named), which lives on.
+                worker = pool.apply(workers.pid, (0,))
+                self.assertIn("does not resolve in process %d:" % worker,
+                              str(cm.exception))
 
 
 HUGE_PAGES = textwrap.dedent("""
