@@ -174,19 +174,21 @@ class MainModule(unittest.TestCase):
 
 
 class ReadmeExample(unittest.TestCase):
-    """The programs README.md shows under "Use from Python", run as they
-    are printed but for their arrays' sizes, as files (spawn and forkserver
+    """The programs README.md shows under "Use from Python" (and the
+    package's own README, inject/python/README.md), run as they are printed
+    but for their arrays' sizes, as files (spawn and forkserver
     workers import the main module), under the shim in the shim run."""
 
     SIZES = {"32 * 2**20": "2**15", "2 * 2**20": "2**12"}
 
-    def examples(self):
-        with open(os.path.join(REPO, "README.md")) as f:
+    def examples(self, readme=os.path.join(REPO, "README.md"), count=3):
+        with open(readme) as f:
             text = f.read()
-        start = text.index("## Use from Python")
-        section = text[start:text.index("\n## ", start + 1)]
+        start = text.index("## Use from Python") if count == 3 else 0
+        end = text.find("\n## ", start + 1)
+        section = text[start:end if end > 0 else len(text)]
         codes = re.findall(r"```python\n(.*?)```", section, re.S)
-        self.assertEqual(len(codes), 3)
+        self.assertEqual(len(codes), count)
         out = []
         for code in codes:
             for big, small in self.SIZES.items():
@@ -225,6 +227,13 @@ class ReadmeExample(unittest.TestCase):
     def test_results_example(self):
         mean = self.run_example(self.examples()[2])
         self.assertAlmostEqual(mean / 16, 0.5, delta=0.05)
+
+    def test_the_packages_own_readme_example(self):
+        # inject/python/README.md, the package's description for pip.
+        code, = self.examples(os.path.join(SOURCE, "README.md"), 1)
+        sums = self.run_example(code)
+        self.assertEqual(len(sums), 16)
+        self.assertEqual(len(set(sums)), 1)
 
 
 if __name__ == "__main__":
