@@ -498,7 +498,7 @@ LIFETIME = textwrap.dedent("""
                 pool.map(workers.make_result, ["not a number"])
             if mode == "terminate":
                 pool.terminate()
-            if mode == "kill":
+            if mode in ("kill", "kill-parent"):
                 time.sleep(600)
         print("done", sums[0][3], flush=True)
 """)
@@ -517,6 +517,13 @@ class Lifetimes(unittest.TestCase):
                 if line.startswith("Shmem:"):
                     return int(line.split()[1]) << 10
 
+    @staticmethod
+    def kill_group(pgid):
+        try:
+            os.killpg(pgid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
     def run_script(self, mode):
         """Runs the program; Shmem must fall by at least half the shared
         data between its peak (everything shared, results back) and the
@@ -528,11 +535,14 @@ class Lifetimes(unittest.TestCase):
             [sys.executable, "-c", LIFETIME % {"here": HERE, "n": self.N},
              mode], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
             stderr=subprocess.PIPE, env=env, start_new_session=True)
+        self.addCleanup(self.kill_group, p.pid)  # whatever is left of it
         line = p.stdout.readline()
         self.assertEqual(line.strip(), b"ready")
         peak = self.shmem()
         if mode == "kill":
             os.killpg(p.pid, signal.SIGKILL)
+        elif mode == "kill-parent":
+            os.kill(p.pid, signal.SIGKILL)
         else:
             p.stdin.write(b"go\n")
             p.stdin.flush()
@@ -567,6 +577,17 @@ class Lifetimes(unittest.TestCase):
     def test_kill_9_of_the_whole_family(self):
         rc, out, err = self.run_script("kill")
         self.assertEqual(rc, -signal.SIGKILL)
+
+    def test_kill_9_of_the_parent_alone(self):
+        # The forkserver, the workers and the resource tracker live on
+        # after the parent and go as they find it gone.  The tracker then
+        # warns of the pool's own semaphores (Python does that for any
+        # pool whose parent was killed, forkshim or not), of nothing else.
+        rc, out, err = self.run_script("kill-parent")
+        self.assertEqual(rc, -signal.SIGKILL)
+        for line in err.splitlines():
+            if "resource_tracker" in line and "leaked" in line:
+                self.assertIn("leaked semaphore objects", line)
 
 
 @needs_plain
