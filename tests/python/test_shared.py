@@ -316,6 +316,42 @@ class Token(object):
         return (forkshim._load_shared, self.args)
 
 
+RESULT_WARNING = textwrap.dedent("""
+    import multiprocessing, sys
+    sys.path.insert(0, %(here)r)
+    import workers
+    if __name__ == "__main__":
+        for method in ("fork", "spawn"):
+            with multiprocessing.get_context(method).Pool(1) as pool:
+                got = pool.map(workers.decorated_sparse_result, [2])
+            print(method, got[0].shape, float(got[0].sum()))
+""")
+
+
+@needs_shim
+class ResultWarnings(unittest.TestCase):
+    def test_a_decorated_functions_warning_points_at_it(self):
+        # A worker shares the result after the user's function returned:
+        # nothing of the user's is on the stack.  The warning used to name
+        # the line that made the pool (fork) or "<string>:1" (spawn).
+        code = workers.decorated_sparse_result.__wrapped__.__code__
+        site = "%s:%d: SharedWarning: forkshim: share() of ndarray" % (
+            os.path.basename(code.co_filename), code.co_firstlineno)
+        env = dict(os.environ, PYTHONPATH=os.path.join(REPO, "inject",
+                                                       "python"))
+        p = subprocess.run([sys.executable, "-c", RESULT_WARNING % {
+            "here": HERE}], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            env=env, timeout=WAIT)
+        out, err = p.stdout.decode(), p.stderr.decode()
+        self.assertEqual((p.returncode, out), (
+            0, "fork (20, 20) 800.0\nspawn (20, 20) 800.0\n"), err)
+        said = [line for line in err.splitlines()
+                if "SharedWarning" in line]
+        self.assertEqual(len(said), 2, err)
+        for line in said:
+            self.assertIn(site, line)
+
+
 @needs_shim
 class Tokens(unittest.TestCase):
     """Forged and stale tokens: an Unresolved whose first use raises a

@@ -128,6 +128,14 @@ def decorated_result(i):
     return numpy.full(1 << 16, float(i))
 
 
+@forkshim.returns_shared
+def decorated_sparse_result(i):
+    """A result that share() copies (a view spanning far more than its
+    elements): its SharedWarning must point here."""
+    import numpy
+    return numpy.full((1000, 1000), float(i))[::50, ::50]
+
+
 def die(_):
     import signal
     os.kill(os.getpid(), signal.SIGKILL)

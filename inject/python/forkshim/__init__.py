@@ -1066,12 +1066,21 @@ def _load_shared(version, tokens, spans, inline, typename, ack=None):
 def returns_shared(fn):
     """Decorator for a worker function: its result goes back by
     forkshim.share(result) (zero-copy numpy arrays in the parent).  The
-    function stays picklable by name for spawn and forkserver workers."""
+    function stays picklable by name for spawn and forkserver workers.
+    Warnings about a result point at the decorated function (in a worker
+    nothing of the user's is on the stack when it is shared)."""
     import functools
+
+    code = getattr(fn, "__code__", None)
+    site = None
+    if code is not None:
+        site = (code.co_filename, code.co_firstlineno,
+                getattr(fn, "__module__", None) or "?",
+                getattr(fn, "__globals__", None))
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
-        return share(fn(*args, **kwargs))
+        return SharedRef(fn(*args, **kwargs), None, site or _user_site())
     return wrapper
 
 
