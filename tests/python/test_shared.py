@@ -26,8 +26,8 @@ import numpy
 
 import workers
 # ModeTest: imported to run here too (checks the shim's presence).
-from support import (HERE, REPO, SHIM, ModeTest, Recorder, forkshim,
-                     needs_plain, needs_shim)
+from support import (HERE, REPO, SHIM, ForgedToken, ModeTest, Recorder,
+                     forkshim, needs_plain, needs_shim)
 
 METHODS = ("fork", "forkserver", "spawn")
 WAIT = 120
@@ -306,16 +306,6 @@ class ResultsBack(unittest.TestCase):
         self.assertEqual(float(got.sum()), 7.0 * 4096)
 
 
-class Token(object):
-    """Pickles as a share() token's fields, as they are."""
-
-    def __init__(self, args):
-        self.args = tuple(args)
-
-    def __reduce__(self):
-        return (forkshim._load_shared, self.args)
-
-
 RESULT_WARNING = textwrap.dedent("""
     import multiprocessing, sys
     sys.path.insert(0, %(here)r)
@@ -438,7 +428,8 @@ class Tokens(unittest.TestCase):
                 # The token itself goes to the worker (an Unresolved made
                 # here would refuse to be pickled: the task would fail in
                 # this process, and no worker would see the token).
-                job = pool.apply_async(workers.received, (Token(fields),))
+                job = pool.apply_async(workers.received,
+                                       (ForgedToken(*fields),))
                 with self.assertRaises(forkshim.HandleError) as cm:
                     job.get(WAIT)
                 self.assertEqual(cm.exception.errno, err)
