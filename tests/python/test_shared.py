@@ -111,6 +111,22 @@ class PoolMadeBeforeTheData(unittest.TestCase):
             self.assertFalse(writeable)
             self.assertEqual(total, float(a.sum()))
 
+    def test_an_object_is_pickled_once_and_tasks_carry_tokens(self):
+        # Not a buffer: pickled once in the parent into shared memory, then
+        # every task's pickle is the token alone, whatever the task count.
+        for method in METHODS:
+            with self.subTest(method=method):
+                with ctx(method).Pool(2) as pool:
+                    pool.map(workers.pid, range(2))
+                    d = {"c": workers.Counted(5), "big": list(range(1 << 17))}
+                    workers.Counted.pickled = 0
+                    ref = forkshim.share(d)
+                    got = pool.map(workers.counted, [ref] * 16, chunksize=1)
+                    self.assertEqual(workers.Counted.pickled, 1)
+                    self.assertLess(len(pickle.dumps(ref)), 1000)
+                    self.assertEqual(workers.Counted.pickled, 1)
+                self.assertEqual({g[1:] for g in got}, {(5, 1 << 17)})
+
     def test_fork_pool_made_after_share_gets_the_object_itself(self):
         a = numpy.arange(1 << 16, dtype=numpy.float64)
         ref = forkshim.share(a)

@@ -136,6 +136,24 @@ def decorated_sparse_result(i):
     return numpy.full((1000, 1000), float(i))[::50, ::50]
 
 
+class Counted(object):
+    """Counts its pickles in this process (Counted.pickled)."""
+    pickled = 0
+
+    def __init__(self, value):
+        self.value = value
+
+    def __reduce__(self):
+        Counted.pickled += 1
+        return (Counted, (self.value,))
+
+
+def counted(arg):
+    """A task given {"c": Counted, "big": list}: (pid, value, len)."""
+    d = forkshim.unwrap(arg)
+    return os.getpid(), d["c"].value, len(d["big"])
+
+
 def die(_):
     import signal
     os.kill(os.getpid(), signal.SIGKILL)
