@@ -154,6 +154,21 @@ class MainModule(unittest.TestCase):
                          "True ['a b', 'c'] %s\n" % lib)
         self.assertEqual(run.stderr, b"")  # no not-loaded hint
 
+    @unittest.skipIf(sys.version_info < (3, 10), "no sys.orig_argv")
+    def test_the_interpreters_own_options_are_passed_on(self):
+        # python3 -X dev -W error::... -m forkshim: they used to be lost.
+        shutil.copy(os.environ["FORKSHIM_TEST_LIB"],
+                    os.path.join(self.pkg, "libforkshim.so.1"))
+        run = subprocess.run(
+            [sys.executable, "-X", "dev", "-W", "error::BytesWarning", "-m",
+             "forkshim", "-c", "import forkshim, sys; print(forkshim."
+             "available(), sys.flags.dev_mode, sys.warnoptions[-1])"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=self.env,
+            cwd=self.tmp, timeout=60)
+        self.assertEqual(run.returncode, 0, run.stderr)
+        self.assertEqual(run.stdout.decode(),
+                         "True True error::BytesWarning\n")
+
     def test_no_library_says_where_it_looked(self):
         import forkshim.__main__ as main
         if main.library() is not None and not main.library().startswith(
