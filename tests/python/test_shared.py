@@ -57,6 +57,16 @@ def objects():
     }
 
 
+def run_program(source):
+    """Runs source %% {"here": HERE} with python3 -c, this tree's module on
+    its path: (returncode, stdout, stderr)."""
+    env = dict(os.environ, PYTHONPATH=os.path.join(REPO, "inject", "python"))
+    p = subprocess.run([sys.executable, "-c", source % {"here": HERE}],
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                       env=env, timeout=WAIT)
+    return p.returncode, p.stdout.decode(), p.stderr.decode()
+
+
 def checksum(obj):
     if isinstance(obj, dict):
         return float(obj["a"].sum())
@@ -343,13 +353,8 @@ class ResultWarnings(unittest.TestCase):
         code = workers.decorated_sparse_result.__wrapped__.__code__
         site = "%s:%d: SharedWarning: forkshim: share() of ndarray" % (
             os.path.basename(code.co_filename), code.co_firstlineno)
-        env = dict(os.environ, PYTHONPATH=os.path.join(REPO, "inject",
-                                                       "python"))
-        p = subprocess.run([sys.executable, "-c", RESULT_WARNING % {
-            "here": HERE}], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-            env=env, timeout=WAIT)
-        out, err = p.stdout.decode(), p.stderr.decode()
-        self.assertEqual((p.returncode, out), (
+        rc, out, err = run_program(RESULT_WARNING)
+        self.assertEqual((rc, out), (
             0, "fork (20, 20) 800.0\nspawn (20, 20) 800.0\n"), err)
         said = [line for line in err.splitlines()
                 if "SharedWarning" in line]
@@ -482,13 +487,8 @@ class HugePages(unittest.TestCase):
 
     def test_said_once_at_the_first_big_share(self):
         setting = forkshim._shmem_huge_setting()
-        env = dict(os.environ, PYTHONPATH=os.path.join(REPO, "inject",
-                                                       "python"))
-        p = subprocess.run([sys.executable, "-c", HUGE_PAGES % {
-            "here": HERE}], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-            env=env, timeout=WAIT)
-        out, err = p.stdout.decode(), p.stderr.decode()
-        self.assertEqual((p.returncode, out), (0, "done\n"), err)
+        rc, out, err = run_program(HUGE_PAGES)
+        self.assertEqual((rc, out), (0, "done\n"), err)
         said = [line for line in err.splitlines()
                 if "HugePagesWarning" in line]
         if setting in ("never", "deny"):
