@@ -438,6 +438,25 @@ class Tokens(unittest.TestCase):
         self.assertEqual(cm.exception.errno, errno.ENOENT)
         self.assertIn("return forkshim.share(result)", str(cm.exception))
 
+    def test_token_of_an_exited_worker_says_enoent_and_why(self):
+        # The worker's wait for an ack ended: its family's regions are gone.
+        c = ctx("spawn")
+        queue = c.Queue()
+        p = c.Process(target=workers.token_then_exit, args=(queue,))
+        p.start()
+        blob = queue.get(timeout=WAIT)
+        p.join(WAIT)
+        self.assertEqual(p.exitcode, 0)
+        got = pickle.loads(blob)
+        self.assertIs(type(got), forkshim.Unresolved)
+        with self.assertRaises(forkshim.HandleError) as cm:
+            forkshim.unwrap(got)
+        e = cm.exception
+        self.assertEqual(e.errno, errno.ENOENT, str(e))
+        self.assertIn("the process that shared it and the family's root "
+                      "process have both exited", str(e))
+        self.assertNotIn("before starting the pool", str(e))
+
     def test_stale_and_forged_tokens_in_a_worker_fail_the_task_only(self):
         with ctx("spawn").Pool(1) as pool:
             ref = forkshim.share(numpy.arange(1000.0))
