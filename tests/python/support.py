@@ -64,6 +64,13 @@ class Forged(object):
         return (forkshim._restore, self.fields)
 
 
+class ForgedToken(Forged):
+    """Pickles as a share() proxy sent by token would, with these fields."""
+
+    def __reduce__(self):
+        return (forkshim._load_shared, self.fields)
+
+
 def in_child(fn, *args):
     """Runs fn(*args) in an os.fork child and returns what it returned, or
     raises AssertionError with the child's traceback or exit status."""

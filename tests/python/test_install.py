@@ -154,6 +154,21 @@ class MainModule(unittest.TestCase):
                          "True ['a b', 'c'] %s\n" % lib)
         self.assertEqual(run.stderr, b"")  # no not-loaded hint
 
+    @unittest.skipIf(sys.version_info < (3, 10), "no sys.orig_argv")
+    def test_the_interpreters_own_options_are_passed_on(self):
+        # python3 -X dev -W error::... -m forkshim: they used to be lost.
+        shutil.copy(os.environ["FORKSHIM_TEST_LIB"],
+                    os.path.join(self.pkg, "libforkshim.so.1"))
+        run = subprocess.run(
+            [sys.executable, "-X", "dev", "-W", "error::BytesWarning", "-m",
+             "forkshim", "-c", "import forkshim, sys; print(forkshim."
+             "available(), sys.flags.dev_mode, sys.warnoptions[-1])"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=self.env,
+            cwd=self.tmp, timeout=60)
+        self.assertEqual(run.returncode, 0, run.stderr)
+        self.assertEqual(run.stdout.decode(),
+                         "True True error::BytesWarning\n")
+
     def test_no_library_says_where_it_looked(self):
         import forkshim.__main__ as main
         if main.library() is not None and not main.library().startswith(
@@ -174,19 +189,21 @@ class MainModule(unittest.TestCase):
 
 
 class ReadmeExample(unittest.TestCase):
-    """The programs README.md shows under "Use from Python", run as they
-    are printed but for their arrays' sizes, as files (spawn and forkserver
+    """The programs README.md shows under "Use from Python" (and the
+    package's own README, inject/python/README.md), run as they are printed
+    but for their arrays' sizes, as files (spawn and forkserver
     workers import the main module), under the shim in the shim run."""
 
     SIZES = {"32 * 2**20": "2**15", "2 * 2**20": "2**12"}
 
-    def examples(self):
-        with open(os.path.join(REPO, "README.md")) as f:
+    def examples(self, readme=os.path.join(REPO, "README.md"), count=3):
+        with open(readme) as f:
             text = f.read()
-        start = text.index("## Use from Python")
-        section = text[start:text.index("\n## ", start + 1)]
+        start = text.index("## Use from Python") if count == 3 else 0
+        end = text.find("\n## ", start + 1)
+        section = text[start:end if end > 0 else len(text)]
         codes = re.findall(r"```python\n(.*?)```", section, re.S)
-        self.assertEqual(len(codes), 3)
+        self.assertEqual(len(codes), count)
         out = []
         for code in codes:
             for big, small in self.SIZES.items():
@@ -225,6 +242,13 @@ class ReadmeExample(unittest.TestCase):
     def test_results_example(self):
         mean = self.run_example(self.examples()[2])
         self.assertAlmostEqual(mean / 16, 0.5, delta=0.05)
+
+    def test_the_packages_own_readme_example(self):
+        # inject/python/README.md, the package's description for pip.
+        code, = self.examples(os.path.join(SOURCE, "README.md"), 1)
+        sums = self.run_example(code)
+        self.assertEqual(len(sums), 16)
+        self.assertEqual(len(set(sums)), 1)
 
 
 if __name__ == "__main__":

@@ -26,8 +26,8 @@ import numpy
 
 import workers
 # ModeTest: imported to run here too (checks the shim's presence).
-from support import (HERE, REPO, SHIM, ModeTest, Recorder, forkshim,
-                     needs_plain, needs_shim)
+from support import (HERE, REPO, SHIM, ForgedToken, ModeTest, Recorder,
+                     forkshim, needs_plain, needs_shim)
 
 METHODS = ("fork", "forkserver", "spawn")
 WAIT = 120
@@ -55,6 +55,16 @@ def objects():
         "array.array": array.array("d", range(5000)),
         "dict": {"k": [1, 2, 3], "a": numpy.ones(50000)},
     }
+
+
+def run_program(source):
+    """Runs source %% {"here": HERE} with python3 -c, this tree's module on
+    its path: (returncode, stdout, stderr)."""
+    env = dict(os.environ, PYTHONPATH=os.path.join(REPO, "inject", "python"))
+    p = subprocess.run([sys.executable, "-c", source % {"here": HERE}],
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                       env=env, timeout=WAIT)
+    return p.returncode, p.stdout.decode(), p.stderr.decode()
 
 
 def checksum(obj):
@@ -110,6 +120,22 @@ class PoolMadeBeforeTheData(unittest.TestCase):
             self.assertTrue(is_memfd(where), where)
             self.assertFalse(writeable)
             self.assertEqual(total, float(a.sum()))
+
+    def test_an_object_is_pickled_once_and_tasks_carry_tokens(self):
+        # Not a buffer: pickled once in the parent into shared memory, then
+        # every task's pickle is the token alone, whatever the task count.
+        for method in METHODS:
+            with self.subTest(method=method):
+                with ctx(method).Pool(2) as pool:
+                    pool.map(workers.pid, range(2))
+                    d = {"c": workers.Counted(5), "big": list(range(1 << 17))}
+                    workers.Counted.pickled = 0
+                    ref = forkshim.share(d)
+                    got = pool.map(workers.counted, [ref] * 16, chunksize=1)
+                    self.assertEqual(workers.Counted.pickled, 1)
+                    self.assertLess(len(pickle.dumps(ref)), 1000)
+                    self.assertEqual(workers.Counted.pickled, 1)
+                self.assertEqual({g[1:] for g in got}, {(5, 1 << 17)})
 
     def test_fork_pool_made_after_share_gets_the_object_itself(self):
         a = numpy.arange(1 << 16, dtype=numpy.float64)
@@ -306,6 +332,37 @@ class ResultsBack(unittest.TestCase):
         self.assertEqual(float(got.sum()), 7.0 * 4096)
 
 
+RESULT_WARNING = textwrap.dedent("""
+    import multiprocessing, sys
+    sys.path.insert(0, %(here)r)
+    import workers
+    if __name__ == "__main__":
+        for method in ("fork", "spawn"):
+            with multiprocessing.get_context(method).Pool(1) as pool:
+                got = pool.map(workers.decorated_sparse_result, [2])
+            print(method, got[0].shape, float(got[0].sum()))
+""")
+
+
+@needs_shim
+class ResultWarnings(unittest.TestCase):
+    def test_a_decorated_functions_warning_points_at_it(self):
+        # A worker shares the result after the user's function returned:
+        # nothing of the user's is on the stack.  The warning used to name
+        # the line that made the pool (fork) or "<string>:1" (spawn).
+        code = workers.decorated_sparse_result.__wrapped__.__code__
+        site = "%s:%d: SharedWarning: forkshim: share() of ndarray" % (
+            os.path.basename(code.co_filename), code.co_firstlineno)
+        rc, out, err = run_program(RESULT_WARNING)
+        self.assertEqual((rc, out), (
+            0, "fork (20, 20) 800.0\nspawn (20, 20) 800.0\n"), err)
+        said = [line for line in err.splitlines()
+                if "SharedWarning" in line]
+        self.assertEqual(len(said), 2, err)
+        for line in said:
+            self.assertIn(site, line)
+
+
 @needs_shim
 class Tokens(unittest.TestCase):
     """Forged and stale tokens: an Unresolved whose first use raises a
@@ -381,17 +438,45 @@ class Tokens(unittest.TestCase):
         self.assertEqual(cm.exception.errno, errno.ENOENT)
         self.assertIn("return forkshim.share(result)", str(cm.exception))
 
-    def test_stale_token_in_a_worker_fails_the_task_not_the_pool(self):
+    def test_token_of_an_exited_worker_says_enoent_and_why(self):
+        # The worker's wait for an ack ended: its family's regions are gone.
+        c = ctx("spawn")
+        queue = c.Queue()
+        p = c.Process(target=workers.token_then_exit, args=(queue,))
+        p.start()
+        blob = queue.get(timeout=WAIT)
+        p.join(WAIT)
+        self.assertEqual(p.exitcode, 0)
+        got = pickle.loads(blob)
+        self.assertIs(type(got), forkshim.Unresolved)
+        with self.assertRaises(forkshim.HandleError) as cm:
+            forkshim.unwrap(got)
+        e = cm.exception
+        self.assertEqual(e.errno, errno.ENOENT, str(e))
+        self.assertIn("the process that shared it and the family's root "
+                      "process have both exited", str(e))
+        self.assertNotIn("before starting the pool", str(e))
+
+    def test_stale_and_forged_tokens_in_a_worker_fail_the_task_only(self):
         with ctx("spawn").Pool(1) as pool:
             ref = forkshim.share(numpy.arange(1000.0))
             args = self.fields(ref)
+            forged = list(args)
+            forged[1] = (bytes(range(64)),)
             ref.release()
-            job = pool.apply_async(workers.received,
-                                   (forkshim._load_shared(*args),))
-            with self.assertRaises(forkshim.HandleError) as cm:
-                job.get(WAIT)
-            self.assertEqual(cm.exception.errno, errno.ESTALE)
-            self.assertEqual(pool.apply(workers.pid, (0,)) > 0, True)
+            for fields, err in ((args, errno.ESTALE), (forged, errno.EBADF)):
+                # The token itself goes to the worker (an Unresolved made
+                # here would refuse to be pickled: the task would fail in
+                # this process, and no worker would see the token).
+                job = pool.apply_async(workers.received,
+                                       (ForgedToken(*fields),))
+                with self.assertRaises(forkshim.HandleError) as cm:
+                    job.get(WAIT)
+                self.assertEqual(cm.exception.errno, err)
+                # Raised in the worker (its pid is named), which lives on.
+                worker = pool.apply(workers.pid, (0,))
+                self.assertIn("does not resolve in process %d:" % worker,
+                              str(cm.exception))
 
 
 HUGE_PAGES = textwrap.dedent("""
@@ -421,13 +506,8 @@ class HugePages(unittest.TestCase):
 
     def test_said_once_at_the_first_big_share(self):
         setting = forkshim._shmem_huge_setting()
-        env = dict(os.environ, PYTHONPATH=os.path.join(REPO, "inject",
-                                                       "python"))
-        p = subprocess.run([sys.executable, "-c", HUGE_PAGES % {
-            "here": HERE}], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-            env=env, timeout=WAIT)
-        out, err = p.stdout.decode(), p.stderr.decode()
-        self.assertEqual((p.returncode, out), (0, "done\n"), err)
+        rc, out, err = run_program(HUGE_PAGES)
+        self.assertEqual((rc, out), (0, "done\n"), err)
         said = [line for line in err.splitlines()
                 if "HugePagesWarning" in line]
         if setting in ("never", "deny"):
@@ -480,7 +560,7 @@ LIFETIME = textwrap.dedent("""
                 pool.map(workers.make_result, ["not a number"])
             if mode == "terminate":
                 pool.terminate()
-            if mode == "kill":
+            if mode in ("kill", "kill-parent"):
                 time.sleep(600)
         print("done", sums[0][3], flush=True)
 """)
@@ -499,6 +579,13 @@ class Lifetimes(unittest.TestCase):
                 if line.startswith("Shmem:"):
                     return int(line.split()[1]) << 10
 
+    @staticmethod
+    def kill_group(pgid):
+        try:
+            os.killpg(pgid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
     def run_script(self, mode):
         """Runs the program; Shmem must fall by at least half the shared
         data between its peak (everything shared, results back) and the
@@ -510,11 +597,14 @@ class Lifetimes(unittest.TestCase):
             [sys.executable, "-c", LIFETIME % {"here": HERE, "n": self.N},
              mode], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
             stderr=subprocess.PIPE, env=env, start_new_session=True)
+        self.addCleanup(self.kill_group, p.pid)  # whatever is left of it
         line = p.stdout.readline()
         self.assertEqual(line.strip(), b"ready")
         peak = self.shmem()
         if mode == "kill":
             os.killpg(p.pid, signal.SIGKILL)
+        elif mode == "kill-parent":
+            os.kill(p.pid, signal.SIGKILL)
         else:
             p.stdin.write(b"go\n")
             p.stdin.flush()
@@ -549,6 +639,17 @@ class Lifetimes(unittest.TestCase):
     def test_kill_9_of_the_whole_family(self):
         rc, out, err = self.run_script("kill")
         self.assertEqual(rc, -signal.SIGKILL)
+
+    def test_kill_9_of_the_parent_alone(self):
+        # The forkserver, the workers and the resource tracker live on
+        # after the parent and go as they find it gone.  The tracker then
+        # warns of the pool's own semaphores (Python does that for any
+        # pool whose parent was killed, forkshim or not), of nothing else.
+        rc, out, err = self.run_script("kill-parent")
+        self.assertEqual(rc, -signal.SIGKILL)
+        for line in err.splitlines():
+            if "resource_tracker" in line and "leaked" in line:
+                self.assertIn("leaked semaphore objects", line)
 
 
 @needs_plain

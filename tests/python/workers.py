@@ -128,6 +128,32 @@ def decorated_result(i):
     return numpy.full(1 << 16, float(i))
 
 
+@forkshim.returns_shared
+def decorated_sparse_result(i):
+    """A result that share() copies (a view spanning far more than its
+    elements): its SharedWarning must point here."""
+    import numpy
+    return numpy.full((1000, 1000), float(i))[::50, ::50]
+
+
+class Counted(object):
+    """Counts its pickles in this process (Counted.pickled)."""
+    pickled = 0
+
+    def __init__(self, value):
+        self.value = value
+
+    def __reduce__(self):
+        Counted.pickled += 1
+        return (Counted, (self.value,))
+
+
+def counted(arg):
+    """A task given {"c": Counted, "big": list}: (pid, value, len)."""
+    d = forkshim.unwrap(arg)
+    return os.getpid(), d["c"].value, len(d["big"])
+
+
 def die(_):
     import signal
     os.kill(os.getpid(), signal.SIGKILL)
@@ -158,6 +184,13 @@ def token_of(arg):
     import numpy
     ref = forkshim.share(numpy.full(4096, 7.0))
     return pickle.dumps(ref)
+
+
+def token_then_exit(queue):
+    """A spawn-started Process: puts its result's token bytes on the queue
+    (no receiver will ack them) and exits after a short wait for the ack."""
+    forkshim._RESULT_WAIT = 0.2
+    queue.put(token_of(0))
 
 
 def frame_info(arg):

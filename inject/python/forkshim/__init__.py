@@ -1,4 +1,4 @@
-"""Hand Python objects to forked workers by handle instead of pickling them.
+"""Hand Python objects to worker processes without pickling them per task.
 
 A forked worker already holds, copy-on-write, every object its parent had
 when it was forked.  forkshim (libforkshim.so, preloaded with LD_PRELOAD)
@@ -12,17 +12,25 @@ which the worker turns back into the very same object::
     with mp.get_context("fork").Pool(2) as pool:   # each task receives arr
         print(pool.map(np.sum, [ref] * 16))
 
-``share(obj)`` pickles as a handle only when every live child of this
-process can resolve it (``forkshim_visible(h, 0)``) and the pickle is not
-meant for a spawn or forkserver process; otherwise it pickles as the
-object's value and warns once (``FallbackWarning``).  A handle that still
-fails to resolve where it is unpickled (forged, thawed, frozen after that
-process was forked, no shim there) gives an ``Unresolved`` whose first use
-raises ``HandleError`` naming the errno and its reason.  Unpickling itself
-never raises, so a pool worker never dies on such a task: the error comes
-back as the task's exception (``pool.map()``, ``future.result()`` raise it
-in the parent) instead of the pool waiting forever.  Without the shim
-everything works by value.
+``share(obj)`` pickles as that handle where it will resolve (fork-started
+workers forked after share()); for every other receiver (spawn and
+forkserver workers, a pool forked before share(), a worker's parent when
+the worker returns share(result)) obj is put once into sealed shared
+memory and a 64-byte token per region travels: the receiver gets it
+rebuilt with read-only, zero-copy buffers (numpy arrays, bytes-like
+objects; objects that are not buffers are pickled once, their buffers out
+of band).  ``empty()``/``zeros()`` allocate arrays in shared memory that
+share() seals in place.  Where neither works (no shim; an object that
+cannot be put in shared memory) it pickles as the object's value and a
+``FallbackWarning`` says why, at the line that called share().  A handle
+or token that fails to resolve where it is unpickled (forged, thawed,
+frozen after that process was forked, no shim there) gives an
+``Unresolved`` whose first use raises ``HandleError`` naming the errno and
+its reason.  Unpickling itself never raises, so a pool worker never dies
+on such a task: the error comes back as the task's exception
+(``pool.map()``, ``future.result()`` raise it in the parent) instead of
+the pool waiting forever.  Run programs under the shim with ``python3 -m
+forkshim prog.py``; without it everything works by value.
 
 Pure Python (ctypes only), CPython >= 3.8.  The C ABI is described in
 ``shim/include/forkshim.h``.
@@ -1058,12 +1066,21 @@ def _load_shared(version, tokens, spans, inline, typename, ack=None):
 def returns_shared(fn):
     """Decorator for a worker function: its result goes back by
     forkshim.share(result) (zero-copy numpy arrays in the parent).  The
-    function stays picklable by name for spawn and forkserver workers."""
+    function stays picklable by name for spawn and forkserver workers.
+    Warnings about a result point at the decorated function (in a worker
+    nothing of the user's is on the stack when it is shared)."""
     import functools
+
+    code = getattr(fn, "__code__", None)
+    site = None
+    if code is not None:
+        site = (code.co_filename, code.co_firstlineno,
+                getattr(fn, "__module__", None) or "?",
+                getattr(fn, "__globals__", None))
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
-        return share(fn(*args, **kwargs))
+        return SharedRef(fn(*args, **kwargs), None, site or _user_site())
     return wrapper
 
 

@@ -10,7 +10,9 @@ LD_PRELOAD.  The library is taken from, in order:
      source tree built into <source>/build;
   3. the system: the installed libforkshim.so.1 under /usr/local or /usr.
 
-``--library`` prints the library that would be preloaded and exits."""
+``--library`` prints the library that would be preloaded and exits.  The
+interpreter's own options given before ``-m forkshim`` (``python3 -u -X
+dev -m forkshim prog.py``) are passed on (Python >= 3.10)."""
 
 import os
 import sys
@@ -42,6 +44,25 @@ def library():
     return None
 
 
+def interpreter_options():
+    """The options this interpreter was started with before ``-m forkshim``
+    (``python3 -X dev -u -m forkshim prog.py``: ``-X dev -u``), to start the
+    program's interpreter with them too.  Python >= 3.10 (sys.orig_argv);
+    none on older ones."""
+    args = list(getattr(sys, "orig_argv", None) or [])[1:]
+    for i, a in enumerate(args):
+        if not a.startswith("-") or a.startswith("--"):
+            continue
+        if a.endswith("m") and args[i + 1:i + 2] == ["forkshim"]:
+            head = a[:-1]  # "-um forkshim": "-u"
+        elif a.endswith("mforkshim"):
+            head = a[:-len("mforkshim")]
+        else:
+            continue
+        return args[:i] + ([head] if head != "-" else [])
+    return []
+
+
 def main(argv):
     prog = "python3 -m forkshim"
     if not argv or argv[0] in ("-h", "--help"):
@@ -61,7 +82,7 @@ def main(argv):
     env = dict(os.environ, LD_PRELOAD=":".join([lib] + preload))
     exe = sys.executable
     try:
-        os.execve(exe, [exe] + argv, env)
+        os.execve(exe, [exe] + interpreter_options() + argv, env)
     except OSError as e:
         sys.stderr.write("%s: cannot run %s: %s\n" % (prog, exe, e.strerror))
         return 127
