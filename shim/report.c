@@ -270,7 +270,7 @@ static void on_exit_hook(int status, void *arg)
 
 #define EXPORT __attribute__((visibility("default")))
 
-/* _exit and _Exit, on the hot pages with the fork wrappers (fork.c): a
+/* _exit and _Exit, hot with the fork wrappers (fork.c, hot.ld): a
  * child made by fork runs them, and faults in every page of ours it runs.
  * Unarmed, they only pass through; before init (a process that never
  * forked, froze or waited) they find the real function on the way out. */
