@@ -17,6 +17,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "hot.h"
 #include "init.h"
 #include "interpose.h"
 #include "log.h"
@@ -49,7 +50,7 @@
  * fork() child's first fault is on the mapping's first page too, and maps
  * the tables and the rest of the hot code with it in every placement.
  * transparency_fork checks that layout. */
-#define HOT __attribute__((hot))
+#define HOT FORKSHIM_HOT
 
 /* A record is pid << BIRTH_BITS | birth point; 0 is free.  Records live in
  * the procpage, so a child starts with none and the parent's writes after

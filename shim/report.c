@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "hot.h"
 #include "interpose.h"
 #include "jsonl.h"
 #include "log.h"
@@ -288,12 +289,12 @@ leave(exit_fn fn, const char *name, int status)
 		syscall(SYS_exit_group, status);
 }
 
-EXPORT __attribute__((hot)) void _exit(int status)
+EXPORT FORKSHIM_HOT void _exit(int status)
 {
 	leave(real__exit, "_exit", status);
 }
 
-EXPORT __attribute__((hot)) void _Exit(int status)
+EXPORT FORKSHIM_HOT void _Exit(int status)
 {
 	leave(real__Exit != NULL ? real__Exit : real__exit, "_Exit", status);
 }

@@ -33,6 +33,9 @@
  *       binding of _exit or _Exit reads in that library's symbol tables
  *       (its hash table, symbol, name and version entry), counted from
  *       the start of the library that holds them.
+ *   tp_fork_host segments (needs the shim) prints "wx_loads N relro R": how
+ *       many of the shim's loadable segments are both writable and
+ *       executable, and whether it has a RELRO segment (1 or 0).
  *   tp_fork_host order    a plugin's order: asks for the API, then
  *       registers pthread_atfork handlers whose prepare handler freezes a
  *       page and whose parent handler thaws it, then forks before any
@@ -481,6 +484,48 @@ static int run_layout(void)
 	return 0;
 }
 
+struct segments {
+	uintptr_t base;
+	int wx, relro;
+};
+
+static int count_segments(struct dl_phdr_info *info, size_t size, void *arg)
+{
+	struct segments *g = arg;
+
+	(void)size;
+	if (info->dlpi_addr != g->base)
+		return 0;
+	for (int i = 0; i < info->dlpi_phnum; i++) {
+		const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+
+		if (ph->p_type == PT_LOAD && (ph->p_flags & PF_W) &&
+		    (ph->p_flags & PF_X))
+			g->wx++;
+		if (ph->p_type == PT_GNU_RELRO)
+			g->relro = 1;
+	}
+	return 1;
+}
+
+/* Found by a symbol only the shim defines: under a sanitizer, fork is the
+ * runtime's. */
+static int run_segments(void)
+{
+	void *v = dlsym(RTLD_DEFAULT, "forkshim_version");
+	struct segments g = {0};
+	Dl_info vi;
+
+	if (v == NULL || dladdr(v, &vi) == 0)
+		return 1;
+	g.base = (uintptr_t)vi.dli_fbase;
+	if (dl_iterate_phdr(count_segments, &g) != 1)
+		return 1;
+	printf("wx_loads %d relro %d library %s\n", g.wx, g.relro,
+	       vi.dli_fname);
+	return 0;
+}
+
 struct shim_bss {
 	const char *path;
 	uintptr_t file_end, end; /* of the writable segment, in memory */
@@ -640,6 +685,8 @@ int main(int argc, char **argv)
 		return run_stack(atoi(argv[2]));
 	if (argc == 2 && strcmp(argv[1], "layout") == 0)
 		return run_layout();
+	if (argc == 2 && strcmp(argv[1], "segments") == 0)
+		return run_segments();
 	if (argc == 2 && strcmp(argv[1], "idle") == 0)
 		return run_idle();
 	if (argc == 2 && strcmp(argv[1], "table") == 0)

@@ -18,6 +18,7 @@
  *   - fork lies on the shim's first page, and _exit, _Exit and what
  *     binding them reads of its symbol tables within its first 16 pages:
  *     a fork() child's first fault maps all of it, as a _Fork child's;
+ *     and the shim has no writable code and a RELRO segment;
  *   - the shim's atfork handlers are in once a program has asked for the
  *     API: a plugin's handlers registered after that may freeze in their
  *     prepare phase and thaw in their parent phase (the shim's prepare
@@ -214,6 +215,28 @@ Test(fork_transparency,
 	             "symbol tables, past the 16 pages a child's first fault "
 	             "maps",
 	             lookup_page);
+}
+
+/* hot.ld adds a section to the default layout: it must not change the
+ * segments.  An alignment inside that section made it, in a build with
+ * no hot function (the sanitizers' -O1), a writable and executable one,
+ * and the whole library one RWX segment without RELRO. */
+Test(fork_transparency, the_shim_has_no_writable_code_and_keeps_relro,
+     .timeout = 60)
+{
+	struct host_run r;
+	const char *p;
+	int wx = -1, relro = -1;
+
+	host(&r, 1, "segments", NULL, 30);
+	p = strstr(r.out.data, "wx_loads ");
+	cr_assert(p && sscanf(p, "wx_loads %d relro %d", &wx, &relro) == 2,
+	          "%s", r.out.data);
+	cr_expect_eq(wx, 0,
+	             "%d of the shim's loadable segments are writable and "
+	             "executable",
+	             wx);
+	cr_expect_eq(relro, 1, "the shim has no RELRO segment");
 }
 
 Test(fork_transparency, handlers_registered_after_asking_for_the_api_may_freeze,
