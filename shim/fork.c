@@ -17,6 +17,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "hot.h"
 #include "init.h"
 #include "interpose.h"
 #include "log.h"
@@ -32,23 +33,24 @@
 	                            __ATOMIC_RELAXED)
 
 /* The code a child runs on its way out (the fork wrappers' return, _exit)
- * sits among the functions gcc keeps for hot ones, fork first: a child
- * faults in every page of ours it executes, fork copies no page-table
- * entry of a file mapping.  The parent's side of a fork and a wait (the
+ * is marked hot, and so is the parent's side of a fork and a wait (the
  * atfork phases, the child records, the wait wrappers, and table.c's and
- * procpage.c's parts of them) is hot too and follows.
- * Where that code lies matters too.  A child whose _exit is bound lazily
- * reads our symbol tables (the first two pages of the library) to bind
- * it; a _Fork child's first fault is there, and the kernel's fault-around
- * maps the 16 pages from it, the hot code among them.  A fork() child's
- * first fault is on fork's page, and maps only from the 64 KiB boundary
- * below it: when a boundary of the random load address falls between the
- * tables and fork's page, the child faults once more.  Unaligned, fork
- * lies 2 pages after the tables instead of 4 (aligned to a page behind
- * the cold code): 2 placements in 16 instead of 4.  transparency_fork
- * checks that fork and _exit still share a page. */
-#define HOT __attribute__((hot))
-#define HOT_FIRST __attribute__((hot, aligned(64)))
+ * procpage.c's parts of them): a child faults in every page of ours it
+ * executes, fork copies no page-table entry of a file mapping.
+ * Where that code lies matters too.  The kernel's fault-around maps, from
+ * a fault, the 16 pages of its 64 KiB-aligned window, or, in the first
+ * window of a mapping that starts unaligned, the 16 pages from the
+ * mapping's start.  A _Fork child binding _exit lazily first faults on
+ * our symbol tables (the library's first pages), a fork() child on fork's
+ * page as it returns from the kernel.  With fork 2 pages after the tables
+ * (as it was), a 64 KiB boundary of the random load address fell between
+ * them in 2 placements in 16 and cost the fork() child one fault more
+ * (about 0.1 per fork on average, 20-30 us each here).  hot.ld puts all
+ * the hot functions at the start of the library, before the tables: a
+ * fork() child's first fault is on the mapping's first page too, and maps
+ * the tables and the rest of the hot code with it in every placement.
+ * transparency_fork checks that layout. */
+#define HOT FORKSHIM_HOT
 
 /* A record is pid << BIRTH_BITS | birth point; 0 is free.  Records live in
  * the procpage, so a child starts with none and the parent's writes after
@@ -73,17 +75,14 @@ static wait3_fn real_wait3;
 static wait4_fn real_wait4;
 static waitid_fn real_waitid;
 
-/* ---- fork: the first hot function of this file ----
- * fork.c is compiled with -fno-toplevel-reorder (shim/CMakeLists.txt):
- * functions are emitted in the order of this file, so fork, aligned,
- * starts the hot page and the hot functions below follow it. */
+/* ---- fork ---- */
 
 #define EXPORT __attribute__((visibility("default")))
 
 static HOT void fork_enter(void);
 static HOT void fork_leave(pid_t pid);
 
-EXPORT HOT_FIRST pid_t fork(void)
+EXPORT HOT pid_t fork(void)
 {
 	pid_t pid;
 
@@ -522,8 +521,9 @@ EXPORT HOT pid_t waitpid(pid_t which, int *status, int options)
 	return pid;
 }
 
-/* wait3, wait4 and waitid are not on the hot page: with them there the
- * page overflowed and _exit moved to the next one (transparency_fork). */
+/* wait3, wait4 and waitid are not marked hot: few programs use them, and
+ * the hot section (hot.ld) is kept to what a fork and the usual waits
+ * run, on the library's first page. */
 EXPORT pid_t wait3(int *status, int options, struct rusage *usage)
 {
 	int st;

@@ -11,6 +11,7 @@
 
 #include "config.h"
 #include "forkshim.h"
+#include "hot.h"
 #include "log.h"
 #include "table.h"
 
@@ -66,7 +67,7 @@ static __attribute__((noinline, cold)) void init_now(void)
 }
 
 /* Hot: every fork and wait wrapper calls it first (fork.c, HOT). */
-__attribute__((hot)) void forkshim_ensure_init(void)
+FORKSHIM_HOT void forkshim_ensure_init(void)
 {
 	if (!__atomic_load_n(&initialised, __ATOMIC_ACQUIRE))
 		init_now();

@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <sys/mman.h>
 
+#include "hot.h"
 #include "log.h"
 
 struct procpage *pp;
@@ -40,7 +41,7 @@ int procpage_ensure(void)
 	return 0;
 }
 
-__attribute__((hot)) void procpage_child_born(int32_t pid)
+FORKSHIM_HOT void procpage_child_born(int32_t pid)
 {
 	struct procpage *pg = procpage();
 	uint32_t i;

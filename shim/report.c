@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "hot.h"
 #include "interpose.h"
 #include "jsonl.h"
 #include "log.h"
@@ -270,7 +271,7 @@ static void on_exit_hook(int status, void *arg)
 
 #define EXPORT __attribute__((visibility("default")))
 
-/* _exit and _Exit, on the hot pages with the fork wrappers (fork.c): a
+/* _exit and _Exit, hot with the fork wrappers (fork.c, hot.ld): a
  * child made by fork runs them, and faults in every page of ours it runs.
  * Unarmed, they only pass through; before init (a process that never
  * forked, froze or waited) they find the real function on the way out. */
@@ -288,12 +289,12 @@ leave(exit_fn fn, const char *name, int status)
 		syscall(SYS_exit_group, status);
 }
 
-EXPORT __attribute__((hot)) void _exit(int status)
+EXPORT FORKSHIM_HOT void _exit(int status)
 {
 	leave(real__exit, "_exit", status);
 }
 
-EXPORT __attribute__((hot)) void _Exit(int status)
+EXPORT FORKSHIM_HOT void _Exit(int status)
 {
 	leave(real__Exit != NULL ? real__Exit : real__exit, "_Exit", status);
 }

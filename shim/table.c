@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "handle.h"
+#include "hot.h"
 #include "log.h"
 #include "procpage.h"
 #include "readable.h"
@@ -463,7 +464,7 @@ static inline void ensure_adopted(void)
 /* The procpage, mapped at the first fork or freeze.  A process that makes
  * it cannot have inherited a table (a table needs one): it is its own, and
  * t.pid, set at init, may be a parent's (a child made by _Fork). */
-__attribute__((hot)) int table_procpage(void)
+FORKSHIM_HOT int table_procpage(void)
 {
 	if (procpage() != NULL)
 		return 0;
@@ -511,7 +512,7 @@ static int writer_enter(void)
 /* Nothing here writes thread-local or .bss memory: after a fork those
  * pages are copy-on-write in the parent, and the next write to each would
  * cost it a page fault per fork.  The lock lives in the procpage. */
-__attribute__((hot)) uint64_t table_prepare(void)
+FORKSHIM_HOT uint64_t table_prepare(void)
 {
 	struct procpage *pg = procpage();
 	uint64_t self = (uint64_t)pthread_self(), birth;
@@ -532,7 +533,7 @@ __attribute__((hot)) uint64_t table_prepare(void)
 	return birth;
 }
 
-__attribute__((hot)) void table_parent(void)
+FORKSHIM_HOT void table_parent(void)
 {
 	struct procpage *pg = procpage();
 

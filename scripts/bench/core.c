@@ -448,6 +448,7 @@ static const char *CLOCK_NAME[CLOCKS] = {"wall", "cpu"};
 
 struct stamp {
 	double t[CLOCKS];
+	long kid_faults; /* minor faults of the reaped children */
 };
 
 static double tv_ns(struct timeval tv)
@@ -465,11 +466,13 @@ static void stamp_now(struct stamp *s)
 	getrusage(RUSAGE_CHILDREN, &kids);
 	s->t[CPU] = (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec +
 	            tv_ns(kids.ru_utime) + tv_ns(kids.ru_stime);
+	s->kid_faults = kids.ru_minflt;
 }
 
 /* One fork+_exit+waitpid, through fork() (raw 0) or glibc's _Fork() (raw
- * 1: no wrapper, no atfork handler); its cost on each clock into d. */
-static void timed_fork(int raw, double d[CLOCKS])
+ * 1: no wrapper, no atfork handler); its cost on each clock into d, and
+ * returns the child's minor faults. */
+static long timed_fork(int raw, double d[CLOCKS])
 {
 	struct stamp a, b;
 	int status;
@@ -486,6 +489,7 @@ static void timed_fork(int raw, double d[CLOCKS])
 	stamp_now(&b);
 	for (int c = 0; c < CLOCKS; c++)
 		d[c] = b.t[c] - a.t[c];
+	return b.kid_faults - a.kid_faults;
 }
 
 /* Sets itself up, forks WARMUP_FORKS times through fork() and through
@@ -496,8 +500,9 @@ static void timed_fork(int raw, double d[CLOCKS])
  *     line "faults P C": minor page faults per fork in this process and in
  *     the children, which unlike time do not depend on the machine's load;
  *   "inter N": N pairs of a fork() and a _Fork() (which goes first
- *     alternates from pair to pair), a line "FW FC XW XC" each (fork's
- *     wall and CPU ns, then _Fork's).  A pair's difference is what fork's
+ *     alternates from pair to pair), a line "FW FC XW XC FF XF" each
+ *     (fork's wall and CPU ns, then _Fork's, then the minor faults of
+ *     fork's child and of _Fork's).  A pair's difference is what fork's
  *     wrapper and atfork handlers cost in this process, the process's own
  *     size and layout cancelled.
  * Modes: small0, a small process that never calls the shim (with it
@@ -552,11 +557,17 @@ static int worker_fork(const char *mode)
 		if (sscanf(line, "inter %lu", &n) == 1 && n > 0) {
 			for (unsigned long i = 0; i < n; i++, pairs++) {
 				double f[CLOCKS], x[CLOCKS];
+				long ff, xf;
 
-				timed_fork(pairs % 2, pairs % 2 ? x : f);
-				timed_fork(!(pairs % 2), pairs % 2 ? f : x);
-				printf("%.0f %.0f %.0f %.0f\n", f[WALL], f[CPU],
-				       x[WALL], x[CPU]);
+				if (pairs % 2) {
+					xf = timed_fork(1, x);
+					ff = timed_fork(0, f);
+				} else {
+					ff = timed_fork(0, f);
+					xf = timed_fork(1, x);
+				}
+				printf("%.0f %.0f %.0f %.0f %ld %ld\n", f[WALL],
+				       f[CPU], x[WALL], x[CPU], ff, xf);
 			}
 			fflush(stdout);
 			continue;
@@ -905,22 +916,27 @@ struct wrapper_cost {
 	struct spread cmp[CLOCKS][CMPS]; /* differences, ns */
 	double diff[CLOCKS][ARMS]; /* medians over rounds of fork - _Fork */
 	double fork_us[ARMS], raw_us[ARMS]; /* median wall, all pairs */
+	double kid_faults[ARMS][2]; /* per fork() and per _Fork() child */
 };
 
 /* Reads n pairs from w: appends each pair's fork - _Fork to d[clock], the
- * fork's and _Fork's wall times to f and x. */
+ * fork's and _Fork's wall times to f and x; adds their children's minor
+ * faults to faults. */
 static void worker_inter(struct worker *w, unsigned long n, double *d[CLOCKS],
-                         double *f, double *x)
+                         double *f, double *x, double faults[2])
 {
 	char line[128];
-	double fw, fc, xw, xc;
+	double fw, fc, xw, xc, ff, xf;
 
 	fprintf(w->to, "inter %lu\n", n);
 	fflush(w->to);
 	for (unsigned long i = 0; i < n; i++) {
 		if (fgets(line, sizeof(line), w->from) == NULL ||
-		    sscanf(line, "%lf %lf %lf %lf", &fw, &fc, &xw, &xc) != 4)
+		    sscanf(line, "%lf %lf %lf %lf %lf %lf", &fw, &fc, &xw, &xc,
+		           &ff, &xf) != 6)
 			die("a fork worker stopped answering");
+		faults[0] += ff;
+		faults[1] += xf;
 		d[WALL][i] = fw - xw;
 		d[CPU][i] = fc - xc;
 		f[i] = fw;
@@ -938,6 +954,7 @@ static void measure_wrapper(struct wrapper_cost *out, int rounds,
 
 	n = slice * TURNS;
 	out->pairs = n;
+	memset(out->kid_faults, 0, sizeof(out->kid_faults));
 	all = n * (size_t)rounds;
 	for (int a = 0; a < ARMS; a++) {
 		f[a] = alloc_doubles(all);
@@ -967,7 +984,8 @@ static void measure_wrapper(struct wrapper_cost *out, int rounds,
 
 				worker_inter(&w[a], slice, to,
 				             f[a] + (size_t)r * n + at,
-				             x[a] + (size_t)r * n + at);
+				             x[a] + (size_t)r * n + at,
+				             out->kid_faults[a]);
 			}
 		for (int a = 0; a < ARMS; a++) {
 			worker_finish(&w[a], "small0");
@@ -990,6 +1008,8 @@ static void measure_wrapper(struct wrapper_cost *out, int rounds,
 		}
 	}
 	for (int a = 0; a < ARMS; a++) {
+		out->kid_faults[a][0] /= (double)all;
+		out->kid_faults[a][1] /= (double)all;
 		out->fork_us[a] = median(f[a], all) / 1e3;
 		out->raw_us[a] = median(x[a], all) / 1e3;
 		free(f[a]);
@@ -1506,6 +1526,16 @@ int main(int argc, char **argv)
 		    CLOCK_NAME[k], wrapper.diff[k][NONE] / 1e3,
 		    wrapper.diff[k][EMPTY] / 1e3, wrapper.diff[k][SHIM] / 1e3);
 	print_cmps("  ", "%+.1f", wrapper.cmp, 1e3, DIFF_LABEL, CMPS);
+	printf("  child minor faults per fork() and per _Fork() child, "
+	       "fork() - _Fork():\n   ");
+	for (int a = 0; a < ARMS; a++)
+		printf(" %s %.2f, %.2f, %+.3f%s",
+		       a == NONE    ? "without"
+		       : a == EMPTY ? "empty"
+		                    : "shim",
+		       wrapper.kid_faults[a][0], wrapper.kid_faults[a][1],
+		       wrapper.kid_faults[a][0] - wrapper.kid_faults[a][1],
+		       a + 1 < ARMS ? ";" : "\n");
 	printf("\nstart-up: posix_spawn + waitpid of /bin/true, one of "
 	       "each kind in turn, %lu per\nround, %d rounds\n",
 	       startup_n, small_rounds);

@@ -28,8 +28,14 @@
  *       every further byte of depth is that much more chance, over stack
  *       placements, of one more fault per fork.
  *   tp_fork_host layout   (needs the shim) prints "fork_page P exit_page E
- *       library NAME": the pages of the fork and _exit the program binds
- *       to, counted from the start of the library that holds them.
+ *       Exit_page X lookup_page L library NAME": the pages of the fork,
+ *       _exit and _Exit the program binds to, and the last page a lazy
+ *       binding of _exit or _Exit reads in that library's symbol tables
+ *       (its hash table, symbol, name and version entry), counted from
+ *       the start of the library that holds them.
+ *   tp_fork_host segments (needs the shim) prints "wx_loads N relro R": how
+ *       many of the shim's loadable segments are both writable and
+ *       executable, and whether it has a RELRO segment (1 or 0).
  *   tp_fork_host order    a plugin's order: asks for the API, then
  *       registers pthread_atfork handlers whose prepare handler freezes a
  *       page and whose parent handler thaws it, then forks before any
@@ -394,19 +400,129 @@ static int run_stack(int use)
 	return 0;
 }
 
+struct lookup {
+	uintptr_t base;
+	const ElfW(Sym) * sym[2]; /* _exit's and _Exit's symbols */
+	uintptr_t last;           /* the last byte binding them reads */
+};
+
+/* An address from the dynamic section: glibc relocates them in place. */
+static uintptr_t dyn_ptr(uintptr_t base, ElfW(Addr) p)
+{
+	return p < base ? base + p : p;
+}
+
+static int find_tables(struct dl_phdr_info *info, size_t size, void *arg)
+{
+	struct lookup *k = arg;
+	uintptr_t hash = 0, symtab = 0, strtab = 0, versym = 0;
+
+	(void)size;
+	if (info->dlpi_addr != k->base)
+		return 0;
+	for (int i = 0; i < info->dlpi_phnum; i++) {
+		const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+
+		if (ph->p_type != PT_DYNAMIC)
+			continue;
+		for (const ElfW(Dyn) *d =
+		         (const ElfW(Dyn) *)(k->base + ph->p_vaddr);
+		     d->d_tag != DT_NULL; d++) {
+			uintptr_t v = dyn_ptr(k->base, d->d_un.d_ptr);
+
+			if (d->d_tag == DT_GNU_HASH || d->d_tag == DT_HASH)
+				hash = hash > v ? hash : v;
+			else if (d->d_tag == DT_SYMTAB)
+				symtab = v;
+			else if (d->d_tag == DT_STRTAB)
+				strtab = v;
+			else if (d->d_tag == DT_VERSYM)
+				versym = v;
+		}
+	}
+	if (hash == 0 || symtab == 0 || strtab == 0)
+		return 0;
+	k->last = hash;
+	for (int i = 0; i < 2; i++) {
+		const ElfW(Sym) *sym = k->sym[i];
+		uintptr_t idx = (uintptr_t)(sym - (const ElfW(Sym) *)symtab);
+		const char *name = (const char *)strtab + sym->st_name;
+		uintptr_t end[3] = {(uintptr_t)(sym + 1) - 1,
+		                    (uintptr_t)name + strlen(name),
+		                    versym == 0 ? 0 : versym + 2 * idx + 1};
+
+		for (int j = 0; j < 3; j++)
+			if (end[j] > k->last)
+				k->last = end[j];
+	}
+	return 1;
+}
+
 static int run_layout(void)
 {
 	void *f = dlsym(RTLD_DEFAULT, "fork");
 	void *e = dlsym(RTLD_DEFAULT, "_exit");
-	Dl_info fi, ei;
+	void *x = dlsym(RTLD_DEFAULT, "_Exit");
+	struct lookup k = {0};
+	Dl_info fi, ei, xi;
 
-	if (f == NULL || e == NULL || dladdr(f, &fi) == 0 ||
-	    dladdr(e, &ei) == 0 || fi.dli_fbase != ei.dli_fbase)
+	if (f == NULL || e == NULL || x == NULL || dladdr(f, &fi) == 0 ||
+	    dladdr1(e, &ei, (void **)&k.sym[0], RTLD_DL_SYMENT) == 0 ||
+	    dladdr1(x, &xi, (void **)&k.sym[1], RTLD_DL_SYMENT) == 0 ||
+	    fi.dli_fbase != ei.dli_fbase || fi.dli_fbase != xi.dli_fbase ||
+	    k.sym[0] == NULL || k.sym[1] == NULL)
 		return 1;
-	printf("fork_page %ld exit_page %ld library %s\n",
-	       (long)(((uintptr_t)f - (uintptr_t)fi.dli_fbase) / 4096),
-	       (long)(((uintptr_t)e - (uintptr_t)fi.dli_fbase) / 4096),
-	       fi.dli_fname);
+	k.base = (uintptr_t)fi.dli_fbase;
+	if (dl_iterate_phdr(find_tables, &k) != 1)
+		return 1;
+	printf("fork_page %ld exit_page %ld Exit_page %ld lookup_page %ld "
+	       "library %s\n",
+	       (long)(((uintptr_t)f - k.base) / 4096),
+	       (long)(((uintptr_t)e - k.base) / 4096),
+	       (long)(((uintptr_t)x - k.base) / 4096),
+	       (long)((k.last - k.base) / 4096), fi.dli_fname);
+	return 0;
+}
+
+struct segments {
+	uintptr_t base;
+	int wx, relro;
+};
+
+static int count_segments(struct dl_phdr_info *info, size_t size, void *arg)
+{
+	struct segments *g = arg;
+
+	(void)size;
+	if (info->dlpi_addr != g->base)
+		return 0;
+	for (int i = 0; i < info->dlpi_phnum; i++) {
+		const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+
+		if (ph->p_type == PT_LOAD && (ph->p_flags & PF_W) &&
+		    (ph->p_flags & PF_X))
+			g->wx++;
+		if (ph->p_type == PT_GNU_RELRO)
+			g->relro = 1;
+	}
+	return 1;
+}
+
+/* Found by a symbol only the shim defines: under a sanitizer, fork is the
+ * runtime's. */
+static int run_segments(void)
+{
+	void *v = dlsym(RTLD_DEFAULT, "forkshim_version");
+	struct segments g = {0};
+	Dl_info vi;
+
+	if (v == NULL || dladdr(v, &vi) == 0)
+		return 1;
+	g.base = (uintptr_t)vi.dli_fbase;
+	if (dl_iterate_phdr(count_segments, &g) != 1)
+		return 1;
+	printf("wx_loads %d relro %d library %s\n", g.wx, g.relro,
+	       vi.dli_fname);
 	return 0;
 }
 
@@ -569,6 +685,8 @@ int main(int argc, char **argv)
 		return run_stack(atoi(argv[2]));
 	if (argc == 2 && strcmp(argv[1], "layout") == 0)
 		return run_layout();
+	if (argc == 2 && strcmp(argv[1], "segments") == 0)
+		return run_segments();
 	if (argc == 2 && strcmp(argv[1], "idle") == 0)
 		return run_idle();
 	if (argc == 2 && strcmp(argv[1], "table") == 0)
