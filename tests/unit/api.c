@@ -3,6 +3,7 @@
 #include <dlfcn.h>
 #include <limits.h>
 #include <spawn.h>
+#include <stddef.h>
 #include <stdio.h>
 
 #include "common.h"
@@ -48,6 +49,35 @@ Test(api, every_pointer_is_the_exported_function)
 	cr_expect((void *)api->info == exported("forkshim_info"));
 	cr_expect((void *)api->sharing == exported("forkshim_sharing"));
 	cr_expect((void *)api->version == exported("forkshim_version"));
+}
+
+/* SHARED.md's names: fixed values, and the four functions appended to the
+ * version 1 table after version, in this order, each the exported one. */
+Test(api, shared_region_names_and_their_table_members)
+{
+	const struct forkshim_api *api = forkshim_api(1);
+	size_t at =
+	    offsetof(struct forkshim_api, version) + sizeof(api->version);
+
+	cr_expect(FORKSHIM_SHARED == 0x2u && FORKSHIM_SAME_ADDRESS == 0x1u &&
+	          FORKSHIM_TOKEN_SIZE == 64 &&
+	          sizeof(struct forkshim_token) == FORKSHIM_TOKEN_SIZE);
+	cr_expect(offsetof(struct forkshim_api, alloc) == at);
+	cr_expect(offsetof(struct forkshim_api, export_token) ==
+	          at + sizeof(void (*)(void)));
+	cr_expect(offsetof(struct forkshim_api, import_token) ==
+	          at + 2 * sizeof(void (*)(void)));
+	cr_expect(offsetof(struct forkshim_api, release) ==
+	          at + 3 * sizeof(void (*)(void)));
+	cr_assert(api != NULL);
+	cr_expect(api->alloc == forkshim_alloc);
+	cr_expect(api->export_token == forkshim_export);
+	cr_expect(api->import_token == forkshim_import);
+	cr_expect(api->release == forkshim_release);
+	cr_expect((void *)api->alloc == exported("forkshim_alloc"));
+	cr_expect((void *)api->export_token == exported("forkshim_export"));
+	cr_expect((void *)api->import_token == exported("forkshim_import"));
+	cr_expect((void *)api->release == exported("forkshim_release"));
 }
 
 Test(api, table_functions_work_end_to_end)
