@@ -146,8 +146,9 @@ Test(client, get_returns_the_version_one_table_when_the_shim_is_loaded)
 	cr_expect(api == forkshim_api(FORKSHIM_ABI_VERSION));
 }
 
-/* The helper links no shim: it prints what forkshim_client_get() found. */
-static void expect_probe(int preload, const char *want)
+/* The helper links no shim: it prints what forkshim_client_get() found
+ * with preload as its LD_PRELOAD, and forkshim_client_has_shared(). */
+static void expect_probe(const char *preload, const char *want)
 {
 	char preload_var[4096], line[128] = "";
 	char *argv[] = {UNIT_HELPER, "probe", NULL};
@@ -157,8 +158,7 @@ static void expect_probe(int preload, const char *want)
 	pid_t pid;
 	FILE *f;
 
-	snprintf(preload_var, sizeof preload_var, "LD_PRELOAD=%s",
-	         preload ? FORKSHIM_PRELOAD : "");
+	snprintf(preload_var, sizeof preload_var, "LD_PRELOAD=%s", preload);
 	cr_assert(pipe(fds) == 0);
 	posix_spawn_file_actions_init(&fa);
 	posix_spawn_file_actions_adddup2(&fa, fds[1], 1);
@@ -179,10 +179,18 @@ static void expect_probe(int preload, const char *want)
 
 Test(client, get_returns_null_without_the_shim)
 {
-	expect_probe(0, "absent\n");
+	expect_probe("", "absent\n");
 }
 
 Test(client, get_finds_a_preloaded_shim)
 {
-	expect_probe(1, "present 1 0.1.0\n");
+	expect_probe(FORKSHIM_PRELOAD, "present 1 0.1.0 shared 1\n");
+}
+
+/* An older shim's table ends at version: the client still gets it (the
+ * ABI 1 functions work) and has_shared says no, so the plugin serializes
+ * (tests/unit/old_table.c stands in for that shim's table). */
+Test(client, an_older_shim_is_found_without_the_shared_functions)
+{
+	expect_probe(UNIT_OLD_TABLE_PRELOAD, "present 1 0.1.0 shared 0\n");
 }
