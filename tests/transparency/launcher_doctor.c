@@ -95,6 +95,64 @@ Test(doctor, python3_can_be_preloaded_and_calls_fork)
 	/* This machine has memfds with seals and /proc. */
 	cr_expect(strstr(r.out.data, "\n  shared       available ("), "%s",
 	          r.out.data);
+	cr_expect(strstr(r.out.data, "not from a program that makes itself "
+	                             "non-dumpable (imports: EACCES)\n"),
+	          "%s", r.out.data);
+	host_run_free(&r);
+}
+
+/* Where shared regions cannot work, the doctor says so and why; the
+ * verdict (the shim itself loads) is unchanged.  Without memfd_create (a
+ * seccomp profile, as some containers have): */
+Test(doctor, says_shared_regions_are_unavailable_without_memfd)
+{
+	const char *const argv[] = {TP_NOMEMFD, TP_LAUNCHER, "doctor",
+	                            "/usr/bin/python3", NULL};
+	struct host_run r;
+
+	tp_run(&r, argv, &opts);
+	expect_verdict(&r, 0,
+	               "forkshim doctor: ok: /usr/bin/python3 can be "
+	               "preloaded; it calls fork");
+	cr_expect(strstr(r.out.data, "\n  shared       not available: "
+	                             "memfd_create: Function not implemented "
+	                             "(FORKSHIM_SHARED freezes fail)\n"),
+	          "%s", r.out.data);
+	host_run_free(&r);
+}
+
+/* ... and without /proc (unmounted in a mount namespace of its own):
+ * late children and exec'd workers reopen a region through
+ * /proc/PID/fd. */
+Test(doctor, says_shared_regions_are_unavailable_without_proc)
+{
+	const char *const argv[] = {
+	    "/usr/bin/unshare",
+	    "-m",
+	    "--propagation",
+	    "private",
+	    "/bin/sh",
+	    "-c",
+	    "umount -l /proc && exec \"$0\" doctor /usr/bin/python3",
+	    TP_LAUNCHER,
+	    NULL};
+	struct host_run r;
+
+	if (FORKSHIM_SANITIZER_RT[0] != '\0')
+		cr_skip_test("a sanitizer's runtime needs /proc");
+	if (getuid() != 0 || access(argv[0], X_OK) != 0)
+		cr_skip_test("unmounting /proc needs root and unshare(1)");
+	tp_run(&r, argv, &opts);
+	expect_verdict(&r, 0,
+	               "forkshim doctor: ok: /usr/bin/python3 can be "
+	               "preloaded; it calls fork");
+	cr_expect(strstr(r.out.data, "\n  shared       not available: "
+	                             "/proc/self/fd/"),
+	          "%s", r.out.data);
+	cr_expect(strstr(r.out.data, "(is /proc mounted?): late children and "
+	                             "exec'd workers cannot map shared "
+	                             "regions\n"),
+	          "%s", r.out.data);
 	host_run_free(&r);
 }
 
