@@ -708,6 +708,88 @@ Test(shared, export_of_private_is_einval)
 	munmap(p, MIB);
 }
 
+/* ---- thaw: the owner lets go, importers keep their mapping ---- */
+
+/* Mappings of this process of the memfd called name. */
+static int maps_named(const char *name)
+{
+	FILE *f = fopen("/proc/self/maps", "r");
+	char line[512], want[96];
+	int n = 0;
+
+	snprintf(want, sizeof(want), "/memfd:%s (deleted)", name);
+	while (f != NULL && fgets(line, sizeof(line), f) != NULL)
+		n += strstr(line, want) != NULL;
+	if (f != NULL)
+		fclose(f);
+	return n;
+}
+
+static int memfd_named(const char *name);
+
+/* The thaw of a shared region drops every reference its owner held (the
+ * memfd's descriptor, the forkshim_alloc mapping): the token is stale
+ * from then on.  An exec'd process that imported it before keeps its
+ * mapping, every byte as it was, until it releases it (SHARED.md 7). */
+Test(shared, thaw_drops_the_owners_references_and_importers_keep_theirs)
+{
+	size_t len = 4 * MIB + 5;
+	unsigned char *p = forkshim_alloc(len, "thawed-kept");
+	char hex[2 * FORKSHIM_TOKEN_SIZE + 1], line[128];
+	int in[2], out[2], err = -1, st;
+	unsigned long long sum = 0, again = 0;
+	struct forkshim_token tok;
+	forkshim_handle h;
+	size_t got = 0;
+	FILE *from;
+	pid_t pid;
+
+	cr_assert(p != NULL, "%s", strerror(errno));
+	fill(p, len, 17);
+	h = forkshim_freeze(p, len, "thawed-kept", FORKSHIM_SHARED);
+	cr_assert(h != 0 && forkshim_export(h, &tok) == 0, "%s",
+	          strerror(errno));
+	token_to_hex(&tok, hex);
+	cr_assert(pipe(in) == 0 && pipe(out) == 0);
+	pid = fork();
+	cr_assert(pid >= 0);
+	if (pid == 0) {
+		dup2(in[0], 0);
+		dup2(out[1], 1);
+		close(in[1]);
+		close(out[0]);
+		execl(SHARED_WORKER, SHARED_WORKER, "hold", hex, (char *)NULL);
+		_exit(127);
+	}
+	close(in[0]);
+	close(out[1]);
+	from = fdopen(out[0], "r");
+	cr_assert(from != NULL);
+	cr_assert(fgets(line, sizeof(line), from) != NULL, "no answer");
+	cr_assert(sscanf(line, "%d %zu %llu", &err, &got, &sum) == 3 &&
+	              err == 0 && got == len && sum == checksum(p, len),
+	          "the importer said: %s", line);
+	cr_expect(memfd_named("thawed-kept") >= 0 &&
+	          maps_named("thawed-kept") == 1);
+
+	cr_assert(forkshim_thaw(h) == 0);
+	cr_expect(memfd_named("thawed-kept") < 0,
+	          "the owner still holds the memfd's descriptor after thaw");
+	cr_expect(maps_named("thawed-kept") == 0,
+	          "the owner still maps the region after thaw");
+	cr_expect(forkshim_import(&tok, 0, NULL) == NULL && errno == ESTALE,
+	          "import after thaw: %s", strerror(errno));
+
+	write_all(in[1], "q\n", 2);
+	cr_expect(fgets(line, sizeof(line), from) != NULL &&
+	              sscanf(line, "%llu", &again) == 1 && again == sum,
+	          "the importer's bytes after the owner's thaw: %s", line);
+	fclose(from);
+	close(in[1]);
+	cr_assert(waitpid(pid, &st, 0) == pid);
+	cr_expect(WIFEXITED(st) && WEXITSTATUS(st) == 0, "importer %#x", st);
+}
+
 /* ---- results back, from a child that exited ---- */
 
 Test(shared, result_from_exited_child_to_parent_and_sibling)

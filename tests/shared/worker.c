@@ -6,6 +6,8 @@
  *   shared_worker owner MiB [nodump]  allocates MiB, fills it with the
  *       test pattern, freezes it shared, prints "HEX sum", then waits for
  *       a line on stdin and exits (so its line ends)
+ *   shared_worker hold HEX            imports, prints "errno len sum", waits
+ *       for a line on stdin, prints the bytes' checksum again, releases
  *   shared_worker write HEX           imports and tries every write path;
  *       prints the WROTE_* bits of those that wrote (0: none)
  *   shared_worker scribble HEX        imports and stores one byte
@@ -55,6 +57,25 @@ static int do_import(const char *hex, int same, int keep)
 	printf("%d %zu %llu %d\n", err, len, (unsigned long long)sum,
 	       memfd_maps() - before);
 	return 0;
+}
+
+static int do_hold(const char *hex)
+{
+	struct forkshim_token tok;
+	size_t len = 0;
+	const void *p;
+	char line[16];
+
+	if (token_from_hex(hex, &tok) < 0)
+		return 2;
+	p = forkshim_import(&tok, 0, &len);
+	printf("%d %zu %llu\n", p == NULL ? errno : 0, len,
+	       p == NULL ? 0ull : (unsigned long long)checksum(p, len));
+	fflush(stdout);
+	if (p == NULL || fgets(line, sizeof(line), stdin) == NULL)
+		return 0;
+	printf("%llu\n", (unsigned long long)checksum(p, len));
+	return forkshim_release(p) == 0 ? 0 : 3;
 }
 
 static int do_owner(size_t mib, int nodump)
@@ -399,6 +420,8 @@ int main(int argc, char **argv)
 	if (argc >= 3 && strcmp(argv[1], "owner") == 0)
 		return do_owner(strtoul(argv[2], NULL, 10),
 		                argc > 3 && !strcmp(argv[3], "nodump"));
+	if (argc >= 3 && strcmp(argv[1], "hold") == 0)
+		return do_hold(argv[2]);
 	if (argc >= 3 && strcmp(argv[1], "write") == 0)
 		return do_write(argv[2]);
 	if (argc >= 3 && strcmp(argv[1], "scribble") == 0)
