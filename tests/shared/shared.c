@@ -88,6 +88,7 @@ struct imported {
 	size_t len;
 	unsigned long long sum;
 	int maps_added;
+	unsigned long addr; /* where the import mapped it */
 };
 
 static struct imported import_in_worker(const struct forkshim_token *tok,
@@ -95,7 +96,7 @@ static struct imported import_in_worker(const struct forkshim_token *tok,
 {
 	char hex[2 * FORKSHIM_TOKEN_SIZE + 1], out[256];
 	const char *argv[12];
-	struct imported r = {-1, 0, 0, -1};
+	struct imported r = {-1, 0, 0, -1, 0};
 	int i = 0, st;
 
 	token_to_hex(tok, hex);
@@ -114,8 +115,8 @@ static struct imported import_in_worker(const struct forkshim_token *tok,
 	st = run_worker(argv, out, sizeof(out));
 	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0,
 	          "worker status %#x, said %s", st, out);
-	cr_assert(sscanf(out, "%d %zu %llu %d", &r.err, &r.len, &r.sum,
-	                 &r.maps_added) == 4,
+	cr_assert(sscanf(out, "%d %zu %llu %d %lx", &r.err, &r.len, &r.sum,
+	                 &r.maps_added, &r.addr) == 5,
 	          "worker said: %s", out);
 	return r;
 }
@@ -303,6 +304,9 @@ Test(shared, exec_worker_imports_by_token)
 	r = import_in_worker(&tok, NULL, 1);
 	cr_expect(r.err == 0, "same-address import: %s", strerror(r.err));
 	cr_expect(r.len == len && r.sum == checksum(p, len));
+	cr_expect(r.addr == (uintptr_t)p,
+	          "same-address import at %#lx, the freezer's is %p", r.addr,
+	          (void *)p);
 	cr_assert(forkshim_thaw(h) == 0);
 }
 
@@ -676,6 +680,8 @@ Test(shared, same_address_import)
 	/* An exec'd worker: at the freezer's address. */
 	r = import_in_worker(&tok, NULL, 1);
 	cr_expect(r.err == 0, "%s", strerror(r.err));
+	cr_expect(r.addr == (uintptr_t)p, "at %#lx, the freezer's is %p",
+	          r.addr, (void *)p);
 	/* A copy-frozen region whose freezer's address holds its private
 	 * bytes: that range is taken here. */
 	fill(q, len, 4);
@@ -688,6 +694,8 @@ Test(shared, same_address_import)
 	cr_expect(forkshim_import(&tok, 0x80, NULL) == NULL && errno == EINVAL);
 	r = import_in_worker(&tok, NULL, 1);
 	cr_expect(r.err == 0 && r.len == len, "%s", strerror(r.err));
+	cr_expect(r.addr == (uintptr_t)q, "at %#lx, the freezer's is %p",
+	          r.addr, (void *)q);
 	cr_assert(forkshim_thaw(hq) == 0);
 	cr_assert(forkshim_thaw(h) == 0);
 	munmap(q, len);

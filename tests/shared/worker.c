@@ -2,7 +2,7 @@
  * by exec with a token in argv.  Linked against libforkshim.
  *
  *   shared_worker import HEX [same]   imports the token, checksums the
- *       bytes, releases; prints "errno len sum memfd_maps_added"
+ *       bytes, releases; prints "errno len sum memfd_maps_added address"
  *   shared_worker owner MiB [nodump]  allocates MiB, fills it with the
  *       test pattern, freezes it shared, prints "HEX sum", then waits for
  *       a line on stdin and exits (so its line ends)
@@ -42,20 +42,20 @@ static int do_import(const char *hex, int same, int keep)
 	const void *p;
 
 	if (token_from_hex(hex, &tok) < 0) {
-		printf("%d 0 0 0\n", EINVAL);
+		printf("%d 0 0 0 0\n", EINVAL);
 		return 0;
 	}
 	p = forkshim_import(&tok, same ? FORKSHIM_SAME_ADDRESS : 0, &len);
 	if (p == NULL) {
 		err = errno;
-		printf("%d 0 0 %d\n", err, memfd_maps() - before);
+		printf("%d 0 0 %d 0\n", err, memfd_maps() - before);
 		return 0;
 	}
 	sum = checksum(p, len);
 	if (!keep && forkshim_release(p) != 0)
 		err = -errno;
-	printf("%d %zu %llu %d\n", err, len, (unsigned long long)sum,
-	       memfd_maps() - before);
+	printf("%d %zu %llu %d %#lx\n", err, len, (unsigned long long)sum,
+	       memfd_maps() - before, (unsigned long)(uintptr_t)p);
 	return 0;
 }
 
