@@ -1242,6 +1242,10 @@ Test(shared, alloc_release_and_busy_freeze)
 	cr_assert(waitpid(pid, &st, 0) == pid);
 	cr_expect(WIFEXITED(st) && WEXITSTATUS(st) == 0);
 	cr_expect(forkshim_release(q) == 0);
+	cr_expect(memfd_named("busy2") < 0 && maps_named("busy2") == 0,
+	          "released, never frozen: still a descriptor (%d) or a "
+	          "mapping (%d)",
+	          memfd_named("busy2"), maps_named("busy2"));
 	cr_expect(forkshim_release(q) == -1 && errno == EINVAL);
 }
 
