@@ -545,6 +545,24 @@ Test(shared, thawed_is_estale)
 	cr_expect(r.err == ESTALE && r.maps_added == 0, "%s, %d maps",
 	          strerror(r.err), r.maps_added);
 	cr_expect(forkshim_import(&tok, 0, NULL) == NULL && errno == ESTALE);
+
+	/* A replay once the holder's descriptor number names another region
+	 * (the next one frozen takes it): import checks the object, not the
+	 * number, so the old token is still stale. */
+	struct forkshim_token next;
+	forkshim_handle h2 = frozen_token(MIB, &next, NULL);
+	int32_t fd_old, fd_new;
+
+	memcpy(&fd_old, tok.bytes + 8, 4); /* the holder's descriptor */
+	memcpy(&fd_new, next.bytes + 8, 4);
+	cr_assert(fd_old == fd_new, "descriptor %d not reused (%d)", fd_old,
+	          fd_new);
+	r = import_in_worker(&tok, NULL, 0);
+	cr_expect(r.err == ESTALE && r.maps_added == 0,
+	          "after its descriptor was reused: %s, %d maps",
+	          strerror(r.err), r.maps_added);
+	cr_expect(forkshim_import(&tok, 0, NULL) == NULL && errno == ESTALE);
+	cr_assert(forkshim_thaw(h2) == 0);
 }
 
 /* An owner of its own (exec'd: a line of its own), that ends on a line
