@@ -373,9 +373,14 @@ void report_mapped(void)
 }
 
 /* A child made by fork() of a process that maps a region late maps it
- * too. */
+ * too.  And the arming lock is free in every child: another thread of the
+ * parent may have held it at the fork, before arm_child is registered
+ * (the first arming registers it), and the child would then spin in its
+ * own first freeze for ever.  This handler is registered at load. */
 static void late_child(void)
 {
+	if (lock_word != 0) /* no store (a copy-on-write fault) otherwise */
+		lock_word = 0;
 	if (__atomic_load_n(&pending, __ATOMIC_ACQUIRE) != 0)
 		__atomic_store_n(&pending, (pid_t)syscall(SYS_getpid),
 		                 __ATOMIC_RELEASE);

@@ -328,15 +328,25 @@ static void watch_child(void)
 	watch_lock = 0;
 }
 
+/* Registered before the lock is first taken: registered after the first
+ * watch (as it was), a fork by another thread during that watch left the
+ * child the lock held and no handler to free it, and its own first watch
+ * spun for ever (report_family, a_child_forked_while_its_parent_arms). */
+static pthread_once_t watch_child_once = PTHREAD_ONCE_INIT;
+
+static void watch_child_register(void)
+{
+	pthread_atfork(NULL, NULL, watch_child);
+}
+
 void signals_watch(const int *sigs, size_t n, void (*fn)(int sig))
 {
 	sigset_t saved;
-	int first;
 
 	if (real_sigaction == NULL)
 		return;
+	pthread_once(&watch_child_once, watch_child_register);
 	lock(&saved);
-	first = !watching;
 	STORE_REL(&dying_fn, fn);
 	for (size_t i = 0; i < n; i++) {
 		int sig = sigs[i];
@@ -355,8 +365,6 @@ void signals_watch(const int *sigs, size_t n, void (*fn)(int sig))
 	}
 	STORE_REL(&watching, 1);
 	unlock(&saved);
-	if (first)
-		pthread_atfork(NULL, NULL, watch_child);
 }
 
 /* ---- taking a signal ---- */

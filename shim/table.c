@@ -722,6 +722,7 @@ static void rotate_key(void)
 static uint32_t slot_take(void)
 {
 	uint64_t waiting = t.s.free_tail - t.s.free_head, min = t.free_min;
+	uint64_t bump;
 
 	/* FIFO reuse, and only once many wait: a slot comes back rarely, so
 	 * its 16-bit generation lasts long.  Within the head, once half of
@@ -732,7 +733,11 @@ static uint32_t slot_take(void)
 		min = HEAD_SLOTS / 2;
 	if (waiting > 0 && (waiting >= min || t.s.slot_bump >= t.cap))
 		return *ring_at(t.s.free_head++);
-	return (uint32_t)t.s.slot_bump++;
+	/* Stored atomically: table_next reads it without the lock (a report
+	 * written from a fatal signal's handler while a thread freezes). */
+	bump = t.s.slot_bump;
+	STORE(&t.s.slot_bump, bump + 1);
+	return (uint32_t)bump;
 }
 
 forkshim_handle table_freeze(const void *addr, size_t len, const char *name,

@@ -88,6 +88,7 @@ struct imported {
 	size_t len;
 	unsigned long long sum;
 	int maps_added;
+	unsigned long addr; /* where the import mapped it */
 };
 
 static struct imported import_in_worker(const struct forkshim_token *tok,
@@ -95,7 +96,7 @@ static struct imported import_in_worker(const struct forkshim_token *tok,
 {
 	char hex[2 * FORKSHIM_TOKEN_SIZE + 1], out[256];
 	const char *argv[12];
-	struct imported r = {-1, 0, 0, -1};
+	struct imported r = {-1, 0, 0, -1, 0};
 	int i = 0, st;
 
 	token_to_hex(tok, hex);
@@ -114,8 +115,8 @@ static struct imported import_in_worker(const struct forkshim_token *tok,
 	st = run_worker(argv, out, sizeof(out));
 	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0,
 	          "worker status %#x, said %s", st, out);
-	cr_assert(sscanf(out, "%d %zu %llu %d", &r.err, &r.len, &r.sum,
-	                 &r.maps_added) == 4,
+	cr_assert(sscanf(out, "%d %zu %llu %d %lx", &r.err, &r.len, &r.sum,
+	                 &r.maps_added, &r.addr) == 5,
 	          "worker said: %s", out);
 	return r;
 }
@@ -303,6 +304,9 @@ Test(shared, exec_worker_imports_by_token)
 	r = import_in_worker(&tok, NULL, 1);
 	cr_expect(r.err == 0, "same-address import: %s", strerror(r.err));
 	cr_expect(r.len == len && r.sum == checksum(p, len));
+	cr_expect(r.addr == (uintptr_t)p,
+	          "same-address import at %#lx, the freezer's is %p", r.addr,
+	          (void *)p);
 	cr_assert(forkshim_thaw(h) == 0);
 }
 
@@ -541,6 +545,24 @@ Test(shared, thawed_is_estale)
 	cr_expect(r.err == ESTALE && r.maps_added == 0, "%s, %d maps",
 	          strerror(r.err), r.maps_added);
 	cr_expect(forkshim_import(&tok, 0, NULL) == NULL && errno == ESTALE);
+
+	/* A replay once the holder's descriptor number names another region
+	 * (the next one frozen takes it): import checks the object, not the
+	 * number, so the old token is still stale. */
+	struct forkshim_token next;
+	forkshim_handle h2 = frozen_token(MIB, &next, NULL);
+	int32_t fd_old, fd_new;
+
+	memcpy(&fd_old, tok.bytes + 8, 4); /* the holder's descriptor */
+	memcpy(&fd_new, next.bytes + 8, 4);
+	cr_assert(fd_old == fd_new, "descriptor %d not reused (%d)", fd_old,
+	          fd_new);
+	r = import_in_worker(&tok, NULL, 0);
+	cr_expect(r.err == ESTALE && r.maps_added == 0,
+	          "after its descriptor was reused: %s, %d maps",
+	          strerror(r.err), r.maps_added);
+	cr_expect(forkshim_import(&tok, 0, NULL) == NULL && errno == ESTALE);
+	cr_assert(forkshim_thaw(h2) == 0);
 }
 
 /* An owner of its own (exec'd: a line of its own), that ends on a line
@@ -676,6 +698,8 @@ Test(shared, same_address_import)
 	/* An exec'd worker: at the freezer's address. */
 	r = import_in_worker(&tok, NULL, 1);
 	cr_expect(r.err == 0, "%s", strerror(r.err));
+	cr_expect(r.addr == (uintptr_t)p, "at %#lx, the freezer's is %p",
+	          r.addr, (void *)p);
 	/* A copy-frozen region whose freezer's address holds its private
 	 * bytes: that range is taken here. */
 	fill(q, len, 4);
@@ -688,6 +712,8 @@ Test(shared, same_address_import)
 	cr_expect(forkshim_import(&tok, 0x80, NULL) == NULL && errno == EINVAL);
 	r = import_in_worker(&tok, NULL, 1);
 	cr_expect(r.err == 0 && r.len == len, "%s", strerror(r.err));
+	cr_expect(r.addr == (uintptr_t)q, "at %#lx, the freezer's is %p",
+	          r.addr, (void *)q);
 	cr_assert(forkshim_thaw(hq) == 0);
 	cr_assert(forkshim_thaw(h) == 0);
 	munmap(q, len);
@@ -706,6 +732,88 @@ Test(shared, export_of_private_is_einval)
 	cr_expect(forkshim_export(0, &tok) == -1 && errno == EBADF);
 	cr_assert(forkshim_thaw(h) == 0);
 	munmap(p, MIB);
+}
+
+/* ---- thaw: the owner lets go, importers keep their mapping ---- */
+
+/* Mappings of this process of the memfd called name. */
+static int maps_named(const char *name)
+{
+	FILE *f = fopen("/proc/self/maps", "r");
+	char line[512], want[96];
+	int n = 0;
+
+	snprintf(want, sizeof(want), "/memfd:%s (deleted)", name);
+	while (f != NULL && fgets(line, sizeof(line), f) != NULL)
+		n += strstr(line, want) != NULL;
+	if (f != NULL)
+		fclose(f);
+	return n;
+}
+
+static int memfd_named(const char *name);
+
+/* The thaw of a shared region drops every reference its owner held (the
+ * memfd's descriptor, the forkshim_alloc mapping): the token is stale
+ * from then on.  An exec'd process that imported it before keeps its
+ * mapping, every byte as it was, until it releases it (SHARED.md 7). */
+Test(shared, thaw_drops_the_owners_references_and_importers_keep_theirs)
+{
+	size_t len = 4 * MIB + 5;
+	unsigned char *p = forkshim_alloc(len, "thawed-kept");
+	char hex[2 * FORKSHIM_TOKEN_SIZE + 1], line[128];
+	int in[2], out[2], err = -1, st;
+	unsigned long long sum = 0, again = 0;
+	struct forkshim_token tok;
+	forkshim_handle h;
+	size_t got = 0;
+	FILE *from;
+	pid_t pid;
+
+	cr_assert(p != NULL, "%s", strerror(errno));
+	fill(p, len, 17);
+	h = forkshim_freeze(p, len, "thawed-kept", FORKSHIM_SHARED);
+	cr_assert(h != 0 && forkshim_export(h, &tok) == 0, "%s",
+	          strerror(errno));
+	token_to_hex(&tok, hex);
+	cr_assert(pipe(in) == 0 && pipe(out) == 0);
+	pid = fork();
+	cr_assert(pid >= 0);
+	if (pid == 0) {
+		dup2(in[0], 0);
+		dup2(out[1], 1);
+		close(in[1]);
+		close(out[0]);
+		execl(SHARED_WORKER, SHARED_WORKER, "hold", hex, (char *)NULL);
+		_exit(127);
+	}
+	close(in[0]);
+	close(out[1]);
+	from = fdopen(out[0], "r");
+	cr_assert(from != NULL);
+	cr_assert(fgets(line, sizeof(line), from) != NULL, "no answer");
+	cr_assert(sscanf(line, "%d %zu %llu", &err, &got, &sum) == 3 &&
+	              err == 0 && got == len && sum == checksum(p, len),
+	          "the importer said: %s", line);
+	cr_expect(memfd_named("thawed-kept") >= 0 &&
+	          maps_named("thawed-kept") == 1);
+
+	cr_assert(forkshim_thaw(h) == 0);
+	cr_expect(memfd_named("thawed-kept") < 0,
+	          "the owner still holds the memfd's descriptor after thaw");
+	cr_expect(maps_named("thawed-kept") == 0,
+	          "the owner still maps the region after thaw");
+	cr_expect(forkshim_import(&tok, 0, NULL) == NULL && errno == ESTALE,
+	          "import after thaw: %s", strerror(errno));
+
+	write_all(in[1], "q\n", 2);
+	cr_expect(fgets(line, sizeof(line), from) != NULL &&
+	              sscanf(line, "%llu", &again) == 1 && again == sum,
+	          "the importer's bytes after the owner's thaw: %s", line);
+	fclose(from);
+	close(in[1]);
+	cr_assert(waitpid(pid, &st, 0) == pid);
+	cr_expect(WIFEXITED(st) && WEXITSTATUS(st) == 0, "importer %#x", st);
 }
 
 /* ---- results back, from a child that exited ---- */
@@ -1152,6 +1260,10 @@ Test(shared, alloc_release_and_busy_freeze)
 	cr_assert(waitpid(pid, &st, 0) == pid);
 	cr_expect(WIFEXITED(st) && WEXITSTATUS(st) == 0);
 	cr_expect(forkshim_release(q) == 0);
+	cr_expect(memfd_named("busy2") < 0 && maps_named("busy2") == 0,
+	          "released, never frozen: still a descriptor (%d) or a "
+	          "mapping (%d)",
+	          memfd_named("busy2"), maps_named("busy2"));
 	cr_expect(forkshim_release(q) == -1 && errno == EINVAL);
 }
 

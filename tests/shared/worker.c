@@ -2,10 +2,12 @@
  * by exec with a token in argv.  Linked against libforkshim.
  *
  *   shared_worker import HEX [same]   imports the token, checksums the
- *       bytes, releases; prints "errno len sum memfd_maps_added"
+ *       bytes, releases; prints "errno len sum memfd_maps_added address"
  *   shared_worker owner MiB [nodump]  allocates MiB, fills it with the
  *       test pattern, freezes it shared, prints "HEX sum", then waits for
  *       a line on stdin and exits (so its line ends)
+ *   shared_worker hold HEX            imports, prints "errno len sum", waits
+ *       for a line on stdin, prints the bytes' checksum again, releases
  *   shared_worker write HEX           imports and tries every write path;
  *       prints the WROTE_* bits of those that wrote (0: none)
  *   shared_worker scribble HEX        imports and stores one byte
@@ -40,21 +42,40 @@ static int do_import(const char *hex, int same, int keep)
 	const void *p;
 
 	if (token_from_hex(hex, &tok) < 0) {
-		printf("%d 0 0 0\n", EINVAL);
+		printf("%d 0 0 0 0\n", EINVAL);
 		return 0;
 	}
 	p = forkshim_import(&tok, same ? FORKSHIM_SAME_ADDRESS : 0, &len);
 	if (p == NULL) {
 		err = errno;
-		printf("%d 0 0 %d\n", err, memfd_maps() - before);
+		printf("%d 0 0 %d 0\n", err, memfd_maps() - before);
 		return 0;
 	}
 	sum = checksum(p, len);
 	if (!keep && forkshim_release(p) != 0)
 		err = -errno;
-	printf("%d %zu %llu %d\n", err, len, (unsigned long long)sum,
-	       memfd_maps() - before);
+	printf("%d %zu %llu %d %#lx\n", err, len, (unsigned long long)sum,
+	       memfd_maps() - before, (unsigned long)(uintptr_t)p);
 	return 0;
+}
+
+static int do_hold(const char *hex)
+{
+	struct forkshim_token tok;
+	size_t len = 0;
+	const void *p;
+	char line[16];
+
+	if (token_from_hex(hex, &tok) < 0)
+		return 2;
+	p = forkshim_import(&tok, 0, &len);
+	printf("%d %zu %llu\n", p == NULL ? errno : 0, len,
+	       p == NULL ? 0ull : (unsigned long long)checksum(p, len));
+	fflush(stdout);
+	if (p == NULL || fgets(line, sizeof(line), stdin) == NULL)
+		return 0;
+	printf("%llu\n", (unsigned long long)checksum(p, len));
+	return forkshim_release(p) == 0 ? 0 : 3;
 }
 
 static int do_owner(size_t mib, int nodump)
@@ -399,6 +420,8 @@ int main(int argc, char **argv)
 	if (argc >= 3 && strcmp(argv[1], "owner") == 0)
 		return do_owner(strtoul(argv[2], NULL, 10),
 		                argc > 3 && !strcmp(argv[3], "nodump"));
+	if (argc >= 3 && strcmp(argv[1], "hold") == 0)
+		return do_hold(argv[2]);
 	if (argc >= 3 && strcmp(argv[1], "write") == 0)
 		return do_write(argv[2]);
 	if (argc >= 3 && strcmp(argv[1], "scribble") == 0)

@@ -18,6 +18,11 @@
  *   signal1   single-threaded: COUNT freeze/thaw steps with a fork every
  *             16, while a 2 kHz timer's handler forks, freezes and derefs
  *   signalmt  the same in four threads, each with a timer of its own
+ *   dying     COUNT children, each dying of SIGTERM while a thread of its
+ *             own freezes new regions: under FORKSHIM_REPORT the report
+ *             written on the way out reads the table that thread writes
+ *             (each child must die of SIGTERM: a TSan report ends it
+ *             otherwise)
  *
  * Links libforkshim.  The threads of a process start together, so the first
  * freeze (which maps the table) races the first fork: lock races show early
@@ -1307,13 +1312,64 @@ static void run_signals(uint64_t steps)
 	       (unsigned long long)atomic_load(&handler_edeadlk));
 }
 
+/* ---- dying: the report of a fatal signal beside a freezing thread ---- */
+
+static void *freeze_new_regions(void *arg)
+{
+	(void)arg;
+	for (;;) {
+		void *p = mmap(NULL, 4096, PROT_READ | PROT_WRITE,
+		               MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+		if (p == MAP_FAILED || forkshim_freeze(p, 4096, "new", 0) == 0)
+			break; /* the table is full: wait for the signal */
+		usleep(50);
+	}
+	for (;;)
+		pause();
+	return NULL;
+}
+
+static void run_dying(int count)
+{
+	for (int i = 0; i < count; i++) {
+		pid_t pid = fork();
+		int st;
+
+		if (pid == 0) {
+			pthread_t th;
+			char first[64];
+
+			/* Frozen here: the report is armed, the table made. */
+			if (forkshim_freeze(first, sizeof(first), "first", 0) ==
+			        0 ||
+			    pthread_create(&th, NULL, freeze_new_regions,
+			                   NULL) != 0)
+				_exit(2);
+			usleep(20000);
+			raise(SIGTERM);
+			_exit(3);
+		}
+		if (pid < 0 || waitpid(pid, &st, 0) != pid) {
+			fail("dying: fork or wait: errno %d", errno);
+			return;
+		}
+		atomic_fetch_add(&tot.forks, 1);
+		if (!WIFSIGNALED(st) || WTERMSIG(st) != SIGTERM)
+			fail("dying: child %d ended with status %#x, not "
+			     "SIGTERM",
+			     (int)pid, st);
+	}
+}
+
 int main(int argc, char **argv)
 {
 	int count;
 
 	if (argc != 3 || (count = atoi(argv[2])) <= 0) {
 		fprintf(stderr,
-		        "usage: %s mix|shared|family|signal1|signalmt COUNT\n",
+		        "usage: %s mix|shared|family|signal1|signalmt|dying "
+		        "COUNT\n",
 		        argv[0]);
 		return 2;
 	}
@@ -1345,6 +1401,8 @@ int main(int argc, char **argv)
 	} else if (strcmp(mode, "signalmt") == 0) {
 		sig_threads = SIG_THREADS;
 		run_signals((uint64_t)count);
+	} else if (strcmp(mode, "dying") == 0) {
+		run_dying(count);
 	} else {
 		fprintf(stderr, "stress_host: unknown mode %s\n", mode);
 		return 2;

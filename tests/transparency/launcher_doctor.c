@@ -95,7 +95,72 @@ Test(doctor, python3_can_be_preloaded_and_calls_fork)
 	/* This machine has memfds with seals and /proc. */
 	cr_expect(strstr(r.out.data, "\n  shared       available ("), "%s",
 	          r.out.data);
+	cr_expect(strstr(r.out.data, "not from a program that makes itself "
+	                             "non-dumpable (imports: EACCES)\n"),
+	          "%s", r.out.data);
 	host_run_free(&r);
+}
+
+/* Runs argv (the doctor on python3, somewhere shared regions cannot
+ * work): the verdict is unchanged (the shim itself loads) and the shared
+ * line says "not available: " followed by why and each of the
+ * fragments. */
+static void expect_shared_unavailable(const char *const argv[], const char *why,
+                                      const char *const fragments[])
+{
+	char want[256];
+	struct host_run r;
+
+	tp_run(&r, argv, &opts);
+	expect_verdict(&r, 0,
+	               "forkshim doctor: ok: /usr/bin/python3 can be "
+	               "preloaded; it calls fork");
+	snprintf(want, sizeof(want), "\n  shared       not available: %s", why);
+	cr_expect(strstr(r.out.data, want), "%s", r.out.data);
+	for (size_t i = 0; fragments[i] != NULL; i++)
+		cr_expect(strstr(r.out.data, fragments[i]), "no \"%s\" in:\n%s",
+		          fragments[i], r.out.data);
+	host_run_free(&r);
+}
+
+/* Where shared regions cannot work, the doctor says so and why.  Without
+ * memfd_create (a seccomp profile, as some containers have): */
+Test(doctor, says_shared_regions_are_unavailable_without_memfd)
+{
+	const char *const argv[] = {TP_NOMEMFD, TP_LAUNCHER, "doctor",
+	                            "/usr/bin/python3", NULL};
+	const char *const fragments[] = {"(FORKSHIM_SHARED freezes fail)\n",
+	                                 NULL};
+
+	expect_shared_unavailable(
+	    argv, "memfd_create: Function not implemented", fragments);
+}
+
+/* ... and without /proc (unmounted in a mount namespace of its own):
+ * late children and exec'd workers reopen a region through
+ * /proc/PID/fd. */
+Test(doctor, says_shared_regions_are_unavailable_without_proc)
+{
+	const char *const argv[] = {
+	    "/usr/bin/unshare",
+	    "-m",
+	    "--propagation",
+	    "private",
+	    "/bin/sh",
+	    "-c",
+	    "umount -l /proc && exec \"$0\" doctor /usr/bin/python3",
+	    TP_LAUNCHER,
+	    NULL};
+	const char *const fragments[] = {
+	    "(is /proc mounted?): late children and exec'd workers cannot map "
+	    "shared regions\n",
+	    NULL};
+
+	if (FORKSHIM_SANITIZER_RT[0] != '\0')
+		cr_skip_test("a sanitizer's runtime needs /proc");
+	if (getuid() != 0 || access(argv[0], X_OK) != 0)
+		cr_skip_test("unmounting /proc needs root and unshare(1)");
+	expect_shared_unavailable(argv, "/proc/self/fd/", fragments);
 }
 
 /* The shmem huge page setting, read here too: where it is off, the doctor

@@ -12,6 +12,7 @@ add_executable(tp_fork_server ${TP_DIR}/fork_server.c)
 target_link_libraries(tp_fork_server PRIVATE pthread)
 add_executable(tp_rawfork ${TP_DIR}/rawfork.c)
 target_compile_definitions(tp_rawfork PRIVATE _GNU_SOURCE)
+add_executable(tp_nomemfd ${TP_DIR}/nomemfd.c)
 add_library(tp_forker SHARED ${TP_DIR}/forker.c)
 add_executable(tp_via_lib ${TP_DIR}/via_lib.c)
 target_link_libraries(tp_via_lib PRIVATE tp_forker)
@@ -29,6 +30,7 @@ function(tp_driver name source)
     TP_LIB_NAME="$<TARGET_SONAME_FILE_NAME:forkshim>"
     TP_FORK_SERVER="$<TARGET_FILE:tp_fork_server>"
     TP_RAWFORK="$<TARGET_FILE:tp_rawfork>"
+    TP_NOMEMFD="$<TARGET_FILE:tp_nomemfd>"
     TP_VIA_LIB="$<TARGET_FILE:tp_via_lib>"
     TP_VIA_LIB_NORPATH="$<TARGET_FILE:tp_via_lib_norpath>"
     TP_FORKER_LIB="$<TARGET_FILE:tp_forker>"
@@ -41,7 +43,7 @@ function(tp_driver name source)
     TP_INSTALL_LIBDIR="${CMAKE_INSTALL_LIBDIR}"
     TP_INSTALL_MANDIR="${CMAKE_INSTALL_MANDIR}")
   add_dependencies(${name} forkshim_launcher tp_fork_server tp_rawfork
-    tp_forker tp_via_lib tp_via_lib_norpath)
+    tp_nomemfd tp_forker tp_via_lib tp_via_lib_norpath)
 endfunction()
 
 tp_driver(transparency_shell transparency_shell.c)

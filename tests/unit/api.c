@@ -3,6 +3,7 @@
 #include <dlfcn.h>
 #include <limits.h>
 #include <spawn.h>
+#include <stddef.h>
 #include <stdio.h>
 
 #include "common.h"
@@ -48,6 +49,35 @@ Test(api, every_pointer_is_the_exported_function)
 	cr_expect((void *)api->info == exported("forkshim_info"));
 	cr_expect((void *)api->sharing == exported("forkshim_sharing"));
 	cr_expect((void *)api->version == exported("forkshim_version"));
+}
+
+/* SHARED.md's names: fixed values, and the four functions appended to the
+ * version 1 table after version, in this order, each the exported one. */
+Test(api, shared_region_names_and_their_table_members)
+{
+	const struct forkshim_api *api = forkshim_api(1);
+	size_t at =
+	    offsetof(struct forkshim_api, version) + sizeof(api->version);
+
+	cr_expect(FORKSHIM_SHARED == 0x2u && FORKSHIM_SAME_ADDRESS == 0x1u &&
+	          FORKSHIM_TOKEN_SIZE == 64 &&
+	          sizeof(struct forkshim_token) == FORKSHIM_TOKEN_SIZE);
+	cr_expect(offsetof(struct forkshim_api, alloc) == at);
+	cr_expect(offsetof(struct forkshim_api, export_token) ==
+	          at + sizeof(void (*)(void)));
+	cr_expect(offsetof(struct forkshim_api, import_token) ==
+	          at + 2 * sizeof(void (*)(void)));
+	cr_expect(offsetof(struct forkshim_api, release) ==
+	          at + 3 * sizeof(void (*)(void)));
+	cr_assert(api != NULL);
+	cr_expect(api->alloc == forkshim_alloc);
+	cr_expect(api->export_token == forkshim_export);
+	cr_expect(api->import_token == forkshim_import);
+	cr_expect(api->release == forkshim_release);
+	cr_expect((void *)api->alloc == exported("forkshim_alloc"));
+	cr_expect((void *)api->export_token == exported("forkshim_export"));
+	cr_expect((void *)api->import_token == exported("forkshim_import"));
+	cr_expect((void *)api->release == exported("forkshim_release"));
 }
 
 Test(api, table_functions_work_end_to_end)
@@ -116,8 +146,9 @@ Test(client, get_returns_the_version_one_table_when_the_shim_is_loaded)
 	cr_expect(api == forkshim_api(FORKSHIM_ABI_VERSION));
 }
 
-/* The helper links no shim: it prints what forkshim_client_get() found. */
-static void expect_probe(int preload, const char *want)
+/* The helper links no shim: it prints what forkshim_client_get() found
+ * with preload as its LD_PRELOAD, and forkshim_client_has_shared(). */
+static void expect_probe(const char *preload, const char *want)
 {
 	char preload_var[4096], line[128] = "";
 	char *argv[] = {UNIT_HELPER, "probe", NULL};
@@ -127,8 +158,7 @@ static void expect_probe(int preload, const char *want)
 	pid_t pid;
 	FILE *f;
 
-	snprintf(preload_var, sizeof preload_var, "LD_PRELOAD=%s",
-	         preload ? FORKSHIM_PRELOAD : "");
+	snprintf(preload_var, sizeof preload_var, "LD_PRELOAD=%s", preload);
 	cr_assert(pipe(fds) == 0);
 	posix_spawn_file_actions_init(&fa);
 	posix_spawn_file_actions_adddup2(&fa, fds[1], 1);
@@ -149,10 +179,18 @@ static void expect_probe(int preload, const char *want)
 
 Test(client, get_returns_null_without_the_shim)
 {
-	expect_probe(0, "absent\n");
+	expect_probe("", "absent\n");
 }
 
 Test(client, get_finds_a_preloaded_shim)
 {
-	expect_probe(1, "present 1 0.1.0\n");
+	expect_probe(FORKSHIM_PRELOAD, "present 1 0.1.0 shared 1\n");
+}
+
+/* An older shim's table ends at version: the client still gets it (the
+ * ABI 1 functions work) and has_shared says no, so the plugin serializes
+ * (tests/unit/old_table.c stands in for that shim's table). */
+Test(client, an_older_shim_is_found_without_the_shared_functions)
+{
+	expect_probe(UNIT_OLD_TABLE_PRELOAD, "present 1 0.1.0 shared 0\n");
 }

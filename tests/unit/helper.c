@@ -175,8 +175,8 @@ int main(int argc, char **argv)
 		if (api == NULL)
 			printf("absent\n");
 		else
-			printf("present %u %s\n", api->abi_version,
-			       api->version());
+			printf("present %u %s shared %d\n", api->abi_version,
+			       api->version(), forkshim_client_has_shared(api));
 		rc = 0;
 	} else if (argc >= 2 && strcmp(argv[1], "wait") == 0) {
 		char b;
