@@ -323,9 +323,9 @@ static void dying(int sig)
 	report_end(HOW_SIGNAL, 0, sig);
 }
 
+/* The child of an armed process is armed: its report is its own. */
 static void arm_child(void)
 {
-	lock_word = 0; /* a thread the child does not have may have held it */
 	parent = getppid();
 	birth = table_line_freezes();
 	since = jsonl_now();
@@ -355,7 +355,6 @@ void report_arm(void)
 	              dying);
 	__atomic_store_n(&armed, 1, __ATOMIC_RELEASE);
 	unlock(&saved);
-	pthread_atfork(NULL, NULL, arm_child);
 	on_exit(on_exit_hook, NULL);
 }
 
@@ -372,15 +371,22 @@ void report_mapped(void)
 		__atomic_store_n(&pending, pid, __ATOMIC_RELEASE);
 }
 
-/* A child made by fork() of a process that maps a region late maps it
- * too.  And the arming lock is free in every child: another thread of the
- * parent may have held it at the fork, before arm_child is registered
- * (the first arming registers it), and the child would then spin in its
- * own first freeze for ever.  This handler is registered at load. */
+/* Every fork() child of a process with reports on.  The arming lock is
+ * free in it: another thread of the parent may have held it at the fork,
+ * and the child would then spin in its own first freeze for ever.  The
+ * child of an armed process is armed (arm_child), and the child of one
+ * that maps a region late maps it too.  This handler is registered at
+ * load, while the process has one thread: glibc runs in a child only the
+ * handlers registered before its fork began running the prepare
+ * handlers, so one registered by the first arming (as arm_child was)
+ * could miss a child that another thread forked during that arming
+ * (report_family, a_child_forked_while_its_parent_arms_can_arm). */
 static void late_child(void)
 {
 	if (lock_word != 0) /* no store (a copy-on-write fault) otherwise */
 		lock_word = 0;
+	if (__atomic_load_n(&armed, __ATOMIC_ACQUIRE))
+		arm_child();
 	if (__atomic_load_n(&pending, __ATOMIC_ACQUIRE) != 0)
 		__atomic_store_n(&pending, (pid_t)syscall(SYS_getpid),
 		                 __ATOMIC_RELEASE);
@@ -396,6 +402,7 @@ void report_configure(void)
 	if (config.secure || config.report_dir == NULL)
 		return;
 	pthread_atfork(NULL, NULL, late_child);
+	signals_watch_at_load(); /* report_arm watches the fatal signals */
 	on_exit(on_exit_hook, NULL);
 }
 

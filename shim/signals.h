@@ -63,5 +63,8 @@ void signals_chain(int sig, siginfo_t *si, void *uc);
 /* Stands in for the program's SIG_DFL of each of sigs[0..n) (see above);
  * dying(sig) runs in our handler before the default action. */
 void signals_watch(const int *sigs, size_t n, void (*dying)(int sig));
+/* Registers, at load, what frees signals_watch's lock in a fork() child:
+ * a process that may watch calls it while it has one thread. */
+void signals_watch_at_load(void);
 
 #endif
