@@ -312,11 +312,6 @@ Test(family, a_child_forked_while_its_parent_arms_can_arm, .timeout = 100)
 	struct host_run r;
 	int hung = -1, rounds = -1;
 
-	/* Under ASan 2 of 5 rounds still had a child spinning on the
-	 * signals' watch lock (not understood yet: the handler that frees it
-	 * was registered in those children; issue 15's closing note). */
-	if (FORKSHIM_SANITIZER_RT[0] != '\0')
-		cr_skip_test("a child still hangs under a sanitizer: open");
 	host_env_plain(&e);
 	host_env_add(&e, "LD_PRELOAD=%s:%s", FORKSHIM_LIB,
 	             REPORT_SLOW_SIGACTION);
