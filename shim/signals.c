@@ -325,7 +325,8 @@ static int watched_signal(int sig, sighandler_t handler, int flags,
 /* A thread the child does not have may have held the lock. */
 static void watch_child(void)
 {
-	watch_lock = 0;
+	if (watch_lock != 0) /* no store (a copy-on-write fault) otherwise */
+		watch_lock = 0;
 }
 
 /* Registered at load (signals_watch_at_load), while the process has one
