@@ -51,7 +51,7 @@ static pid_t ended;  /* the process whose report is complete */
 /* The process that mapped a shared region by late deref or info while
  * unarmed (report_mapped): its report is armed on its way out
  * (late_arm).  A child made by fork() maps what its parent mapped, and
- * takes it over (late_child); one made without the atfork handlers keeps
+ * takes it over (report_child); one made without the atfork handlers keeps
  * its parent's pid here, which is not its own. */
 static pid_t pending;
 
@@ -371,7 +371,8 @@ void report_mapped(void)
 		__atomic_store_n(&pending, pid, __ATOMIC_RELEASE);
 }
 
-/* Every fork() child of a process with reports on.  The arming lock is
+/* Every fork() child of a process with reports on (hot: it runs in each,
+ * from the pages its first fault maps, hot.ld).  The arming lock is
  * free in it: another thread of the parent may have held it at the fork,
  * and the child would then spin in its own first freeze for ever.  The
  * child of an armed process is armed (arm_child), and the child of one
@@ -381,7 +382,7 @@ void report_mapped(void)
  * handlers, so one registered by the first arming (as arm_child was)
  * could miss a child that another thread forked during that arming
  * (report_family, a_child_forked_while_its_parent_arms_can_arm). */
-static void late_child(void)
+static FORKSHIM_HOT void report_child(void)
 {
 	if (lock_word != 0) /* no store (a copy-on-write fault) otherwise */
 		lock_word = 0;
@@ -401,7 +402,7 @@ void report_configure(void)
 {
 	if (config.secure || config.report_dir == NULL)
 		return;
-	pthread_atfork(NULL, NULL, late_child);
+	pthread_atfork(NULL, NULL, report_child);
 	signals_watch_at_load(); /* report_arm watches the fatal signals */
 	on_exit(on_exit_hook, NULL);
 }

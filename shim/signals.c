@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "init.h"
+#include "hot.h"
 #include "interpose.h"
 
 #define LOAD(p) __atomic_load_n((p), __ATOMIC_RELAXED)
@@ -322,8 +323,9 @@ static int watched_signal(int sig, sighandler_t handler, int flags,
 	return 1;
 }
 
-/* A thread the child does not have may have held the lock. */
-static void watch_child(void)
+/* A thread the child does not have may have held the lock.  Hot: it runs
+ * in every fork() child of a process with reports on (hot.ld). */
+static FORKSHIM_HOT void watch_child(void)
 {
 	if (watch_lock != 0) /* no store (a copy-on-write fault) otherwise */
 		watch_lock = 0;
