@@ -28,27 +28,27 @@ Test(api, version_one_table_has_its_version_and_size)
 	cr_expect(forkshim_api(1) == api, "the table is not a constant");
 }
 
+/* A table member is the function itself and the one the library exports
+ * under its name. */
+#define EXPECT_MEMBER(api, member, fn)                                         \
+	do {                                                                   \
+		cr_expect((api)->member == fn);                                \
+		cr_expect((void *)(api)->member == exported(#fn));             \
+	} while (0)
+
 Test(api, every_pointer_is_the_exported_function)
 {
 	const struct forkshim_api *api = forkshim_api(1);
 
 	cr_assert(api != NULL);
-	cr_expect(api->freeze == forkshim_freeze);
-	cr_expect(api->thaw == forkshim_thaw);
-	cr_expect(api->deref == forkshim_deref);
-	cr_expect(api->find == forkshim_find);
-	cr_expect(api->visible == forkshim_visible);
-	cr_expect(api->info == forkshim_info);
-	cr_expect(api->sharing == forkshim_sharing);
-	cr_expect(api->version == forkshim_version);
-	cr_expect((void *)api->freeze == exported("forkshim_freeze"));
-	cr_expect((void *)api->thaw == exported("forkshim_thaw"));
-	cr_expect((void *)api->deref == exported("forkshim_deref"));
-	cr_expect((void *)api->find == exported("forkshim_find"));
-	cr_expect((void *)api->visible == exported("forkshim_visible"));
-	cr_expect((void *)api->info == exported("forkshim_info"));
-	cr_expect((void *)api->sharing == exported("forkshim_sharing"));
-	cr_expect((void *)api->version == exported("forkshim_version"));
+	EXPECT_MEMBER(api, freeze, forkshim_freeze);
+	EXPECT_MEMBER(api, thaw, forkshim_thaw);
+	EXPECT_MEMBER(api, deref, forkshim_deref);
+	EXPECT_MEMBER(api, find, forkshim_find);
+	EXPECT_MEMBER(api, visible, forkshim_visible);
+	EXPECT_MEMBER(api, info, forkshim_info);
+	EXPECT_MEMBER(api, sharing, forkshim_sharing);
+	EXPECT_MEMBER(api, version, forkshim_version);
 }
 
 /* SHARED.md's names: fixed values, and the four functions appended to the
@@ -70,14 +70,10 @@ Test(api, shared_region_names_and_their_table_members)
 	cr_expect(offsetof(struct forkshim_api, release) ==
 	          at + 3 * sizeof(void (*)(void)));
 	cr_assert(api != NULL);
-	cr_expect(api->alloc == forkshim_alloc);
-	cr_expect(api->export_token == forkshim_export);
-	cr_expect(api->import_token == forkshim_import);
-	cr_expect(api->release == forkshim_release);
-	cr_expect((void *)api->alloc == exported("forkshim_alloc"));
-	cr_expect((void *)api->export_token == exported("forkshim_export"));
-	cr_expect((void *)api->import_token == exported("forkshim_import"));
-	cr_expect((void *)api->release == exported("forkshim_release"));
+	EXPECT_MEMBER(api, alloc, forkshim_alloc);
+	EXPECT_MEMBER(api, export_token, forkshim_export);
+	EXPECT_MEMBER(api, import_token, forkshim_import);
+	EXPECT_MEMBER(api, release, forkshim_release);
 }
 
 Test(api, table_functions_work_end_to_end)
