@@ -303,8 +303,11 @@ static uint32_t claim_birth(void)
 			uint64_t th = LOAD(&pg->births[i].thread), seq;
 
 			if (th == 0 &&
-			    CAS(&pg->births[i].thread, &th, BIRTH_CLAIMED))
+			    CAS(&pg->births[i].thread, &th, BIRTH_CLAIMED)) {
+				__atomic_fetch_add(&pg->births_held, 1,
+				                   __ATOMIC_RELAXED);
 				return i;
+			}
 			seq = LOAD(&pg->births[i].seq);
 			if (th != BIRTH_CLAIMED && seq < oldest) {
 				oldest = seq;
@@ -362,6 +365,10 @@ static HOT uint64_t take_birth(void)
 	struct procpage *pg = procpage();
 	uint64_t self = (uint64_t)pthread_self();
 
+	/* Most forks note no birth (no table yet): then no record is held,
+	 * and a thread's own claim (its prepare, before this) is seen by it. */
+	if (LOAD(&pg->births_held) == 0)
+		return 0;
 	for (;;) {
 		uint64_t best = 0, birth = 0, th = self;
 		uint32_t pick = PROC_FORKING_MAX;
@@ -381,8 +388,11 @@ static HOT uint64_t take_birth(void)
 			return 0;
 		birth = LOAD(&pg->births[pick].birth);
 		if (LOAD(&pg->births[pick].seq) == best &&
-		    CAS(&pg->births[pick].thread, &th, 0))
+		    CAS(&pg->births[pick].thread, &th, 0)) {
+			__atomic_fetch_sub(&pg->births_held, 1,
+			                   __ATOMIC_RELAXED);
 			return birth;
+		}
 	}
 }
 

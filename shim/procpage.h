@@ -43,6 +43,8 @@ struct procpage {
 	/* Birth points from the prepare phase to the fork wrapper of the same
 	 * thread (keyed by pthread_self), written under the table lock. */
 	uint64_t births_seq;
+	uint32_t births_held; /* records claimed and not yet taken back: a
+	                         fork wrapper finding 0 has none to take */
 	struct {
 		uint64_t thread;
 		uint64_t birth;

@@ -448,6 +448,7 @@ static const char *CLOCK_NAME[CLOCKS] = {"wall", "cpu"};
 
 struct stamp {
 	double t[CLOCKS];
+	double self;     /* this process's CPU alone, ns */
 	long kid_faults; /* minor faults of the reaped children */
 };
 
@@ -464,15 +465,16 @@ static void stamp_now(struct stamp *s)
 	s->t[WALL] = now_ns();
 	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
 	getrusage(RUSAGE_CHILDREN, &kids);
-	s->t[CPU] = (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec +
-	            tv_ns(kids.ru_utime) + tv_ns(kids.ru_stime);
+	s->self = (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
+	s->t[CPU] = s->self + tv_ns(kids.ru_utime) + tv_ns(kids.ru_stime);
 	s->kid_faults = kids.ru_minflt;
 }
 
 /* One fork+_exit+waitpid, through fork() (raw 0) or glibc's _Fork() (raw
- * 1: no wrapper, no atfork handler); its cost on each clock into d, and
- * returns the child's minor faults. */
-static long timed_fork(int raw, double d[CLOCKS])
+ * 1: no wrapper, no atfork handler); its cost on each clock into d, the
+ * parent's own CPU time into *self (when not NULL), and returns the
+ * child's minor faults. */
+static long timed_fork(int raw, double d[CLOCKS], double *self)
 {
 	struct stamp a, b;
 	int status;
@@ -489,6 +491,8 @@ static long timed_fork(int raw, double d[CLOCKS])
 	stamp_now(&b);
 	for (int c = 0; c < CLOCKS; c++)
 		d[c] = b.t[c] - a.t[c];
+	if (self != NULL)
+		*self = b.self - a.self;
 	return b.kid_faults - a.kid_faults;
 }
 
@@ -500,9 +504,10 @@ static long timed_fork(int raw, double d[CLOCKS])
  *     line "faults P C": minor page faults per fork in this process and in
  *     the children, which unlike time do not depend on the machine's load;
  *   "inter N": N pairs of a fork() and a _Fork() (which goes first
- *     alternates from pair to pair), a line "FW FC XW XC FF XF" each
- *     (fork's wall and CPU ns, then _Fork's, then the minor faults of
- *     fork's child and of _Fork's).  A pair's difference is what fork's
+ *     alternates from pair to pair), a line "FW FC XW XC FF XF FP XP"
+ *     each (fork's wall and CPU ns, then _Fork's, then the minor faults
+ *     of fork's child and of _Fork's, then the CPU ns of this process
+ *     alone in fork's and in _Fork's).  A pair's difference is what fork's
  *     wrapper and atfork handlers cost in this process, the process's own
  *     size and layout cancelled.
  * Modes: small0, a small process that never calls the shim (with it
@@ -547,8 +552,8 @@ static int worker_fork(const char *mode)
 			die("freeze: %s", strerror(errno));
 	}
 	for (int i = 0; i < WARMUP_FORKS; i++) {
-		timed_fork(0, d);
-		timed_fork(1, d);
+		timed_fork(0, d, NULL);
+		timed_fork(1, d, NULL);
 	}
 	printf("ready %s\n", loaded ? "with" : "without");
 	fflush(stdout);
@@ -556,18 +561,20 @@ static int worker_fork(const char *mode)
 	while (fgets(line, sizeof(line), stdin)) {
 		if (sscanf(line, "inter %lu", &n) == 1 && n > 0) {
 			for (unsigned long i = 0; i < n; i++, pairs++) {
-				double f[CLOCKS], x[CLOCKS];
+				double f[CLOCKS], x[CLOCKS], fp, xp;
 				long ff, xf;
 
 				if (pairs % 2) {
-					xf = timed_fork(1, x);
-					ff = timed_fork(0, f);
+					xf = timed_fork(1, x, &xp);
+					ff = timed_fork(0, f, &fp);
 				} else {
-					ff = timed_fork(0, f);
-					xf = timed_fork(1, x);
+					ff = timed_fork(0, f, &fp);
+					xf = timed_fork(1, x, &xp);
 				}
-				printf("%.0f %.0f %.0f %.0f %ld %ld\n", f[WALL],
-				       f[CPU], x[WALL], x[CPU], ff, xf);
+				printf(
+				    "%.0f %.0f %.0f %.0f %ld %ld %.0f %.0f\n",
+				    f[WALL], f[CPU], x[WALL], x[CPU], ff, xf,
+				    fp, xp);
 			}
 			fflush(stdout);
 			continue;
@@ -580,7 +587,7 @@ static int worker_fork(const char *mode)
 		getrusage(RUSAGE_SELF, &self0);
 		getrusage(RUSAGE_CHILDREN, &kids0);
 		for (unsigned long i = 0; i < n; i++)
-			timed_fork(0, samples[i]);
+			timed_fork(0, samples[i], NULL);
 		getrusage(RUSAGE_SELF, &self1);
 		getrusage(RUSAGE_CHILDREN, &kids1);
 		for (unsigned long i = 0; i < n; i++)
@@ -915,41 +922,52 @@ struct wrapper_cost {
 	unsigned long pairs;             /* per arm and round */
 	struct spread cmp[CLOCKS][CMPS]; /* differences, ns */
 	double diff[CLOCKS][ARMS]; /* medians over rounds of fork - _Fork */
+	/* The same for the parent's own CPU time: the wrapper's and the
+	 * atfork handlers' code; the rest of the CPU difference is the
+	 * children's. */
+	struct spread parent_cmp[CMPS];
+	double parent_diff[ARMS];
 	double fork_us[ARMS], raw_us[ARMS]; /* median wall, all pairs */
 	double kid_faults[ARMS][2]; /* per fork() and per _Fork() child */
 };
 
-/* Reads n pairs from w: appends each pair's fork - _Fork to d[clock], the
- * fork's and _Fork's wall times to f and x; adds their children's minor
- * faults to faults. */
+/* Reads n pairs from w: appends each pair's fork - _Fork to d[clock] and,
+ * for the parent's own CPU, to p; the fork's and _Fork's wall times to f
+ * and x; adds their children's minor faults to faults. */
 static void worker_inter(struct worker *w, unsigned long n, double *d[CLOCKS],
-                         double *f, double *x, double faults[2])
+                         double *p, double *f, double *x, double faults[2])
 {
-	char line[128];
-	double fw, fc, xw, xc, ff, xf;
+	char line[160];
+	double fw, fc, xw, xc, ff, xf, fp, xp;
 
 	fprintf(w->to, "inter %lu\n", n);
 	fflush(w->to);
 	for (unsigned long i = 0; i < n; i++) {
 		if (fgets(line, sizeof(line), w->from) == NULL ||
-		    sscanf(line, "%lf %lf %lf %lf %lf %lf", &fw, &fc, &xw, &xc,
-		           &ff, &xf) != 6)
+		    sscanf(line, "%lf %lf %lf %lf %lf %lf %lf %lf", &fw, &fc,
+		           &xw, &xc, &ff, &xf, &fp, &xp) != 8)
 			die("a fork worker stopped answering");
 		faults[0] += ff;
 		faults[1] += xf;
 		d[WALL][i] = fw - xw;
 		d[CPU][i] = fc - xc;
+		p[i] = fp - xp;
 		f[i] = fw;
 		x[i] = xw;
 	}
 }
+
+/* The wrapper's figures are kept on one more clock than the others: the
+ * parent's own CPU time (SELF). */
+#define SELF CLOCKS
+#define WCLOCKS (CLOCKS + 1)
 
 static void measure_wrapper(struct wrapper_cost *out, int rounds,
                             unsigned long n)
 {
 	unsigned long slice = n / TURNS ? n / TURNS : 1;
 	size_t all;
-	double *d[CLOCKS][CMPS], *side[CLOCKS][ARMS], *pd[ARMS][CLOCKS];
+	double *d[WCLOCKS][CMPS], *side[WCLOCKS][ARMS], *pd[ARMS][WCLOCKS];
 	double *f[ARMS], *x[ARMS];
 
 	n = slice * TURNS;
@@ -959,10 +977,10 @@ static void measure_wrapper(struct wrapper_cost *out, int rounds,
 	for (int a = 0; a < ARMS; a++) {
 		f[a] = alloc_doubles(all);
 		x[a] = alloc_doubles(all);
-		for (int k = 0; k < CLOCKS; k++)
+		for (int k = 0; k < WCLOCKS; k++)
 			pd[a][k] = alloc_doubles(n);
 	}
-	for (int k = 0; k < CLOCKS; k++) {
+	for (int k = 0; k < WCLOCKS; k++) {
 		for (int i = 0; i < CMPS; i++)
 			d[k][i] = alloc_doubles((size_t)rounds);
 		for (int a = 0; a < ARMS; a++)
@@ -982,28 +1000,31 @@ static void measure_wrapper(struct wrapper_cost *out, int rounds,
 				double *to[CLOCKS] = {pd[a][WALL] + at,
 				                      pd[a][CPU] + at};
 
-				worker_inter(&w[a], slice, to,
+				worker_inter(&w[a], slice, to, pd[a][SELF] + at,
 				             f[a] + (size_t)r * n + at,
 				             x[a] + (size_t)r * n + at,
 				             out->kid_faults[a]);
 			}
 		for (int a = 0; a < ARMS; a++) {
 			worker_finish(&w[a], "small0");
-			for (int k = 0; k < CLOCKS; k++)
+			for (int k = 0; k < WCLOCKS; k++)
 				side[k][a][r] = median(pd[a][k], n);
 		}
-		for (int k = 0; k < CLOCKS; k++)
+		for (int k = 0; k < WCLOCKS; k++)
 			for (int i = 0; i < CMPS; i++)
 				d[k][i][r] = side[k][CMP_ARMS[i][0]][r] -
 				             side[k][CMP_ARMS[i][1]][r];
 	}
-	for (int k = 0; k < CLOCKS; k++) {
+	for (int k = 0; k < WCLOCKS; k++) {
 		for (int i = 0; i < CMPS; i++) {
-			stat_of(d[k][i], (size_t)rounds, &out->cmp[k][i]);
+			stat_of(d[k][i], (size_t)rounds,
+			        k == SELF ? &out->parent_cmp[i]
+			                  : &out->cmp[k][i]);
 			free(d[k][i]);
 		}
 		for (int a = 0; a < ARMS; a++) {
-			out->diff[k][a] = median(side[k][a], (size_t)rounds);
+			*(k == SELF ? &out->parent_diff[a] : &out->diff[k][a]) =
+			    median(side[k][a], (size_t)rounds);
 			free(side[k][a]);
 		}
 	}
@@ -1014,7 +1035,7 @@ static void measure_wrapper(struct wrapper_cost *out, int rounds,
 		out->raw_us[a] = median(x[a], all) / 1e3;
 		free(f[a]);
 		free(x[a]);
-		for (int k = 0; k < CLOCKS; k++)
+		for (int k = 0; k < WCLOCKS; k++)
 			free(pd[a][k]);
 	}
 }
@@ -1526,6 +1547,20 @@ int main(int argc, char **argv)
 		    CLOCK_NAME[k], wrapper.diff[k][NONE] / 1e3,
 		    wrapper.diff[k][EMPTY] / 1e3, wrapper.diff[k][SHIM] / 1e3);
 	print_cmps("  ", "%+.1f", wrapper.cmp, 1e3, DIFF_LABEL, CMPS);
+	printf("  of which the parent's own cpu (the wrapper's and the "
+	       "handlers' code; the rest\n  is the children's): fork - "
+	       "_Fork without %.1f, empty preload %.1f, shim %.1f\n   ",
+	       wrapper.parent_diff[NONE] / 1e3,
+	       wrapper.parent_diff[EMPTY] / 1e3,
+	       wrapper.parent_diff[SHIM] / 1e3);
+	for (int i = 0; i < CMPS; i++) {
+		struct spread s = wrapper.parent_cmp[i];
+
+		s.med /= 1e3, s.ci_lo /= 1e3, s.ci_hi /= 1e3;
+		printf(" %s ", DIFF_LABEL[i]);
+		print_stat("%+.2f", &s);
+		printf("%s", i + 1 < CMPS ? ";" : "\n");
+	}
 	printf("  child minor faults per fork() and per _Fork() child, "
 	       "fork() - _Fork():\n   ");
 	for (int a = 0; a < ARMS; a++)
