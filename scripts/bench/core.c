@@ -918,15 +918,16 @@ static void measure_fork_case(struct fork_case *c)
  * turns.  An arm's figure in a round is the median over its n pairs of
  * (fork - _Fork); a round's figure for a comparison the difference of two
  * arms' figures, per clock. */
+/* The wrapper's figures are kept on one more clock than the others: the
+ * parent's own CPU time (SELF), the wrapper's and the atfork handlers'
+ * code; the rest of the CPU difference is the children's. */
+#define SELF CLOCKS
+#define WCLOCKS (CLOCKS + 1)
+
 struct wrapper_cost {
-	unsigned long pairs;             /* per arm and round */
-	struct spread cmp[CLOCKS][CMPS]; /* differences, ns */
-	double diff[CLOCKS][ARMS]; /* medians over rounds of fork - _Fork */
-	/* The same for the parent's own CPU time: the wrapper's and the
-	 * atfork handlers' code; the rest of the CPU difference is the
-	 * children's. */
-	struct spread parent_cmp[CMPS];
-	double parent_diff[ARMS];
+	unsigned long pairs;              /* per arm and round */
+	struct spread cmp[WCLOCKS][CMPS]; /* differences, ns */
+	double diff[WCLOCKS][ARMS]; /* medians over rounds of fork - _Fork */
 	double fork_us[ARMS], raw_us[ARMS]; /* median wall, all pairs */
 	double kid_faults[ARMS][2]; /* per fork() and per _Fork() child */
 };
@@ -956,11 +957,6 @@ static void worker_inter(struct worker *w, unsigned long n, double *d[CLOCKS],
 		x[i] = xw;
 	}
 }
-
-/* The wrapper's figures are kept on one more clock than the others: the
- * parent's own CPU time (SELF). */
-#define SELF CLOCKS
-#define WCLOCKS (CLOCKS + 1)
 
 static void measure_wrapper(struct wrapper_cost *out, int rounds,
                             unsigned long n)
@@ -1017,14 +1013,11 @@ static void measure_wrapper(struct wrapper_cost *out, int rounds,
 	}
 	for (int k = 0; k < WCLOCKS; k++) {
 		for (int i = 0; i < CMPS; i++) {
-			stat_of(d[k][i], (size_t)rounds,
-			        k == SELF ? &out->parent_cmp[i]
-			                  : &out->cmp[k][i]);
+			stat_of(d[k][i], (size_t)rounds, &out->cmp[k][i]);
 			free(d[k][i]);
 		}
 		for (int a = 0; a < ARMS; a++) {
-			*(k == SELF ? &out->parent_diff[a] : &out->diff[k][a]) =
-			    median(side[k][a], (size_t)rounds);
+			out->diff[k][a] = median(side[k][a], (size_t)rounds);
 			free(side[k][a]);
 		}
 	}
@@ -1206,6 +1199,26 @@ static void print_cmp_target(const char *label, const char *fmt,
 	}
 }
 
+/* One clock's comparisons, after its label: " shim/none 1.012 [0.990 to
+ * 1.031] (range 0.95-1.08); ..." */
+static void print_cmp_row(const char *fmt, const struct spread row[CMPS],
+                          double scale, const char **names, int ncmp)
+{
+	for (int i = 0; i < ncmp; i++) {
+		struct spread s = row[i];
+
+		s.med /= scale, s.ci_lo /= scale, s.ci_hi /= scale;
+		s.lo /= scale, s.hi /= scale;
+		printf(" %s ", names[i]);
+		print_stat(fmt, &s);
+		printf(" (range ");
+		printf(fmt, s.lo);
+		printf(" to ");
+		printf(fmt, s.hi);
+		printf(")%s", i + 1 < ncmp ? ";" : "\n");
+	}
+}
+
 /* A comparison's rows, one per clock: "<clock> shim/none 1.012 [0.990 to
  * 1.031] (range 0.95-1.08) ..." */
 static void print_cmps(const char *indent, const char *fmt,
@@ -1214,19 +1227,7 @@ static void print_cmps(const char *indent, const char *fmt,
 {
 	for (int k = 0; k < CLOCKS; k++) {
 		printf("%s%-4s", indent, CLOCK_NAME[k]);
-		for (int i = 0; i < ncmp; i++) {
-			struct spread s = cmp[k][i];
-
-			s.med /= scale, s.ci_lo /= scale, s.ci_hi /= scale;
-			s.lo /= scale, s.hi /= scale;
-			printf(" %s ", names[i]);
-			print_stat(fmt, &s);
-			printf(" (range ");
-			printf(fmt, s.lo);
-			printf(" to ");
-			printf(fmt, s.hi);
-			printf(")%s", i + 1 < ncmp ? ";" : "\n");
-		}
+		print_cmp_row(fmt, cmp[k], scale, names, ncmp);
 	}
 }
 
@@ -1549,18 +1550,10 @@ int main(int argc, char **argv)
 	print_cmps("  ", "%+.1f", wrapper.cmp, 1e3, DIFF_LABEL, CMPS);
 	printf("  of which the parent's own cpu (the wrapper's and the "
 	       "handlers' code; the rest\n  is the children's): fork - "
-	       "_Fork without %.1f, empty preload %.1f, shim %.1f\n   ",
-	       wrapper.parent_diff[NONE] / 1e3,
-	       wrapper.parent_diff[EMPTY] / 1e3,
-	       wrapper.parent_diff[SHIM] / 1e3);
-	for (int i = 0; i < CMPS; i++) {
-		struct spread s = wrapper.parent_cmp[i];
-
-		s.med /= 1e3, s.ci_lo /= 1e3, s.ci_hi /= 1e3;
-		printf(" %s ", DIFF_LABEL[i]);
-		print_stat("%+.2f", &s);
-		printf("%s", i + 1 < CMPS ? ";" : "\n");
-	}
+	       "_Fork without %.1f, empty preload %.1f, shim %.1f\n  self",
+	       wrapper.diff[SELF][NONE] / 1e3, wrapper.diff[SELF][EMPTY] / 1e3,
+	       wrapper.diff[SELF][SHIM] / 1e3);
+	print_cmp_row("%+.2f", wrapper.cmp[SELF], 1e3, DIFF_LABEL, CMPS);
 	printf("  child minor faults per fork() and per _Fork() child, "
 	       "fork() - _Fork():\n   ");
 	for (int a = 0; a < ARMS; a++)
